@@ -1,0 +1,309 @@
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { HTTPError, TooManyRequestsError } from "../errors.js";
+import { renderPrometheus } from "../metrics/prometheus.js";
+import { StatsCollector, type Stats } from "../metrics/stats.js";
+import { createHttpServer } from "../node/server.js";
+import type { StreamWriter } from "../node/stream-writer.js";
+import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../options.js";
+import { JSONResponse, Response, type ResponseHost, type SendContext } from "../responses/response.js";
+import { staticHandler, type StaticOptions } from "../responses/static.js";
+import { DependencyScope } from "./dependencies.js";
+import { RateLimiter, StreamSlots } from "./limits.js";
+import { Request } from "./request.js";
+import { RouteTable, Router, type ResponseLike } from "./router.js";
+
+/** HTTP middleware: runs around the route handler and returns the response. */
+export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
+
+/**
+ * Turns an error into a response. Return `undefined` to fall back to the default handling
+ * (HTTPError → its status, anything else → 500 without details).
+ */
+export type ErrorHandler = (error: unknown, req: Request) => ResponseLike | Promise<ResponseLike>;
+
+/** Where to listen. */
+export interface ListenOptions {
+  /** @default 8000 */
+  port?: number;
+  /** @default "127.0.0.1" */
+  host?: string;
+}
+
+/** Where the server listens once `listen()` resolved. */
+export interface ListeningAddress {
+  host: string;
+  port: number;
+  /** `http://host:port` */
+  url: string;
+}
+
+/**
+ * The application: routes, middleware, lifecycle and the HTTP server.
+ * @example
+ * const app = new Catzilla();
+ * app.get("/hello", () => "Hello, World!");
+ * await app.listen({ port: 8000 });
+ */
+export class Catzilla extends Router {
+  /** The options in effect, defaults filled in. */
+  readonly config: ResolvedAppOptions;
+  /** The node:http server, once `listen()` was called. */
+  server: Server | null = null;
+  private table: RouteTable | null = null;
+  private readonly middleware: Middleware[] = [];
+  private errorHandler: ErrorHandler | null = null;
+  private readonly startupHooks: Array<() => unknown> = [];
+  private readonly shutdownHooks: Array<() => unknown> = [];
+  private readonly collector = new StatsCollector();
+  private readonly rateLimiter: RateLimiter | null;
+  private readonly streamSlots: StreamSlots;
+  private readonly streams = new Set<StreamWriter>();
+  private readonly host: ResponseHost;
+  private shuttingDown = false;
+  private closing: Promise<void> | null = null;
+  private sampler: NodeJS.Timeout | null = null;
+  private readonly signalHandler = (): void => {
+    void this.close().finally(() => process.exit(0));
+  };
+
+  constructor(options: AppOptions = {}) {
+    super();
+    this.config = resolveAppOptions(options);
+    this.rateLimiter = this.config.rateLimit === null ? null : new RateLimiter(this.config.rateLimit);
+    this.streamSlots = new StreamSlots(this.config.maxStreamsPerClient);
+    const slots = this.streamSlots;
+    const streams = this.streams;
+    this.host = {
+      stats: this.collector,
+      logger: this.config.logger,
+      streamIdleTimeoutMs: this.config.streamIdleTimeoutMs,
+      acquireStream: (req) => slots.acquire(req.raw.socket.remoteAddress ?? ""),
+      releaseStream: (req) => slots.release(req.raw.socket.remoteAddress ?? ""),
+      trackStream: (writer) => streams.add(writer),
+      untrackStream: (writer) => streams.delete(writer),
+    };
+  }
+
+  /** Add HTTP middleware; they run in the order added, around every request. */
+  use(middleware: Middleware): this {
+    this.middleware.push(middleware);
+    return this;
+  }
+
+  /** Set the error handler. */
+  onError(handler: ErrorHandler): this {
+    this.errorHandler = handler;
+    return this;
+  }
+
+  /** Run a function before the server starts listening. */
+  onStartup(hook: () => unknown): this {
+    this.startupHooks.push(hook);
+    return this;
+  }
+
+  /** Run a function after the server stopped, during `close()`. */
+  onShutdown(hook: () => unknown): this {
+    this.shutdownHooks.push(hook);
+    return this;
+  }
+
+  /**
+   * Serve files from a directory under a URL prefix, with Range, ETag and the rest of
+   * FileResponse. Paths that leave the directory (`..`, encoded or not, symlinks) get 404.
+   */
+  static(prefix: string, directory: string, options: StaticOptions = {}): this {
+    const handler = staticHandler(directory, options);
+    const base = prefix === "/" ? "" : prefix;
+    this.route(["GET", "HEAD"], `${base}/{path:path}`, handler);
+    return this;
+  }
+
+  /** Serve the statistics in the Prometheus text format at `path`. */
+  metrics(path = "/metrics"): this {
+    return this.get(path, () => new Response(renderPrometheus(this.stats()), {
+      headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
+    }));
+  }
+
+  /** A snapshot of the statistics. */
+  stats(): Stats {
+    return this.collector.snapshot();
+  }
+
+  /** The node:http request listener, for mounting the app on a server of your own. */
+  readonly handle = (raw: IncomingMessage, res: ServerResponse): void => {
+    void this.dispatch(raw, res);
+  };
+
+  protected override changed(): void {
+    this.table = null;
+  }
+
+  private async dispatch(raw: IncomingMessage, res: ServerResponse): Promise<void> {
+    const stats = this.collector.http;
+    stats.requests++;
+    stats.active++;
+    const req = new Request(raw, this.config.maxBodyBytes);
+    const scope = new DependencyScope(req);
+    let response: Response;
+    try {
+      response = await this.runChain(req, scope);
+    } catch (error) {
+      response = await this.renderError(error, req);
+    }
+    const ctx: SendContext = { req, res, host: this.host };
+    try {
+      await this.sendResponse(response, ctx);
+    } catch (error) {
+      if (!res.headersSent) {
+        response = await this.renderError(error, req);
+        try {
+          await this.sendResponse(response, ctx);
+        } catch (secondError) {
+          this.config.logger.error("catzilla: sending the error response failed", secondError);
+          res.destroy();
+        }
+      } else {
+        this.config.logger.error("catzilla: sending the response failed", error);
+        res.destroy();
+      }
+    } finally {
+      stats.active--;
+      this.collector.countResponse(res.statusCode);
+      await scope.close((error) => this.config.logger.error("catzilla: dependency cleanup failed", error));
+    }
+  }
+
+  private sendResponse(response: Response, ctx: SendContext): void | Promise<void> {
+    if (this.shuttingDown) response.headers.set("Connection", "close");
+    // An unread request body may be large; closing is cheaper than draining it.
+    else if (!ctx.req.raw.complete) response.headers.set("Connection", "close");
+    return response.send(ctx);
+  }
+
+  private runChain(req: Request, scope: DependencyScope): Promise<Response> {
+    if (this.rateLimiter !== null) {
+      const retryAfter = this.rateLimiter.take(req.raw.socket.remoteAddress ?? "");
+      if (retryAfter > 0) {
+        this.collector.http.rateLimited++;
+        return Promise.reject(new TooManyRequestsError("Rate limit exceeded", retryAfter));
+      }
+    }
+    if (this.middleware.length === 0) return this.endpoint(req, scope);
+    let index = 0;
+    const next = async (): Promise<Response> => {
+      const middleware = this.middleware[index++];
+      if (middleware === undefined) return this.endpoint(req, scope);
+      return toResponse(await middleware(req, next));
+    };
+    return next();
+  }
+
+  private async endpoint(req: Request, scope: DependencyScope): Promise<Response> {
+    const table = (this.table ??= new RouteTable(this.routes));
+    const match = table.match(req.method, req.path);
+    switch (match.kind) {
+      case "found": {
+        req.params = match.params;
+        const route = match.route;
+        const deps = route.dependencies === undefined ? {} : await scope.resolveAll(route.dependencies);
+        return toResponse(await route.handler(req as never, deps));
+      }
+      case "not-found":
+        throw new HTTPError(404);
+      case "method-not-allowed":
+        throw new HTTPError(405, undefined, { Allow: match.allow });
+      case "bad-path":
+        throw new HTTPError(400, "Malformed percent-encoding in path");
+    }
+  }
+
+  private async renderError(error: unknown, req: Request): Promise<Response> {
+    if (this.errorHandler !== null) {
+      try {
+        const handled = await this.errorHandler(error, req);
+        if (handled !== undefined) return toResponse(handled);
+      } catch (handlerError) {
+        this.config.logger.error("catzilla: the error handler threw", handlerError);
+        error = handlerError;
+      }
+    }
+    if (error instanceof HTTPError) {
+      return new JSONResponse({ detail: error.detail }, { status: error.status, headers: error.headers ?? {} });
+    }
+    this.collector.http.unhandledErrors++;
+    this.config.logger.error(`catzilla: unhandled error in ${req.method} ${req.path}`, error);
+    return new JSONResponse({ detail: "Internal Server Error" }, { status: 500 });
+  }
+
+  /**
+   * Run the startup hooks and start listening.
+   * @returns the address actually bound (useful with `port: 0`).
+   */
+  async listen(options: ListenOptions = {}): Promise<ListeningAddress> {
+    if (this.server !== null) throw new Error("This app is already listening");
+    for (const hook of this.startupHooks) await hook();
+    const server = createHttpServer(this.config, this.collector.connections, this.handle);
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port ?? 8000, options.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.sampler = setInterval(() => this.collector.sample(), 1000).unref();
+    if (this.config.handleSignals) {
+      process.once("SIGTERM", this.signalHandler);
+      process.once("SIGINT", this.signalHandler);
+    }
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return { host: address.address, port: address.port, url: `http://${host}:${address.port}` };
+  }
+
+  /**
+   * Shut down gracefully: stop accepting connections, let in-flight requests and streams finish
+   * for up to `shutdownTimeoutMs`, then cut what is left and run the shutdown hooks.
+   */
+  close(): Promise<void> {
+    return (this.closing ??= this.shutdown());
+  }
+
+  private async shutdown(): Promise<void> {
+    this.shuttingDown = true;
+    process.off("SIGTERM", this.signalHandler);
+    process.off("SIGINT", this.signalHandler);
+    const server = this.server;
+    if (server !== null) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + this.config.shutdownTimeoutMs;
+      while ((this.collector.http.active > 0 || this.streams.size > 0) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+        server.closeIdleConnections();
+      }
+      for (const writer of [...this.streams]) writer.cut("shutdown");
+      server.closeAllConnections();
+      await closed;
+    }
+    if (this.sampler !== null) clearInterval(this.sampler);
+    for (const hook of this.shutdownHooks) {
+      try {
+        await hook();
+      } catch (error) {
+        this.config.logger.error("catzilla: a shutdown hook failed", error);
+      }
+    }
+  }
+}
+
+/** Turn what a handler returned into a Response. */
+export function toResponse(value: ResponseLike): Response {
+  if (value instanceof Response) return value;
+  if (value === undefined) return new Response(null, { status: 204 });
+  if (typeof value === "string" || value instanceof Uint8Array) return new Response(value);
+  return new JSONResponse(value);
+}

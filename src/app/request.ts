@@ -1,0 +1,171 @@
+import type { IncomingMessage, IncomingHttpHeaders } from "node:http";
+import { BodyTooLargeError, ClientDisconnectError, HTTPError, InvalidJSONError } from "../errors.js";
+
+/** The address of the peer of a connection. */
+export interface ClientAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * An incoming HTTP request. Query, cookies and the full URL are parsed on first use.
+ * @typeParam P - the path params, inferred from the route pattern.
+ */
+export class Request<P = Record<string, string | number>> {
+  /** The node:http request, for what this class does not cover. */
+  readonly raw: IncomingMessage;
+  /** Request method, upper case. */
+  readonly method: string;
+  /** Path, still percent-encoded, without the query string. */
+  readonly path: string;
+  /** Path params decoded and converted per the route pattern. */
+  params: P;
+  /** Per-request storage for middleware and handlers. */
+  readonly state: Record<string, unknown> = {};
+  private readonly rawQuery: string;
+  private readonly maxBodyBytes: number;
+  private queryCache: URLSearchParams | undefined;
+  private cookieCache: Record<string, string> | undefined;
+  private bodyCache: Promise<Buffer> | undefined;
+  private bodyTaken = false;
+  private abortController: AbortController | undefined;
+
+  constructor(raw: IncomingMessage, maxBodyBytes: number) {
+    this.raw = raw;
+    this.method = raw.method ?? "GET";
+    const url = raw.url ?? "/";
+    const q = url.indexOf("?");
+    this.path = q < 0 ? url : url.slice(0, q);
+    this.rawQuery = q < 0 ? "" : url.slice(q + 1);
+    this.params = {} as P;
+    this.maxBodyBytes = maxBodyBytes;
+  }
+
+  /** Request headers, names in lower case. */
+  get headers(): IncomingHttpHeaders {
+    return this.raw.headers;
+  }
+
+  /** One header value; repeated headers are joined with ", " (Set-Cookie excepted by node:http). */
+  header(name: string): string | undefined {
+    const value = this.raw.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(", ") : value;
+  }
+
+  /** The query string parameters. */
+  get query(): URLSearchParams {
+    return (this.queryCache ??= new URLSearchParams(this.rawQuery));
+  }
+
+  /** The full request URL, built from the Host header. */
+  get url(): URL {
+    const host = this.raw.headers.host ?? "localhost";
+    return new URL(this.raw.url ?? "/", `http://${host}`);
+  }
+
+  /** Cookies sent by the client (RFC 6265 §5.4), values percent-decoded when possible. */
+  get cookies(): Record<string, string> {
+    return (this.cookieCache ??= parseCookies(this.raw.headers.cookie));
+  }
+
+  /** The client's address as the socket sees it. */
+  get client(): ClientAddress {
+    const socket = this.raw.socket;
+    return { host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
+  }
+
+  /** HTTP version as sent by the client, e.g. `1.1`. */
+  get httpVersion(): string {
+    return this.raw.httpVersion;
+  }
+
+  /** The `Last-Event-ID` header a reconnecting EventSource client sends, if any. */
+  get lastEventId(): string | undefined {
+    return this.header("last-event-id");
+  }
+
+  /** An AbortSignal that fires when the client disconnects before the response is complete. */
+  get signal(): AbortSignal {
+    if (this.abortController === undefined) {
+      const controller = (this.abortController = new AbortController());
+      const res = this.raw.socket;
+      if (res.destroyed) controller.abort(new ClientDisconnectError());
+      else res.once("close", () => controller.abort(new ClientDisconnectError()));
+    }
+    return this.abortController.signal;
+  }
+
+  /**
+   * The body as an async iterable of chunks, checked against `maxBodyBytes` as it arrives.
+   * It can be consumed once, and not together with `bytes()`, `text()` or `json()`.
+   * @throws BodyTooLargeError (413) when the body exceeds the limit.
+   */
+  async *stream(): AsyncGenerator<Buffer, void, undefined> {
+    if (this.bodyTaken) throw new HTTPError(500, "The request body was already consumed");
+    this.bodyTaken = true;
+    const limit = this.maxBodyBytes;
+    const declared = Number(this.raw.headers["content-length"]);
+    if (declared > limit) throw new BodyTooLargeError(limit);
+    let received = 0;
+    for await (const chunk of this.raw as AsyncIterable<Buffer>) {
+      received += chunk.length;
+      if (received > limit) throw new BodyTooLargeError(limit);
+      yield chunk;
+    }
+    if (!this.raw.complete) throw new ClientDisconnectError();
+  }
+
+  /** The whole body as bytes. */
+  bytes(): Promise<Buffer> {
+    return (this.bodyCache ??= this.collect());
+  }
+
+  /** The whole body decoded as UTF-8. */
+  async text(): Promise<string> {
+    return (await this.bytes()).toString("utf8");
+  }
+
+  /**
+   * The body parsed as JSON.
+   * @throws InvalidJSONError (400) when it does not parse.
+   */
+  async json<T = unknown>(): Promise<T> {
+    const text = await this.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new InvalidJSONError(error);
+    }
+  }
+
+  private async collect(): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of this.stream()) chunks.push(chunk);
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  }
+
+  /** Whether the body was read (fully or partly) by the handler. @internal */
+  get bodyConsumed(): boolean {
+    return this.bodyTaken;
+  }
+}
+
+/** Parse a Cookie header into name → value; the first occurrence of a name wins. */
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const out: Record<string, string> = Object.create(null) as Record<string, string>;
+  if (header === undefined) return out;
+  for (const part of header.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (name === "" || name in out) continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      out[name] = decodeURIComponent(value);
+    } catch {
+      out[name] = value;
+    }
+  }
+  return out;
+}

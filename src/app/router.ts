@@ -1,0 +1,171 @@
+import type { Response } from "../responses/response.js";
+import type { DependencyMap, Resolved } from "./dependencies.js";
+import type { Request } from "./request.js";
+import { RoutePattern, type PathParams } from "./route-pattern.js";
+
+/** What a handler may return: a Response, text, bytes, a JSON-serialisable value, or nothing (204). */
+export type ResponseLike = Response | string | Uint8Array | object | number | boolean | null | undefined;
+
+/** A route handler. `deps` holds the route's resolved dependencies. */
+export type Handler<Path extends string = string, D extends DependencyMap = {}> = (
+  req: Request<PathParams<Path>>,
+  deps: Resolved<D>,
+) => ResponseLike | Promise<ResponseLike>;
+
+/** Options of one route. */
+export interface RouteOptions<D extends DependencyMap = {}> {
+  /** Dependencies resolved once per request and passed to the handler as its second argument. */
+  dependencies?: D;
+}
+
+/** A registered route. @internal */
+export interface RouteDefinition {
+  methods: readonly string[];
+  path: string;
+  handler: Handler<string, DependencyMap>;
+  dependencies: DependencyMap | undefined;
+}
+
+/** Options of a {@link Router}. */
+export interface RouterOptions {
+  /** A path prefix for every route of the router, e.g. `/api/v1`. */
+  prefix?: string;
+}
+
+/**
+ * A group of routes under a common prefix; `app.include(router)` mounts it.
+ * @example
+ * const api = new Router({ prefix: "/api/v1" });
+ * api.get("/users/{id:int}", (req) => ({ id: req.params.id }));
+ * app.include(api);
+ */
+export class Router {
+  readonly prefix: string;
+  /** @internal */
+  readonly routes: RouteDefinition[] = [];
+
+  constructor(options: RouterOptions = {}) {
+    const prefix = options.prefix ?? "";
+    if (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/"))) {
+      throw new TypeError(`Router prefix must start with "/" and not end with one: ${JSON.stringify(prefix)}`);
+    }
+    this.prefix = prefix;
+  }
+
+  /** Add a route for several methods. */
+  route<P extends string, D extends DependencyMap = {}>(
+    methods: readonly string[],
+    path: P,
+    handler: Handler<P, D>,
+    options: RouteOptions<D> = {},
+  ): this {
+    const full = this.prefix + path;
+    new RoutePattern(full);
+    this.routes.push({
+      methods: methods.map((m) => m.toUpperCase()),
+      path: full,
+      handler: handler as unknown as Handler<string, DependencyMap>,
+      dependencies: options.dependencies,
+    });
+    this.changed();
+    return this;
+  }
+
+  get<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["GET"], path, handler, options);
+  }
+  post<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["POST"], path, handler, options);
+  }
+  put<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["PUT"], path, handler, options);
+  }
+  patch<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["PATCH"], path, handler, options);
+  }
+  delete<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["DELETE"], path, handler, options);
+  }
+  head<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["HEAD"], path, handler, options);
+  }
+  options<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+    return this.route(["OPTIONS"], path, handler, options);
+  }
+
+  /** Mount every route of another router under this router's prefix. */
+  include(router: Router): this {
+    for (const route of router.routes) {
+      const path = this.prefix + route.path;
+      new RoutePattern(path);
+      this.routes.push({ ...route, path });
+    }
+    this.changed();
+    return this;
+  }
+
+  /** Hook for subclasses that cache a compiled route table. @internal */
+  protected changed(): void {}
+}
+
+/** Outcome of matching a request against a {@link RouteTable}. @internal */
+export type RouteMatch =
+  | { kind: "found"; route: RouteDefinition; params: Record<string, string | number> }
+  | { kind: "not-found" }
+  | { kind: "method-not-allowed"; allow: string }
+  | { kind: "bad-path" };
+
+interface CompiledRoute {
+  pattern: RoutePattern;
+  byMethod: Map<string, RouteDefinition>;
+}
+
+const NO_PARAMS: Record<string, string | number> = Object.freeze({}) as Record<string, string | number>;
+
+/** Routes compiled for matching: static paths by map lookup, the rest by pattern in order. @internal */
+export class RouteTable {
+  private readonly statics = new Map<string, CompiledRoute>();
+  private readonly dynamics: CompiledRoute[] = [];
+
+  constructor(routes: readonly RouteDefinition[]) {
+    const byPath = new Map<string, CompiledRoute>();
+    for (const route of routes) {
+      let compiled = byPath.get(route.path);
+      if (compiled === undefined) {
+        compiled = { pattern: new RoutePattern(route.path), byMethod: new Map() };
+        byPath.set(route.path, compiled);
+        if (compiled.pattern.isStatic) this.statics.set(route.path, compiled);
+        else this.dynamics.push(compiled);
+      }
+      for (const method of route.methods) {
+        // The first registration wins, as it would with ordered matching.
+        if (!compiled.byMethod.has(method)) compiled.byMethod.set(method, route);
+      }
+    }
+  }
+
+  match(method: string, path: string): RouteMatch {
+    const exact = this.statics.get(path);
+    if (exact !== undefined) {
+      const route = pick(exact.byMethod, method);
+      if (route !== undefined) return { kind: "found", route, params: NO_PARAMS };
+    }
+    const allowed = new Set<string>();
+    if (exact !== undefined) for (const m of exact.byMethod.keys()) allowed.add(m);
+    for (const compiled of this.dynamics) {
+      const params = compiled.pattern.match(path);
+      if (params === null) continue;
+      if (params === undefined) return { kind: "bad-path" };
+      const route = pick(compiled.byMethod, method);
+      if (route !== undefined) return { kind: "found", route, params };
+      for (const m of compiled.byMethod.keys()) allowed.add(m);
+    }
+    if (allowed.size === 0) return { kind: "not-found" };
+    if (allowed.has("GET")) allowed.add("HEAD");
+    return { kind: "method-not-allowed", allow: [...allowed].sort().join(", ") };
+  }
+}
+
+function pick(byMethod: Map<string, RouteDefinition>, method: string): RouteDefinition | undefined {
+  return byMethod.get(method) ?? (method === "HEAD" ? byMethod.get("GET") : undefined);
+}

@@ -1,0 +1,33 @@
+export { Catzilla, toResponse } from "./app/app.js";
+export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress } from "./app/app.js";
+export { Router } from "./app/router.js";
+export type { Handler, ResponseLike, RouteOptions, RouterOptions } from "./app/router.js";
+export type { PathParams } from "./app/route-pattern.js";
+export { Request, parseCookies } from "./app/request.js";
+export type { ClientAddress } from "./app/request.js";
+export type { Dependency, DependencyMap, Resolved, Resolve } from "./app/dependencies.js";
+export {
+  Response, TextResponse, HTMLResponse, JSONResponse, RedirectResponse,
+} from "./responses/response.js";
+export type { ResponseInit, CookieOptions } from "./responses/response.js";
+export { ResponseHeaders } from "./responses/headers.js";
+export type { HeadersInit } from "./responses/headers.js";
+export { StreamingResponse } from "./responses/streaming.js";
+export type { Chunk, ChunkSource, StreamBody, StreamController, StreamingOptions } from "./responses/streaming.js";
+export { EventSourceResponse, jsonEvent } from "./responses/event-source.js";
+export type { EventItem, EventSourceOptions } from "./responses/event-source.js";
+export { FileResponse, streamFileRange } from "./responses/file.js";
+export type { FileResponseOptions } from "./responses/file.js";
+export type { StaticOptions } from "./responses/static.js";
+export { encodeEvent } from "./protocol/sse.js";
+export type { ServerSentEvent } from "./protocol/sse.js";
+export { parseRange } from "./protocol/range.js";
+export type { ByteRange, RangeResult } from "./protocol/range.js";
+export {
+  CatzillaError, HTTPError, BodyTooLargeError, InvalidJSONError, TooManyRequestsError,
+  StreamingError, ClientDisconnectError,
+} from "./errors.js";
+export { DEFAULTS } from "./options.js";
+export type { AppOptions, RateLimitOptions, Logger } from "./options.js";
+export type { Stats, StreamStats, HttpStats, ConnectionStats } from "./metrics/stats.js";
+export { renderPrometheus } from "./metrics/prometheus.js";

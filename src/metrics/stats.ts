@@ -1,0 +1,98 @@
+/**
+ * Counters of the framework. Increments are plain field updates; nothing is computed until read.
+ */
+
+/** Streaming statistics, as `app.stats().streams`. */
+export interface StreamStats {
+  /** Streams (StreamingResponse, SSE, file bodies) being sent now. */
+  active: number;
+  /** Streams started since the app started. */
+  created: number;
+  /** Streams that sent their whole body. */
+  completed: number;
+  /** Streams cut short: client gone, write timeout, source error or shutdown deadline. */
+  aborted: number;
+  /** Of the aborted streams, those whose source threw. */
+  failed: number;
+  /** Body bytes handed to sockets by streams. */
+  bytes: number;
+  /** Times a stream had to wait for a socket to drain. */
+  backpressureEvents: number;
+  /** Largest number of bytes one stream held buffered, over streams with `monitorMemory`. */
+  peakBufferedBytes: number;
+  /** Stream body bytes per second over the last full second. */
+  throughputBytesPerSec: number;
+}
+
+/** HTTP statistics, as `app.stats().http`. */
+export interface HttpStats {
+  /** Requests received. */
+  requests: number;
+  /** Requests being handled now. */
+  active: number;
+  /** Responses by status class. */
+  responses: { "1xx": number; "2xx": number; "3xx": number; "4xx": number; "5xx": number };
+  /** Errors that reached the default 500 handler. */
+  unhandledErrors: number;
+  /** Requests refused with 429 by the rate limit or the per-client stream cap. */
+  rateLimited: number;
+}
+
+/** Connection statistics, as `app.stats().connections`. */
+export interface ConnectionStats {
+  active: number;
+  total: number;
+}
+
+/** Everything `app.stats()` returns. */
+export interface Stats {
+  uptimeMs: number;
+  http: HttpStats;
+  streams: StreamStats;
+  connections: ConnectionStats;
+}
+
+/** The live counters an app keeps. @internal */
+export class StatsCollector {
+  readonly startedAt = Date.now();
+  readonly http: HttpStats = {
+    requests: 0,
+    active: 0,
+    responses: { "1xx": 0, "2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0 },
+    unhandledErrors: 0,
+    rateLimited: 0,
+  };
+  readonly streams: StreamStats = {
+    active: 0, created: 0, completed: 0, aborted: 0, failed: 0, bytes: 0,
+    backpressureEvents: 0, peakBufferedBytes: 0, throughputBytesPerSec: 0,
+  };
+  readonly connections: ConnectionStats = { active: 0, total: 0 };
+  private lastBytes = 0;
+  private lastSampleAt = Date.now();
+
+  /** Count a response by its status class. */
+  countResponse(status: number): void {
+    const cls = Math.floor(status / 100);
+    const key = (cls >= 1 && cls <= 5 ? `${cls}xx` : "5xx") as keyof HttpStats["responses"];
+    this.http.responses[key]++;
+  }
+
+  /** Take the once-per-second throughput sample. */
+  sample(now = Date.now()): void {
+    const elapsed = now - this.lastSampleAt;
+    if (elapsed <= 0) return;
+    this.streams.throughputBytesPerSec = Math.round(((this.streams.bytes - this.lastBytes) * 1000) / elapsed);
+    this.lastBytes = this.streams.bytes;
+    this.lastSampleAt = now;
+  }
+
+  /** A copy of the counters. */
+  snapshot(): Stats {
+    return {
+      uptimeMs: Date.now() - this.startedAt,
+      http: { ...this.http, responses: { ...this.http.responses } },
+      streams: { ...this.streams },
+      connections: { ...this.connections },
+    };
+  }
+}

@@ -1,0 +1,248 @@
+import type { ServerResponse } from "node:http";
+import type { StatsCollector } from "../metrics/stats.js";
+
+/** Size of the reusable buffers small chunks are coalesced into. */
+export const SLAB_BYTES = 64 * 1024;
+const POOL_LIMIT = 64;
+const pool: Buffer[] = [];
+
+function takeSlab(size: number): Buffer {
+  if (size === SLAB_BYTES) {
+    const slab = pool.pop();
+    if (slab !== undefined) return slab;
+  }
+  // Slabs are long-lived and reused, so they get their own memory instead of the shared pool.
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function giveSlab(slab: Buffer): void {
+  if (slab.length === SLAB_BYTES && pool.length < POOL_LIMIT) pool.push(slab);
+}
+
+/** Bytes a socket must take within this long after a cut before it is destroyed. */
+const CUT_GRACE_MS = 2_000;
+
+/** Why a stream stopped before its end. */
+export type AbortReason = "disconnect" | "idle-timeout" | "shutdown" | "error";
+
+/**
+ * Writes a streaming body to a node:http response: coalesces small chunks into reused slabs,
+ * waits for 'drain' instead of buffering, detects the client going away, and cuts the connection
+ * on failure so the client sees an incomplete body.
+ */
+export class StreamWriter {
+  /** Body bytes handed to the socket. */
+  bytes = 0;
+  /** Set once the stream stopped early; nothing is written after. */
+  aborted: AbortReason | null = null;
+  /** Largest `writableLength` seen, when monitoring is on. */
+  peakBufferedBytes = 0;
+  private slab: Buffer | null = null;
+  private used = 0;
+  private drainResolve: (() => void) | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private readonly slabSize: number;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly stats: StatsCollector,
+    private readonly chunkSize: number,
+    private readonly idleTimeoutMs: number,
+    private readonly monitorMemory: boolean,
+    private readonly eagerHeaders: boolean,
+    private readonly onAbort: (reason: AbortReason) => void,
+  ) {
+    this.slabSize = chunkSize <= SLAB_BYTES ? SLAB_BYTES : chunkSize;
+    res.on("drain", this.handleDrain);
+    res.on("close", this.handleClose);
+    // The client may be gone before the stream starts; 'close' will not fire again then.
+    if (res.destroyed) queueMicrotask(() => this.markAborted("disconnect"));
+  }
+
+  /** Let go of the response without writing, so another response can be sent on it. */
+  release(): void {
+    this.detach();
+    this.res.off("drain", this.handleDrain);
+    this.res.off("close", this.handleClose);
+    if (this.slab !== null) giveSlab(this.slab);
+    this.slab = null;
+    this.used = 0;
+  }
+
+  /** Whether the socket holds more than its high-water mark and the producer should wait. */
+  get backpressure(): boolean {
+    return this.res.writableNeedDrain;
+  }
+
+  /** Bytes queued in user space: coalesced but unsent, plus what the socket still holds. */
+  get bufferedBytes(): number {
+    return this.used + this.res.writableLength;
+  }
+
+  /** Add a chunk. Small chunks are copied into the current slab; large ones are written as they are. */
+  push(chunk: string | Uint8Array): void {
+    if (this.aborted !== null) return;
+    if (typeof chunk === "string") {
+      if (chunk.length === 0) return;
+      const room = this.chunkSize - this.used;
+      // A UTF-16 code unit takes at most 3 bytes in UTF-8: when that fits, copy without measuring.
+      if (chunk.length * 3 <= room) {
+        const slab = (this.slab ??= takeSlab(this.slabSize));
+        this.used += slab.write(chunk, this.used, "utf8");
+      } else {
+        const length = Buffer.byteLength(chunk);
+        if (length >= this.chunkSize >> 1) {
+          this.flush();
+          this.writeRaw(chunk, length);
+        } else {
+          if (length > room) this.flush();
+          const slab = (this.slab ??= takeSlab(this.slabSize));
+          this.used += slab.write(chunk, this.used, "utf8");
+        }
+      }
+    } else {
+      const length = chunk.byteLength;
+      if (length === 0) return;
+      if (length >= this.chunkSize >> 1) {
+        this.flush();
+        this.writeRaw(chunk, length);
+      } else {
+        if (length > this.chunkSize - this.used) this.flush();
+        const slab = (this.slab ??= takeSlab(this.slabSize));
+        slab.set(chunk, this.used);
+        this.used += length;
+      }
+    }
+    if (this.used >= this.chunkSize) this.flush();
+  }
+
+  /** Write what is coalesced now. */
+  flush(): void {
+    if (this.used === 0 || this.aborted !== null) return;
+    const slab = this.slab!;
+    const length = this.used;
+    this.slab = null;
+    this.used = 0;
+    this.bytes += length;
+    this.stats.streams.bytes += length;
+    this.res.write(slab.subarray(0, length), () => giveSlab(slab));
+    if (this.monitorMemory) this.sampleMemory();
+  }
+
+  /**
+   * Flush once the event loop is idle: the producer is waiting for data, so nothing coalesced may
+   * be held back (token streams must not gain latency). Headers of eager streams go out then too.
+   */
+  flushWhenIdle(): void {
+    if (this.immediate !== null || this.aborted !== null) return;
+    if (this.used === 0 && (!this.eagerHeaders || this.res.headersSent)) return;
+    this.immediate = setImmediate(this.idleFlush);
+  }
+
+  /** Resolves when the socket can take more; at once when it can already, or when the stream stopped. */
+  drained(): Promise<void> {
+    if (this.aborted !== null || !this.res.writableNeedDrain) return Promise.resolve();
+    this.stats.streams.backpressureEvents++;
+    if (this.monitorMemory) this.sampleMemory();
+    return new Promise((resolve) => {
+      const previous = this.drainResolve;
+      this.drainResolve = previous === null ? resolve : () => (previous(), resolve());
+      this.idleTimer ??= setTimeout(this.handleIdleTimeout, this.idleTimeoutMs);
+    });
+  }
+
+  /** Finish the body: the last coalesced bytes and the terminating chunk leave in one write. */
+  end(): void {
+    this.detach();
+    if (this.aborted !== null) return;
+    if (this.used > 0) {
+      const slab = this.slab!;
+      const length = this.used;
+      this.slab = null;
+      this.used = 0;
+      this.bytes += length;
+      this.stats.streams.bytes += length;
+      this.res.end(slab.subarray(0, length), () => giveSlab(slab));
+    } else {
+      this.res.end();
+    }
+  }
+
+  /**
+   * Stop early: what was produced is flushed, then the connection is closed without the
+   * terminating chunk, so the client sees an incomplete body.
+   */
+  cut(reason: AbortReason, finalChunk?: string | Uint8Array): void {
+    if (this.aborted !== null) return;
+    if (finalChunk !== undefined) this.push(finalChunk);
+    this.flush();
+    this.markAborted(reason);
+    const socket = this.res.socket;
+    if (socket === null || socket.destroyed) return;
+    if (reason === "idle-timeout" || reason === "shutdown" || reason === "disconnect") {
+      socket.destroy();
+      return;
+    }
+    socket.end();
+    setTimeout(() => socket.destroy(), CUT_GRACE_MS).unref();
+  }
+
+  private writeRaw(chunk: string | Uint8Array, length: number): void {
+    this.bytes += length;
+    this.stats.streams.bytes += length;
+    this.res.write(chunk);
+    if (this.monitorMemory) this.sampleMemory();
+  }
+
+  private sampleMemory(): void {
+    const buffered = this.res.writableLength + this.used;
+    if (buffered > this.peakBufferedBytes) this.peakBufferedBytes = buffered;
+    if (buffered > this.stats.streams.peakBufferedBytes) this.stats.streams.peakBufferedBytes = buffered;
+  }
+
+  private markAborted(reason: AbortReason): void {
+    if (this.aborted !== null) return;
+    this.aborted = reason;
+    if (this.slab !== null) giveSlab(this.slab);
+    this.slab = null;
+    this.used = 0;
+    this.detach();
+    this.onAbort(reason);
+  }
+
+  private detach(): void {
+    if (this.immediate !== null) clearImmediate(this.immediate);
+    this.immediate = null;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const resolve = this.drainResolve;
+    this.drainResolve = null;
+    resolve?.();
+  }
+
+  private readonly idleFlush = (): void => {
+    this.immediate = null;
+    if (this.aborted !== null) return;
+    if (this.used > 0) this.flush();
+    else if (this.eagerHeaders && !this.res.headersSent) this.res.flushHeaders();
+  };
+
+  private readonly handleDrain = (): void => {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const resolve = this.drainResolve;
+    this.drainResolve = null;
+    resolve?.();
+  };
+
+  private readonly handleClose = (): void => {
+    if (!this.res.writableFinished) this.markAborted("disconnect");
+    else this.detach();
+  };
+
+  private readonly handleIdleTimeout = (): void => {
+    this.idleTimer = null;
+    this.cut("idle-timeout");
+  };
+}

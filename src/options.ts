@@ -1,0 +1,141 @@
+/**
+ * Server options: every limit and timeout, with the default that applies when it is not given.
+ */
+
+/** A per-client-address request rate limit. */
+export interface RateLimitOptions {
+  /** Requests allowed per window for one client address. */
+  requests: number;
+  /** Window length in milliseconds. */
+  windowMs: number;
+}
+
+/** Options of a {@link Catzilla} app. Limits apply per process. */
+export interface AppOptions {
+  /**
+   * Time allowed for a client to send the complete request headers.
+   * @default 20000
+   */
+  headersTimeoutMs?: number;
+  /**
+   * Time allowed for a client to send the complete request, headers and body.
+   * @default 60000
+   */
+  requestTimeoutMs?: number;
+  /**
+   * How long an idle keep-alive connection stays open between requests.
+   * @default 5000
+   */
+  keepAliveTimeoutMs?: number;
+  /**
+   * How long a streaming response may wait for a client that takes no bytes before the
+   * connection is cut and the stream counts as aborted.
+   * @default 60000
+   */
+  streamIdleTimeoutMs?: number;
+  /**
+   * Largest request head (request line and headers) in bytes; bigger heads get 431.
+   * @default 16384
+   */
+  maxHeaderBytes?: number;
+  /**
+   * Largest request body read by `text()`, `json()`, `bytes()` or iteration; bigger bodies get 413.
+   * @default 1048576
+   */
+  maxBodyBytes?: number;
+  /**
+   * Most open client connections; connections beyond it are refused at accept.
+   * @default 10000
+   */
+  maxConnections?: number;
+  /**
+   * Most concurrent streaming responses (StreamingResponse, SSE, files) per client address;
+   * one more gets 429.
+   * @default 64
+   */
+  maxStreamsPerClient?: number;
+  /**
+   * Optional request rate limit per client address; over it a request gets 429 with Retry-After.
+   * @default null (no rate limit)
+   */
+  rateLimit?: RateLimitOptions | null;
+  /**
+   * Time in-flight requests and streams get to finish after shutdown begins before they are cut.
+   * @default 10000
+   */
+  shutdownTimeoutMs?: number;
+  /**
+   * Whether `listen()` installs SIGTERM and SIGINT handlers that close the app gracefully.
+   * @default true
+   */
+  handleSignals?: boolean;
+  /**
+   * Where unhandled errors and lifecycle messages go.
+   * @default console
+   */
+  logger?: Logger;
+}
+
+/** The logger the framework writes to; `console` fits. */
+export interface Logger {
+  info(message: string, ...rest: unknown[]): void;
+  error(message: string, ...rest: unknown[]): void;
+}
+
+/** Options with every default filled in. */
+export type ResolvedAppOptions = Required<AppOptions>;
+
+/** Defaults of {@link AppOptions}. */
+export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger">> = Object.freeze({
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 60_000,
+  keepAliveTimeoutMs: 5_000,
+  streamIdleTimeoutMs: 60_000,
+  maxHeaderBytes: 16_384,
+  maxBodyBytes: 1_048_576,
+  maxConnections: 10_000,
+  maxStreamsPerClient: 64,
+  rateLimit: null,
+  shutdownTimeoutMs: 10_000,
+  handleSignals: true,
+});
+
+const POSITIVE_INTEGERS = [
+  "headersTimeoutMs", "requestTimeoutMs", "keepAliveTimeoutMs", "streamIdleTimeoutMs",
+  "maxHeaderBytes", "maxBodyBytes", "maxConnections", "maxStreamsPerClient", "shutdownTimeoutMs",
+] as const;
+
+/** Check a positive integer option, naming it in the error. */
+export function assertPositiveInteger(name: string, value: unknown): asserts value is number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new RangeError(`Option ${name} must be a positive integer, got ${String(value)}`);
+  }
+}
+
+/** Fill in defaults and validate; bad options fail here, at construction. */
+export function resolveAppOptions(options: AppOptions = {}): ResolvedAppOptions {
+  const resolved = { ...DEFAULTS, logger: console, ...stripUndefined(options) } as ResolvedAppOptions;
+  for (const name of POSITIVE_INTEGERS) assertPositiveInteger(name, resolved[name]);
+  if (resolved.headersTimeoutMs > resolved.requestTimeoutMs) {
+    throw new RangeError(
+      `Option headersTimeoutMs (${resolved.headersTimeoutMs}) must not exceed requestTimeoutMs (${resolved.requestTimeoutMs})`,
+    );
+  }
+  if (resolved.rateLimit !== null) {
+    if (typeof resolved.rateLimit !== "object") {
+      throw new TypeError(`Option rateLimit must be an object or null, got ${String(resolved.rateLimit)}`);
+    }
+    assertPositiveInteger("rateLimit.requests", resolved.rateLimit.requests);
+    assertPositiveInteger("rateLimit.windowMs", resolved.rateLimit.windowMs);
+  }
+  if (typeof resolved.handleSignals !== "boolean") {
+    throw new TypeError(`Option handleSignals must be a boolean, got ${String(resolved.handleSignals)}`);
+  }
+  return resolved;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

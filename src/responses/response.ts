@@ -1,0 +1,143 @@
+import type { ServerResponse } from "node:http";
+import type { Request } from "../app/request.js";
+import type { Logger } from "../options.js";
+import type { StatsCollector } from "../metrics/stats.js";
+import type { StreamWriter } from "../node/stream-writer.js";
+import { ResponseHeaders, type HeadersInit } from "./headers.js";
+
+/** What a response needs from the app while it is sent. @internal */
+export interface SendContext {
+  req: Request<unknown>;
+  res: ServerResponse;
+  host: ResponseHost;
+}
+
+/** The app services available to responses while they are sent. @internal */
+export interface ResponseHost {
+  readonly stats: StatsCollector;
+  readonly logger: Logger;
+  readonly streamIdleTimeoutMs: number;
+  /** Claim one concurrent stream for the client; false when the per-client cap is reached. */
+  acquireStream(req: Request<unknown>): boolean;
+  releaseStream(req: Request<unknown>): void;
+  /** Streams in flight, cut when the shutdown deadline passes. */
+  trackStream(writer: StreamWriter): void;
+  untrackStream(writer: StreamWriter): void;
+}
+
+/** Options common to every response. */
+export interface ResponseInit {
+  /** @default 200 */
+  status?: number;
+  headers?: HeadersInit;
+}
+
+/**
+ * A response with a body held in memory. Subclasses stream their body instead.
+ * @example return new Response("created", { status: 201, headers: { "X-Id": "7" } });
+ */
+export class Response {
+  status: number;
+  readonly headers: ResponseHeaders;
+  /** The body; `null` for none. */
+  body: string | Uint8Array | null;
+
+  constructor(body: string | Uint8Array | null = null, init: ResponseInit = {}) {
+    this.status = init.status ?? 200;
+    if (!Number.isInteger(this.status) || this.status < 100 || this.status > 999) {
+      throw new RangeError(`Response status must be an integer in 100..999, got ${this.status}`);
+    }
+    this.headers = new ResponseHeaders(init.headers);
+    this.body = body;
+    if (body !== null) {
+      this.headers.setDefault("Content-Type", typeof body === "string" ? "text/plain; charset=utf-8" : "application/octet-stream");
+    }
+  }
+
+  /** Write the response. Resolves when the body is handed to the socket or the client is gone. @internal */
+  send(ctx: SendContext): void | Promise<void> {
+    const { res } = ctx;
+    const body = this.body;
+    const headers = this.headers.toFlatArray();
+    if (body === null || this.status === 204 || this.status === 304 || this.status < 200) {
+      if (this.status !== 204 && this.status !== 304 && this.status >= 200) headers.push("Content-Length", "0");
+      res.writeHead(this.status, headers);
+      res.end();
+      return;
+    }
+    const length = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
+    if (!this.headers.has("content-length")) headers.push("Content-Length", String(length));
+    res.writeHead(this.status, headers);
+    res.end(body);
+  }
+
+  /** Cookie helper: append a Set-Cookie header (RFC 6265 §4.1). */
+  setCookie(name: string, value: string, options: CookieOptions = {}): this {
+    let cookie = `${name}=${encodeURIComponent(value)}`;
+    if (options.maxAge !== undefined) cookie += `; Max-Age=${Math.floor(options.maxAge)}`;
+    if (options.expires !== undefined) cookie += `; Expires=${options.expires.toUTCString()}`;
+    cookie += `; Path=${options.path ?? "/"}`;
+    if (options.domain !== undefined) cookie += `; Domain=${options.domain}`;
+    if (options.secure) cookie += "; Secure";
+    if (options.httpOnly ?? true) cookie += "; HttpOnly";
+    if (options.sameSite !== undefined) cookie += `; SameSite=${options.sameSite}`;
+    this.headers.append("Set-Cookie", cookie);
+    return this;
+  }
+}
+
+/** Attributes of a cookie set with {@link Response.setCookie}. */
+export interface CookieOptions {
+  maxAge?: number;
+  expires?: Date;
+  /** @default "/" */
+  path?: string;
+  domain?: string;
+  secure?: boolean;
+  /** @default true */
+  httpOnly?: boolean;
+  sameSite?: "Strict" | "Lax" | "None";
+}
+
+/** A `text/plain` response. */
+export class TextResponse extends Response {
+  constructor(text: string, init?: ResponseInit) {
+    super(text, init);
+  }
+}
+
+/** A `text/html` response. */
+export class HTMLResponse extends Response {
+  constructor(html: string, init?: ResponseInit) {
+    super(html, withDefaultType(init, "text/html; charset=utf-8"));
+  }
+}
+
+/** A JSON response; the value is serialised with `JSON.stringify`. */
+export class JSONResponse extends Response {
+  constructor(value: unknown, init?: ResponseInit) {
+    super(JSON.stringify(value) ?? "null", withDefaultType(init, "application/json"));
+  }
+}
+
+/** A redirect, 307 by default (the method and body are kept). */
+export class RedirectResponse extends Response {
+  constructor(location: string, init: ResponseInit & { status?: 301 | 302 | 303 | 307 | 308 } = {}) {
+    super(null, { ...init, status: init.status ?? 307 });
+    this.headers.set("Location", encodeURI(decodeURISafe(location)));
+  }
+}
+
+function decodeURISafe(text: string): string {
+  try {
+    return decodeURI(text);
+  } catch {
+    return text;
+  }
+}
+
+function withDefaultType(init: ResponseInit | undefined, type: string): ResponseInit {
+  const headers = new ResponseHeaders(init?.headers);
+  headers.setDefault("Content-Type", type);
+  return { ...init, headers };
+}

@@ -1,0 +1,429 @@
+import { Readable } from "node:stream";
+import { StreamingError, TooManyRequestsError } from "../errors.js";
+import { StreamWriter, SLAB_BYTES, type AbortReason } from "../node/stream-writer.js";
+import { assertPositiveInteger } from "../options.js";
+import { ResponseHeaders, type HeadersInit } from "./headers.js";
+import { Response, type SendContext } from "./response.js";
+
+/** A body chunk: text is sent as UTF-8. */
+export type Chunk = string | Uint8Array;
+
+/** Anything a streaming body can be pulled from. */
+export type ChunkSource<T = Chunk> =
+  | Iterable<T>
+  | AsyncIterable<T>
+  | ReadableStream<T>
+  | NodeJS.ReadableStream;
+
+/**
+ * What a producer function receives: backpressure state, a way to wait for the socket, and a
+ * signal that fires when the client goes away.
+ */
+export interface StreamController {
+  /** Fires when the stream stops early: client disconnect, write timeout, shutdown. */
+  readonly signal: AbortSignal;
+  /** Whether the socket is over its high-water mark right now. */
+  readonly backpressure: boolean;
+  /** Resolves when the socket can take more bytes (at once when it already can). */
+  drained(): Promise<void>;
+  /** Body bytes sent so far. */
+  readonly bytesSent: number;
+  /** Bytes written but not yet taken by the operating system. */
+  readonly bufferedBytes: number;
+  /** The `Last-Event-ID` the client sent, for SSE producers resuming a stream. */
+  readonly lastEventId: string | undefined;
+  /** Same as `backpressure`; the name the original plan uses. */
+  checkBackpressure(): boolean;
+  /** Same as `drained()`; the name the original plan uses. */
+  waitForDrain(): Promise<void>;
+}
+
+/** A source, or a function that receives the controller and returns a source. */
+export type StreamBody<T = Chunk> = ChunkSource<T> | ((stream: StreamController) => ChunkSource<T>);
+
+/** Options of {@link StreamingResponse}. */
+export interface StreamingOptions {
+  /** @default 200 */
+  status?: number;
+  headers?: HeadersInit;
+  /**
+   * Content-Type. When absent it is taken from the first chunk: text/plain for strings,
+   * application/octet-stream for bytes.
+   */
+  mediaType?: string;
+  /**
+   * Small chunks are coalesced up to this many bytes per socket write. A chunk is never held
+   * back while the producer is waiting for data.
+   * @default 65536
+   */
+  chunkSize?: number;
+  /** Record the stream's peak buffered bytes in statistics (`streams.peakBufferedBytes`). */
+  monitorMemory?: boolean;
+  /**
+   * Called once when the source throws after the first byte was sent. What it returns (a last
+   * chunk, for example an SSE error event) is written before the connection is cut.
+   */
+  onError?: (error: unknown) => Chunk | void;
+}
+
+/** Outcome of sending a stream. */
+type Outcome = "completed" | "aborted" | "failed";
+
+interface PullIterator<T> {
+  readonly isSync: boolean;
+  next(): IteratorResult<T> | Promise<IteratorResult<T>>;
+  return(): void;
+}
+
+/**
+ * A response whose body is pulled from a generator, iterable, Node Readable or web ReadableStream,
+ * only as fast as the client takes it.
+ *
+ * @example
+ * app.get("/export.csv", () => new StreamingResponse(function* () {
+ *   for (const u of users()) yield `${u.id},${u.name}\n`;
+ * }(), { mediaType: "text/csv" }));
+ */
+export class StreamingResponse<T = Chunk> extends Response {
+  readonly source: StreamBody<T>;
+  readonly mediaType: string | undefined;
+  readonly chunkSize: number;
+  readonly monitorMemory: boolean;
+  readonly onError: ((error: unknown) => Chunk | void) | undefined;
+  /** Bytes sent by the last `send`; for tests and logging. */
+  bytesSent = 0;
+  /** Whether headers go out as soon as the producer waits, before the first chunk. @internal */
+  protected eagerHeaders = false;
+
+  constructor(source: StreamBody<T>, options: StreamingOptions = {}) {
+    super(null, { status: options.status ?? 200, headers: options.headers ?? {} });
+    this.source = source;
+    this.mediaType = options.mediaType;
+    this.chunkSize = options.chunkSize ?? SLAB_BYTES;
+    assertPositiveInteger("chunkSize", this.chunkSize);
+    this.monitorMemory = options.monitorMemory ?? false;
+    this.onError = options.onError;
+    if (this.mediaType !== undefined) this.headers.set("Content-Type", this.mediaType);
+  }
+
+  /** Turn one value of the source into body bytes. Subclasses encode their own item types. */
+  protected encode(value: T): Chunk {
+    if (typeof value === "string" || value instanceof Uint8Array) return value;
+    throw new TypeError(`A stream chunk must be a string or Uint8Array, got ${typeof value}`);
+  }
+
+  /** Headers added just before they are sent, once the first chunk is known. @internal */
+  protected finalHeaders(first: Chunk | undefined): ResponseHeaders {
+    if (!this.headers.has("content-type")) {
+      this.headers.set("Content-Type", typeof first === "string" || first === undefined
+        ? "text/plain; charset=utf-8" : "application/octet-stream");
+    }
+    return this.headers;
+  }
+
+  /** A controller for a producer function. @internal */
+  protected makeController(lastEventId: string | undefined): ControllerImpl {
+    return new ControllerImpl(lastEventId);
+  }
+
+  /** The source to pull from; a producer function is called with the controller. @internal */
+  protected produce(controller: StreamController): ChunkSource<T> {
+    return typeof this.source === "function" ? this.source(controller) : this.source;
+  }
+
+  private open(controller: StreamController): PullIterator<T> {
+    return toPullIterator<T>(this.produce(controller));
+  }
+
+  /**
+   * Called once headers are written; the returned function runs when the stream stops.
+   * @internal
+   */
+  protected onStart(_writer: StreamWriter): (() => void) | void {}
+
+  /** @internal */
+  override async send(ctx: SendContext): Promise<void> {
+    const { req, res, host } = ctx;
+    if (!host.acquireStream(req)) {
+      host.stats.http.rateLimited++;
+      throw new TooManyRequestsError("Too many concurrent streams from this client", 1);
+    }
+    const stats = host.stats;
+    stats.streams.active++;
+    stats.streams.created++;
+    let finished = false;
+    let iterator: PullIterator<T> | null = null;
+    let stop: (() => void) | void = undefined;
+    let resolveDone!: () => void;
+    const done = new Promise<void>((resolve) => (resolveDone = resolve));
+    const finish = (outcome: Outcome): void => {
+      if (finished) return;
+      finished = true;
+      stop?.();
+      stats.streams.active--;
+      if (outcome === "completed") stats.streams.completed++;
+      else stats.streams.aborted++;
+      if (outcome === "failed") stats.streams.failed++;
+      this.bytesSent = writer.bytes;
+      host.releaseStream(req);
+      host.untrackStream(writer);
+      iterator?.return();
+      resolveDone();
+    };
+    const controller = this.makeController(req.lastEventId);
+    const writer: StreamWriter = new StreamWriter(
+      res, stats, this.chunkSize, host.streamIdleTimeoutMs, this.monitorMemory, this.eagerHeaders,
+      (reason: AbortReason) => {
+        controller.abort(reason);
+        finish("aborted");
+      },
+    );
+    controller.attach(writer);
+    host.trackStream(writer);
+    const writeHead = (first: Chunk | undefined): void => {
+      res.writeHead(this.status, this.finalHeaders(first).toFlatArray());
+      stop = this.onStart(writer);
+    };
+
+    // Until the first chunk exists nothing is sent, so a failure still becomes an error response.
+    let first: Chunk | undefined;
+    let ended = false;
+    try {
+      iterator = this.open(controller);
+      for (;;) {
+        let step: IteratorResult<T>;
+        if (iterator.isSync) {
+          step = iterator.next() as IteratorResult<T>;
+        } else if (this.eagerHeaders && !res.headersSent) {
+          // Event streams announce themselves at once when the first event is not ready yet.
+          const pending = iterator.next();
+          const timer = setImmediate(() => {
+            if (!finished && !res.headersSent) {
+              writeHead(undefined);
+              res.flushHeaders();
+            }
+          });
+          try {
+            step = await pending;
+          } finally {
+            clearImmediate(timer);
+          }
+        } else {
+          step = await iterator.next();
+        }
+        if (finished) return done;
+        if (step.done) {
+          ended = true;
+          break;
+        }
+        const chunk = this.encode(step.value);
+        if ((typeof chunk === "string" ? chunk.length : chunk.byteLength) > 0) {
+          first = chunk;
+          break;
+        }
+      }
+    } catch (error) {
+      if (!res.headersSent) {
+        writer.release();
+        finish("failed");
+        throw error;
+      }
+      this.fail(error, writer, host, finish);
+      return done;
+    }
+    if (!res.headersSent) writeHead(first);
+    if (req.method === "HEAD") {
+      writer.end();
+      finish("completed");
+      return done;
+    }
+    if (first !== undefined) writer.push(first);
+    if (ended) {
+      writer.end();
+      finish("completed");
+      return done;
+    }
+    void this.pump(iterator!, writer, host, finish, () => finished);
+    return done;
+  }
+
+  private fail(error: unknown, writer: StreamWriter, host: SendContext["host"], finish: (outcome: Outcome) => void): void {
+    let last: Chunk | void = undefined;
+    if (this.onError === undefined) {
+      host.logger.error("catzilla: streaming source failed after the first byte", error);
+    } else {
+      try {
+        last = this.onError(error);
+      } catch (handlerError) {
+        host.logger.error("catzilla: a stream onError handler threw", handlerError);
+      }
+    }
+    writer.cut("error", last === undefined ? undefined : last);
+    finish("failed");
+  }
+
+  private async pump(
+    iterator: PullIterator<T>,
+    writer: StreamWriter,
+    host: SendContext["host"],
+    finish: (outcome: Outcome) => void,
+    isFinished: () => boolean,
+  ): Promise<void> {
+    let burst = 0;
+    try {
+      for (;;) {
+        if (writer.backpressure) {
+          await writer.drained();
+          burst = 0;
+          if (isFinished()) return;
+        } else if (++burst >= 64) {
+          // A producer that never waits must still let other connections run.
+          burst = 0;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          if (isFinished()) return;
+        }
+        let step: IteratorResult<T>;
+        if (iterator.isSync) {
+          step = iterator.next() as IteratorResult<T>;
+        } else {
+          writer.flushWhenIdle();
+          step = await iterator.next();
+          if (isFinished()) return;
+        }
+        if (step.done) break;
+        writer.push(this.encode(step.value));
+      }
+    } catch (error) {
+      if (!isFinished()) this.fail(error, writer, host, finish);
+      return;
+    }
+    writer.end();
+    finish("completed");
+  }
+
+  /** Consume the whole body without a server (for unit tests), as bytes. @throws StreamingError */
+  async bytes(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    const controller = this.makeController(undefined);
+    let iterator: PullIterator<T>;
+    try {
+      iterator = this.open(controller);
+      for (;;) {
+        const step = iterator.isSync ? (iterator.next() as IteratorResult<T>) : await iterator.next();
+        if (step.done) break;
+        const chunk = this.encode(step.value);
+        parts.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      }
+    } catch (error) {
+      throw new StreamingError(error);
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Consume the whole body without a server (for unit tests), as UTF-8 text. @throws StreamingError */
+  async text(): Promise<string> {
+    return (await this.bytes()).toString("utf8");
+  }
+}
+
+/** The controller handed to producers. @internal */
+export class ControllerImpl implements StreamController {
+  private abortController: AbortController | undefined;
+  private abortedWith: AbortReason | undefined;
+  private writer: StreamWriter | null = null;
+  constructor(readonly lastEventId: string | undefined) {}
+
+  /** @internal */
+  attach(writer: StreamWriter): void {
+    this.writer = writer;
+  }
+
+  get signal(): AbortSignal {
+    if (this.abortController === undefined) {
+      this.abortController = new AbortController();
+      if (this.abortedWith !== undefined) this.abortController.abort(this.abortedWith);
+    }
+    return this.abortController.signal;
+  }
+
+  get backpressure(): boolean {
+    return this.writer?.backpressure ?? false;
+  }
+
+  get bytesSent(): number {
+    return this.writer?.bytes ?? 0;
+  }
+
+  get bufferedBytes(): number {
+    return this.writer?.bufferedBytes ?? 0;
+  }
+
+  drained(): Promise<void> {
+    return this.writer?.drained() ?? Promise.resolve();
+  }
+
+  checkBackpressure(): boolean {
+    return this.backpressure;
+  }
+
+  waitForDrain(): Promise<void> {
+    return this.drained();
+  }
+
+  /** @internal */
+  abort(reason: AbortReason): void {
+    if (this.abortedWith !== undefined) return;
+    this.abortedWith = reason;
+    this.abortController?.abort(reason);
+  }
+}
+
+function toPullIterator<T>(source: ChunkSource<T>): PullIterator<T> {
+  if (typeof source === "string" || source instanceof Uint8Array) {
+    return fromSync([source as unknown as T][Symbol.iterator]());
+  }
+  if (source !== null && typeof source === "object") {
+    if (Symbol.asyncIterator in source) {
+      return fromAsync((source as AsyncIterable<T>)[Symbol.asyncIterator]());
+    }
+    if (Symbol.iterator in source) return fromSync((source as Iterable<T>)[Symbol.iterator]());
+    if (typeof (source as ReadableStream<T>).getReader === "function") {
+      return fromAsync(Readable.fromWeb(source as never)[Symbol.asyncIterator]() as AsyncIterator<T>);
+    }
+  }
+  throw new TypeError("A stream source must be an iterable, async iterable, Node Readable or ReadableStream");
+}
+
+function fromSync<T>(it: Iterator<T>): PullIterator<T> {
+  let closed = false;
+  return {
+    isSync: true,
+    next: () => it.next(),
+    return() {
+      if (closed) return;
+      closed = true;
+      try {
+        it.return?.();
+      } catch {
+        // The source's own cleanup failed; the stream is over either way.
+      }
+    },
+  };
+}
+
+function fromAsync<T>(it: AsyncIterator<T>): PullIterator<T> {
+  let closed = false;
+  return {
+    isSync: false,
+    next: () => it.next(),
+    return() {
+      if (closed) return;
+      closed = true;
+      try {
+        void it.return?.()?.catch(() => undefined);
+      } catch {
+        // As above.
+      }
+    },
+  };
+}
