@@ -29,5 +29,5 @@ export {
 } from "./errors.js";
 export { DEFAULTS } from "./options.js";
 export type { AppOptions, RateLimitOptions, Logger } from "./options.js";
-export type { Stats, StreamStats, HttpStats, ConnectionStats } from "./metrics/stats.js";
+export type { Stats, StreamStats, HttpStats, ConnectionStats, MemoryStats } from "./metrics/stats.js";
 export { renderPrometheus } from "./metrics/prometheus.js";

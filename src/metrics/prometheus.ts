@@ -12,6 +12,7 @@ interface Metric {
 export function renderPrometheus(stats: Stats, prefix = "catzilla"): string {
   const metrics: Metric[] = [
     { name: "uptime_seconds", type: "gauge", help: "Seconds since the app started.", value: stats.uptimeMs / 1000 },
+    { name: "process_resident_memory_bytes", type: "gauge", help: "Resident set size of the process.", value: stats.memory.rssBytes },
     { name: "http_requests_total", type: "counter", help: "HTTP requests received.", value: stats.http.requests },
     { name: "http_requests_active", type: "gauge", help: "HTTP requests being handled.", value: stats.http.active },
     { name: "http_unhandled_errors_total", type: "counter", help: "Errors answered with the default 500.", value: stats.http.unhandledErrors },

@@ -44,9 +44,17 @@ export interface ConnectionStats {
   total: number;
 }
 
+/** Memory of the process, as `app.stats().memory`. */
+export interface MemoryStats {
+  rssBytes: number;
+  heapUsedBytes: number;
+  externalBytes: number;
+}
+
 /** Everything `app.stats()` returns. */
 export interface Stats {
   uptimeMs: number;
+  memory: MemoryStats;
   http: HttpStats;
   streams: StreamStats;
   connections: ConnectionStats;
@@ -88,8 +96,10 @@ export class StatsCollector {
 
   /** A copy of the counters. */
   snapshot(): Stats {
+    const memory = process.memoryUsage();
     return {
       uptimeMs: Date.now() - this.startedAt,
+      memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external },
       http: { ...this.http, responses: { ...this.http.responses } },
       streams: { ...this.streams },
       connections: { ...this.connections },

@@ -72,8 +72,16 @@ type Outcome = "completed" | "aborted" | "failed";
 interface PullIterator<T> {
   readonly isSync: boolean;
   next(): IteratorResult<T> | Promise<IteratorResult<T>>;
-  return(): void;
+  /** Close the source; resolves once its cleanup (the generator's `finally`) has run. */
+  return(): Promise<void>;
 }
+
+/**
+ * How long a stream that ended early waits for its source's cleanup before dependencies are
+ * closed anyway. An async generator stuck in an `await` only runs its `finally` when that await
+ * settles; producers should watch `stream.signal`.
+ */
+const SOURCE_CLEANUP_GRACE_MS = 5_000;
 
 /**
  * A response whose body is pulled from a generator, iterable, Node Readable or web ReadableStream,
@@ -167,8 +175,15 @@ export class StreamingResponse<T = Chunk> extends Response {
       this.bytesSent = writer.bytes;
       host.releaseStream(req);
       host.untrackStream(writer);
-      iterator?.return();
-      resolveDone();
+      if (iterator === null) {
+        resolveDone();
+        return;
+      }
+      const timer = setTimeout(resolveDone, SOURCE_CLEANUP_GRACE_MS);
+      void iterator.return().then(() => {
+        clearTimeout(timer);
+        resolveDone();
+      });
     };
     const controller = this.makeController(req.lastEventId);
     const writer: StreamWriter = new StreamWriter(
@@ -258,8 +273,8 @@ export class StreamingResponse<T = Chunk> extends Response {
         host.logger.error("catzilla: a stream onError handler threw", handlerError);
       }
     }
-    writer.cut("error", last === undefined ? undefined : last);
     finish("failed");
+    writer.cut("error", last === undefined ? undefined : last);
   }
 
   private async pump(
@@ -395,13 +410,10 @@ function toPullIterator<T>(source: ChunkSource<T>): PullIterator<T> {
 }
 
 function fromSync<T>(it: Iterator<T>): PullIterator<T> {
-  let closed = false;
   return {
     isSync: true,
     next: () => it.next(),
-    return() {
-      if (closed) return;
-      closed = true;
+    async return() {
       try {
         it.return?.();
       } catch {
@@ -412,15 +424,12 @@ function fromSync<T>(it: Iterator<T>): PullIterator<T> {
 }
 
 function fromAsync<T>(it: AsyncIterator<T>): PullIterator<T> {
-  let closed = false;
   return {
     isSync: false,
     next: () => it.next(),
-    return() {
-      if (closed) return;
-      closed = true;
+    async return() {
       try {
-        void it.return?.()?.catch(() => undefined);
+        await it.return?.();
       } catch {
         // As above.
       }

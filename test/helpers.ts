@@ -1,0 +1,93 @@
+import { connect, type Socket } from "node:net";
+import { Catzilla, type AppOptions } from "../src/index.js";
+
+/** An app listening on an ephemeral port of 127.0.0.1; `close()` shuts it down. */
+export interface Served {
+  app: Catzilla;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const quiet = { info: () => undefined, error: () => undefined };
+
+/** A new app with signal handlers off and errors kept out of the test output (`errors` collects them). */
+export function testApp(options: AppOptions = {}): Catzilla & { errors: unknown[] } {
+  const errors: unknown[] = [];
+  const app = new Catzilla({
+    handleSignals: false,
+    shutdownTimeoutMs: 2_000,
+    logger: { ...quiet, error: (_message: string, ...rest: unknown[]) => void errors.push(rest[0]) },
+    ...options,
+  }) as Catzilla & { errors: unknown[] };
+  app.errors = errors;
+  return app;
+}
+
+export async function serve(app: Catzilla): Promise<Served> {
+  const { url, port } = await app.listen({ port: 0, host: "127.0.0.1" });
+  return { app, url, port, close: () => app.close() };
+}
+
+/** Send raw bytes and collect everything the server sends until it closes or `timeoutMs` passes. */
+export function rawExchange(port: number, request: string | Buffer, timeoutMs = 3_000): Promise<{ data: Buffer; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket = connect(port, "127.0.0.1");
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ data: Buffer.concat(chunks), closed: false });
+    }, timeoutMs);
+    socket.on("data", (d) => chunks.push(d));
+    socket.on("error", (e) => {
+      clearTimeout(timer);
+      if ((e as NodeJS.ErrnoException).code === "ECONNRESET") resolve({ data: Buffer.concat(chunks), closed: true });
+      else reject(e);
+    });
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ data: Buffer.concat(chunks), closed: true });
+    });
+    socket.write(request);
+  });
+}
+
+/** Split a raw HTTP/1.1 response into head and body. */
+export function splitResponse(data: Buffer): { head: string; body: Buffer; status: number } {
+  const end = data.indexOf("\r\n\r\n");
+  if (end < 0) throw new Error(`No complete head in ${JSON.stringify(data.toString("latin1").slice(0, 200))}`);
+  const head = data.subarray(0, end).toString("latin1");
+  return { head, body: data.subarray(end + 4), status: Number(head.split(" ")[1]) };
+}
+
+/** Decode a chunked body; returns the chunks and whether the terminating chunk arrived. */
+export function decodeChunked(body: Buffer): { chunks: Buffer[]; complete: boolean } {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (;;) {
+    const lineEnd = body.indexOf("\r\n", offset);
+    if (lineEnd < 0) return { chunks, complete: false };
+    const size = parseInt(body.subarray(offset, lineEnd).toString("latin1"), 16);
+    if (Number.isNaN(size)) throw new Error("Malformed chunk size");
+    if (size === 0) return { chunks, complete: body.subarray(lineEnd, lineEnd + 4).toString() === "\r\n\r\n" };
+    const start = lineEnd + 2;
+    if (body.length < start + size + 2) {
+      chunks.push(body.subarray(start));
+      return { chunks, complete: false };
+    }
+    chunks.push(body.subarray(start, start + size));
+    if (body.subarray(start + size, start + size + 2).toString() !== "\r\n") throw new Error("Missing CRLF after chunk");
+    offset = start + size + 2;
+  }
+}
+
+/** Resolve when `predicate` holds, polling every 10 ms, or fail after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

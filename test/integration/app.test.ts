@@ -1,0 +1,274 @@
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  HTMLResponse, HTTPError, JSONResponse, RedirectResponse, Response, Router, StreamingResponse,
+  type Dependency,
+} from "../../src/index.js";
+import { rawExchange, serve, splitResponse, testApp, type Served } from "../helpers.js";
+
+describe("routing, requests and responses", () => {
+  let served: Served;
+  const events: string[] = [];
+  const app = testApp({ maxBodyBytes: 1024, maxHeaderBytes: 4096 });
+
+  const database: Dependency<{ query(): string }> = async function* () {
+    events.push("db open");
+    try {
+      yield { query: () => "row" };
+    } finally {
+      events.push("db closed");
+    }
+  };
+  const user: Dependency<string> = async (req, resolve) => {
+    const db = await resolve(database);
+    return `${req.header("x-user") ?? "anon"}:${db.query()}`;
+  };
+
+  app.get("/hello", () => "Hello, World!");
+  app.get("/users/{id:int}", (req) => ({ id: req.params.id, type: typeof req.params.id }));
+  app.get("/files/{rest:path}", (req) => req.params.rest);
+  app.get("/names/{name}", (req) => req.params.name);
+  app.post("/items", async (req) => new JSONResponse(await req.json(), { status: 201 }));
+  app.put("/items", () => "put");
+  app.post("/echo-text", async (req) => req.text());
+  app.post("/echo-bytes", async (req) => new Response(await req.bytes()));
+  app.post("/count-stream", async (req) => {
+    let n = 0;
+    for await (const chunk of req.stream()) n += chunk.length;
+    return { n };
+  });
+  app.get("/query", (req) => ({ q: req.query.get("q"), all: req.query.getAll("t") }));
+  app.get("/cookies", (req) => req.cookies);
+  app.get("/set-cookie", () => new Response("ok").setCookie("session", "a b", { maxAge: 60, sameSite: "Lax" }));
+  app.get("/html", () => new HTMLResponse("<h1>hi</h1>"));
+  app.get("/bytes", () => new Uint8Array([1, 2, 3]));
+  app.get("/nothing", () => undefined);
+  app.get("/redirect", () => new RedirectResponse("/hello"));
+  app.get("/teapot", () => {
+    throw new HTTPError(409, "conflict here", { "X-Reason": "test" });
+  });
+  app.get("/boom", () => {
+    throw new Error("secret internal detail");
+  });
+  app.get("/deps", (_req, deps) => {
+    events.push(`handler ${deps.user}`);
+    return deps.user;
+  }, { dependencies: { user, db: database } });
+  app.get("/deps-stream", (_req, deps) => new StreamingResponse(async function* () {
+    try {
+      yield `${deps.db.query()}-1\n`;
+      await new Promise((r) => setTimeout(r, 20));
+      yield `${deps.db.query()}-2\n`;
+    } finally {
+      events.push("stream finally");
+    }
+  }()), { dependencies: { db: database } });
+
+  const api = new Router({ prefix: "/api/v1" });
+  api.get("/ping", () => "pong");
+  const nested = new Router({ prefix: "/admin" });
+  nested.get("/stats", () => "admin-stats");
+  api.include(nested);
+  app.include(api);
+
+  app.use(async (req, next) => {
+    req.state.order = ["outer"];
+    const res = await next();
+    res.headers.set("X-Outer", "1");
+    return res;
+  });
+  app.use(async (req, next) => {
+    (req.state.order as string[]).push("inner");
+    if (req.path === "/blocked") return new Response("blocked by middleware", { status: 403 });
+    const res = await next();
+    res.headers.set("X-Order", (req.state.order as string[]).join(","));
+    return res;
+  });
+
+  before(async () => {
+    served = await serve(app);
+  });
+  after(() => served.close());
+
+  test("plain text with a length", async () => {
+    const res = await fetch(`${served.url}/hello`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+    assert.equal(res.headers.get("content-length"), "13");
+    assert.equal(await res.text(), "Hello, World!");
+  });
+
+  test("typed, path and percent-encoded params", async () => {
+    assert.deepEqual(await (await fetch(`${served.url}/users/42`)).json(), { id: 42, type: "number" });
+    assert.equal((await fetch(`${served.url}/users/abc`)).status, 404);
+    assert.equal(await (await fetch(`${served.url}/files/a/b/c.txt`)).text(), "a/b/c.txt");
+    assert.equal(await (await fetch(`${served.url}/names/J%C3%BCrgen%20K`)).text(), "Jürgen K");
+    const bad = await rawExchange(served.port, "GET /names/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert.equal(splitResponse(bad.data).status, 400);
+  });
+
+  test("404, and 405 with Allow", async () => {
+    const missing = await fetch(`${served.url}/nope`);
+    assert.equal(missing.status, 404);
+    assert.deepEqual(await missing.json(), { detail: "Not Found" });
+    const wrong = await fetch(`${served.url}/items`, { method: "DELETE" });
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "POST, PUT");
+    const wrongGet = await fetch(`${served.url}/hello`, { method: "POST" });
+    assert.equal(wrongGet.headers.get("allow"), "GET, HEAD");
+  });
+
+  test("HEAD on a GET route sends headers only", async () => {
+    const res = await fetch(`${served.url}/hello`, { method: "HEAD" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-length"), "13");
+    assert.equal(await res.text(), "");
+  });
+
+  test("JSON, text, bytes and streamed request bodies", async () => {
+    const created = await fetch(`${served.url}/items`, { method: "POST", body: JSON.stringify({ a: [1, 2] }) });
+    assert.equal(created.status, 201);
+    assert.deepEqual(await created.json(), { a: [1, 2] });
+    assert.equal(await (await fetch(`${served.url}/echo-text`, { method: "POST", body: "héllo" })).text(), "héllo");
+    const bytes = await fetch(`${served.url}/echo-bytes`, { method: "POST", body: new Uint8Array([0, 255, 7]) });
+    assert.equal(bytes.headers.get("content-type"), "application/octet-stream");
+    assert.deepEqual(new Uint8Array(await bytes.arrayBuffer()), new Uint8Array([0, 255, 7]));
+    assert.deepEqual(await (await fetch(`${served.url}/count-stream`, { method: "POST", body: "x".repeat(1000) })).json(), { n: 1000 });
+  });
+
+  test("invalid JSON is 400; a body over maxBodyBytes is 413 and the connection closes", async () => {
+    const bad = await fetch(`${served.url}/items`, { method: "POST", body: "{nope" });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(await bad.json(), { detail: "Request body is not valid JSON" });
+    const big = await fetch(`${served.url}/echo-text`, { method: "POST", body: "x".repeat(5000) });
+    assert.equal(big.status, 413);
+    // Without a declared length the limit is enforced while reading.
+    const chunked = await rawExchange(served.port,
+      "POST /count-stream HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +
+      `800\r\n${"y".repeat(0x800)}\r\n`);
+    const response = splitResponse(chunked.data);
+    assert.equal(response.status, 413);
+    assert.match(response.head, /connection: close/i);
+    assert.equal(chunked.closed, true);
+  });
+
+  test("query, headers and cookies", async () => {
+    assert.deepEqual(await (await fetch(`${served.url}/query?q=a%20b&t=1&t=2`)).json(), { q: "a b", all: ["1", "2"] });
+    const cookies = await fetch(`${served.url}/cookies`, { headers: { cookie: 'a=1; b="two"; c=%C3%A9; a=ignored' } });
+    assert.deepEqual(await cookies.json(), { a: "1", b: "two", c: "é" });
+    const set = await fetch(`${served.url}/set-cookie`);
+    assert.equal(set.headers.get("set-cookie"), "session=a%20b; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
+  });
+
+  test("HTML, bytes, no content and redirects", async () => {
+    const html = await fetch(`${served.url}/html`);
+    assert.equal(html.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.equal(await html.text(), "<h1>hi</h1>");
+    const bytes = await fetch(`${served.url}/bytes`);
+    assert.deepEqual(new Uint8Array(await bytes.arrayBuffer()), new Uint8Array([1, 2, 3]));
+    assert.equal((await fetch(`${served.url}/nothing`)).status, 204);
+    const redirect = await fetch(`${served.url}/redirect`, { redirect: "manual" });
+    assert.equal(redirect.status, 307);
+    assert.equal(redirect.headers.get("location"), "/hello");
+  });
+
+  test("HTTPError carries status, detail and headers; other errors are a bare 500", async () => {
+    const res = await fetch(`${served.url}/teapot`);
+    assert.equal(res.status, 409);
+    assert.equal(res.headers.get("x-reason"), "test");
+    assert.deepEqual(await res.json(), { detail: "conflict here" });
+    const boom = await fetch(`${served.url}/boom`);
+    assert.equal(boom.status, 500);
+    const text = await boom.text();
+    assert.equal(text, '{"detail":"Internal Server Error"}');
+    assert.ok(app.errors.some((e) => e instanceof Error && e.message === "secret internal detail"));
+  });
+
+  test("middleware run in order around the handler and can answer themselves", async () => {
+    const res = await fetch(`${served.url}/hello`);
+    assert.equal(res.headers.get("x-order"), "outer,inner");
+    assert.equal(res.headers.get("x-outer"), "1");
+    const blocked = await fetch(`${served.url}/blocked`);
+    assert.equal(blocked.status, 403);
+    assert.equal(blocked.headers.get("x-outer"), "1");
+  });
+
+  test("routers with prefixes, nested", async () => {
+    assert.equal(await (await fetch(`${served.url}/api/v1/ping`)).text(), "pong");
+    assert.equal(await (await fetch(`${served.url}/api/v1/admin/stats`)).text(), "admin-stats");
+  });
+
+  test("dependencies resolve once per request and close after the response", async () => {
+    events.length = 0;
+    const res = await fetch(`${served.url}/deps`, { headers: { "x-user": "ann" } });
+    assert.equal(await res.text(), "ann:row");
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(events, ["db open", "handler ann:row", "db closed"]);
+  });
+
+  test("a dependency of a streaming response closes only after the stream finished", async () => {
+    events.length = 0;
+    const res = await fetch(`${served.url}/deps-stream`);
+    assert.equal(await res.text(), "row-1\nrow-2\n");
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(events, ["db open", "stream finally", "db closed"]);
+  });
+
+  test("a request head over maxHeaderBytes gets 431", async () => {
+    const { data } = await rawExchange(served.port, `GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(8000)}\r\n\r\n`);
+    assert.equal(splitResponse(data).status, 431);
+  });
+
+  test("malformed request lines get 400", async () => {
+    const { data } = await rawExchange(served.port, "GARBAGE\r\n\r\n");
+    assert.equal(splitResponse(data).status, 400);
+  });
+});
+
+describe("error handler and limits", () => {
+  test("a user error handler shapes error responses", async () => {
+    const app = testApp();
+    app.get("/x", () => {
+      throw new TypeError("bad input");
+    });
+    app.onError((error) => (error instanceof TypeError ? new Response(`handled: ${error.message}`, { status: 422 }) : undefined));
+    const served = await serve(app);
+    try {
+      const res = await fetch(`${served.url}/x`);
+      assert.equal(res.status, 422);
+      assert.equal(await res.text(), "handled: bad input");
+      assert.equal((await fetch(`${served.url}/missing`)).status, 404);
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("the rate limit answers 429 with Retry-After per client address", async () => {
+    const app = testApp({ rateLimit: { requests: 3, windowMs: 60_000 } });
+    app.get("/x", () => "ok");
+    const served = await serve(app);
+    try {
+      const statuses: number[] = [];
+      let retryAfter: string | null = null;
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${served.url}/x`);
+        statuses.push(res.status);
+        if (res.status === 429) retryAfter = res.headers.get("retry-after");
+        await res.arrayBuffer();
+      }
+      assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+      assert.ok(Number(retryAfter) >= 1 && Number(retryAfter) <= 60, `Retry-After ${retryAfter}`);
+      assert.equal(app.stats().http.rateLimited, 2);
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("bad options fail at construction and name the option", () => {
+    assert.throws(() => testApp({ maxBodyBytes: -1 }), /maxBodyBytes/);
+    assert.throws(() => testApp({ headersTimeoutMs: 5000, requestTimeoutMs: 1000 }), /headersTimeoutMs/);
+    assert.throws(() => testApp({ rateLimit: { requests: 0, windowMs: 10 } }), /rateLimit.requests/);
+    assert.throws(() => new Router({ prefix: "api" }), /prefix/);
+    assert.throws(() => testApp().get("/x/{a:nope}", () => ""), /converter/);
+  });
+});
