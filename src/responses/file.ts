@@ -13,7 +13,7 @@ export interface FileResponseOptions {
   /** @default 200 */
   status?: number;
   headers?: HeadersInit;
-  /** Content-Type; taken from the file name when absent. */
+  /** Content-Type; taken from `filename`, or else the path, when absent. */
   mediaType?: string;
   /** Sets `Content-Disposition` with this download name (RFC 6266, `filename*` for non-ASCII names). */
   filename?: string;
@@ -86,7 +86,7 @@ export class FileResponse extends StreamingResponse<Chunk> {
         lastModified: stat.mtimeMs,
       };
       const h = this.headers;
-      h.setDefault("Content-Type", contentTypeFor(this.path));
+      h.setDefault("Content-Type", contentTypeFor(this.filename ?? this.path));
       h.set("Accept-Ranges", "bytes");
       h.set("ETag", validators.etag!);
       h.set("Last-Modified", httpDate(stat.mtimeMs));

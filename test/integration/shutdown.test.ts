@@ -1,0 +1,94 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { connect, createServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { StreamingResponse } from "../../src/index.js";
+import { serve, sleep, testApp, waitFor } from "../helpers.js";
+
+function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on("error", () => resolve(true));
+  });
+}
+
+test("close() stops accepting, lets a stream finish, then runs shutdown hooks", async () => {
+  const app = testApp({ shutdownTimeoutMs: 5_000 });
+  const order: string[] = [];
+  app.onStartup(() => void order.push("startup"));
+  app.onShutdown(() => void order.push("shutdown hook"));
+  app.get("/slow", () => new StreamingResponse(async function* () {
+    for (let i = 0; i < 5; i++) {
+      yield `part ${i}\n`;
+      await sleep(60);
+    }
+    order.push("stream done");
+  }()));
+  const served = await serve(app);
+  const res = await fetch(`${served.url}/slow`);
+  const body = res.text();
+  const closing = app.close().then(() => void order.push("closed"));
+  await sleep(20);
+  assert.equal(await connectionRefused(served.port), true);
+  assert.equal(await body, "part 0\npart 1\npart 2\npart 3\npart 4\n");
+  await closing;
+  assert.deepEqual(order, ["startup", "stream done", "shutdown hook", "closed"]);
+  assert.equal(app.stats().streams.completed, 1);
+});
+
+test("streams still running at the shutdown deadline are cut", async () => {
+  const app = testApp({ shutdownTimeoutMs: 300 });
+  let finallyRan = false;
+  app.get("/forever", () => new StreamingResponse(async function* (stream) {
+    try {
+      while (!stream.signal.aborted) {
+        yield "tick\n";
+        await sleep(20);
+      }
+    } finally {
+      finallyRan = true;
+    }
+  }));
+  const served = await serve(app);
+  const res = await fetch(`${served.url}/forever`);
+  const body = res.text();
+  await sleep(50);
+  const started = Date.now();
+  await app.close();
+  const took = Date.now() - started;
+  assert.ok(took >= 250 && took < 2_000, `close took ${took} ms`);
+  await assert.rejects(body);
+  await waitFor(() => finallyRan, 2_000, "the source's finally");
+  assert.equal(app.stats().streams.aborted, 1);
+});
+
+test("SIGTERM shuts the conformance app down gracefully", async () => {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+  const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
+  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", script], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  try {
+    let output = "";
+    child.stdout.on("data", (d) => (output += d));
+    await waitFor(() => output.includes("listening"), 15_000, "the app to listen");
+    const res = await fetch(`http://127.0.0.1:${port}/hello`);
+    assert.equal(await res.text(), "Hello, World!");
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+  } finally {
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+});
