@@ -16,6 +16,6 @@ for (const dir of ["src", "test"]) {
 }
 files.sort();
 const result = spawnSync(process.execPath, [
-  "--conditions=source", "--import", "tsx", "--test", "--test-reporter=spec", ...files,
+  "--conditions=catzilla-source", "--import", "tsx", "--test", "--test-reporter=spec", ...files,
 ], { cwd: root, stdio: "inherit" });
 process.exit(result.status ?? 1);

@@ -1,5 +1,38 @@
 import type { ServerResponse } from "node:http";
+import type { Writable } from "node:stream";
+import { constants as zlibConstants, createBrotliCompress, createGzip, type BrotliCompress, type Gzip } from "node:zlib";
 import type { StatsCollector } from "../metrics/stats.js";
+
+/** A content coding a stream can be sent with. */
+export type StreamEncoding = "br" | "gzip";
+
+/**
+ * Pick a coding from Accept-Encoding (RFC 9110 §12.5.3), preferring brotli, or `null` for none.
+ * A coding with `q=0` is refused.
+ */
+export function negotiateEncoding(acceptEncoding: string | undefined): StreamEncoding | null {
+  if (acceptEncoding === undefined) return null;
+  let br = false;
+  let gzip = false;
+  for (const part of acceptEncoding.split(",")) {
+    const [name, ...params] = part.trim().toLowerCase().split(";");
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
+    if (q !== undefined && Number(q.slice(2)) === 0) continue;
+    if (name === "br") br = true;
+    else if (name === "gzip" || name === "x-gzip") gzip = true;
+  }
+  return br ? "br" : gzip ? "gzip" : null;
+}
+
+function createCompressor(encoding: StreamEncoding): Gzip | BrotliCompress {
+  // Every write is flushed through the compressor so that streaming is not delayed.
+  return encoding === "gzip"
+    ? createGzip({ flush: zlibConstants.Z_SYNC_FLUSH, level: 6 })
+    : createBrotliCompress({
+      flush: zlibConstants.BROTLI_OPERATION_FLUSH,
+      params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 4 },
+    });
+}
 
 /** Size of the reusable buffers small chunks are coalesced into. */
 export const SLAB_BYTES = 64 * 1024;
@@ -43,6 +76,9 @@ export class StreamWriter {
   private idleTimer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private readonly slabSize: number;
+  /** Where body bytes go: the response itself, or a compressor piped into it. */
+  private readonly out: Writable;
+  private readonly compressor: Gzip | BrotliCompress | null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -52,9 +88,13 @@ export class StreamWriter {
     private readonly monitorMemory: boolean,
     private readonly eagerHeaders: boolean,
     private readonly onAbort: (reason: AbortReason) => void,
+    encoding: StreamEncoding | null = null,
   ) {
     this.slabSize = chunkSize <= SLAB_BYTES ? SLAB_BYTES : chunkSize;
-    res.on("drain", this.handleDrain);
+    this.compressor = encoding === null ? null : createCompressor(encoding);
+    this.out = this.compressor ?? res;
+    if (this.compressor !== null) this.pipeCompressor(this.compressor);
+    this.out.on("drain", this.handleDrain);
     res.on("close", this.handleClose);
     // The client may be gone before the stream starts; 'close' will not fire again then.
     if (res.destroyed) queueMicrotask(() => this.markAborted("disconnect"));
@@ -63,8 +103,9 @@ export class StreamWriter {
   /** Let go of the response without writing, so another response can be sent on it. */
   release(): void {
     this.detach();
-    this.res.off("drain", this.handleDrain);
+    this.out.off("drain", this.handleDrain);
     this.res.off("close", this.handleClose);
+    this.compressor?.destroy();
     if (this.slab !== null) giveSlab(this.slab);
     this.slab = null;
     this.used = 0;
@@ -72,12 +113,12 @@ export class StreamWriter {
 
   /** Whether the socket holds more than its high-water mark and the producer should wait. */
   get backpressure(): boolean {
-    return this.res.writableNeedDrain;
+    return this.out.writableNeedDrain;
   }
 
   /** Bytes queued in user space: coalesced but unsent, plus what the socket still holds. */
   get bufferedBytes(): number {
-    return this.used + this.res.writableLength;
+    return this.used + this.res.writableLength + (this.compressor?.writableLength ?? 0);
   }
 
   /** Add a chunk. Small chunks are copied into the current slab; large ones are written as they are. */
@@ -124,9 +165,8 @@ export class StreamWriter {
     const length = this.used;
     this.slab = null;
     this.used = 0;
-    this.bytes += length;
-    this.stats.streams.bytes += length;
-    this.res.write(slab.subarray(0, length), () => giveSlab(slab));
+    this.count(length);
+    this.out.write(slab.subarray(0, length), () => giveSlab(slab));
     if (this.monitorMemory) this.sampleMemory();
   }
 
@@ -142,7 +182,7 @@ export class StreamWriter {
 
   /** Resolves when the socket can take more; at once when it can already, or when the stream stopped. */
   drained(): Promise<void> {
-    if (this.aborted !== null || !this.res.writableNeedDrain) return Promise.resolve();
+    if (this.aborted !== null || !this.out.writableNeedDrain) return Promise.resolve();
     this.stats.streams.backpressureEvents++;
     if (this.monitorMemory) this.sampleMemory();
     return new Promise((resolve) => {
@@ -161,11 +201,10 @@ export class StreamWriter {
       const length = this.used;
       this.slab = null;
       this.used = 0;
-      this.bytes += length;
-      this.stats.streams.bytes += length;
-      this.res.end(slab.subarray(0, length), () => giveSlab(slab));
+      this.count(length);
+      this.out.end(slab.subarray(0, length), () => giveSlab(slab));
     } else {
-      this.res.end();
+      this.out.end();
     }
   }
 
@@ -184,19 +223,44 @@ export class StreamWriter {
       socket.destroy();
       return;
     }
-    socket.end();
-    setTimeout(() => socket.destroy(), CUT_GRACE_MS).unref();
+    const close = (): void => {
+      this.compressor?.destroy();
+      socket.end();
+      setTimeout(() => socket.destroy(), CUT_GRACE_MS).unref();
+    };
+    if (this.compressor === null) close();
+    else this.compressor.flush(close);
   }
 
   private writeRaw(chunk: string | Uint8Array, length: number): void {
-    this.bytes += length;
-    this.stats.streams.bytes += length;
-    this.res.write(chunk);
+    this.count(length);
+    this.out.write(chunk);
     if (this.monitorMemory) this.sampleMemory();
   }
 
+  /** Count body bytes as the producer made them (before compression). */
+  private count(length: number): void {
+    this.bytes += length;
+    this.stats.streams.bytes += length;
+  }
+
+  private pipeCompressor(compressor: Gzip | BrotliCompress): void {
+    const res = this.res;
+    compressor.on("data", (data: Buffer) => {
+      if (!res.write(data)) compressor.pause();
+    });
+    res.on("drain", () => compressor.resume());
+    compressor.once("end", () => {
+      if (this.aborted === null) res.end();
+    });
+    compressor.once("error", (error) => {
+      this.stats.streams.failed++;
+      res.destroy(error);
+    });
+  }
+
   private sampleMemory(): void {
-    const buffered = this.res.writableLength + this.used;
+    const buffered = this.bufferedBytes;
     if (buffered > this.peakBufferedBytes) this.peakBufferedBytes = buffered;
     if (buffered > this.stats.streams.peakBufferedBytes) this.stats.streams.peakBufferedBytes = buffered;
   }
@@ -208,6 +272,7 @@ export class StreamWriter {
     this.slab = null;
     this.used = 0;
     this.detach();
+    if (this.compressor !== null && reason !== "error") this.compressor.destroy();
     this.onAbort(reason);
   }
 

@@ -30,6 +30,8 @@ export interface EventSourceOptions {
   monitorMemory?: boolean;
   /** @see StreamingOptions.chunkSize @default 65536 */
   chunkSize?: number;
+  /** @see StreamingOptions.compress @default false */
+  compress?: boolean;
 }
 
 /**
@@ -53,6 +55,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
       headers: options.headers ?? {},
       mediaType: "text/event-stream; charset=utf-8",
       monitorMemory: options.monitorMemory ?? false,
+      compress: options.compress ?? false,
       chunkSize: options.chunkSize ?? 65536,
       ...(onError === undefined ? {} : {
         onError: (error: unknown): Chunk | void => {

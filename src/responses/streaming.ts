@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { StreamingError, TooManyRequestsError } from "../errors.js";
-import { StreamWriter, SLAB_BYTES, type AbortReason } from "../node/stream-writer.js";
+import { StreamWriter, SLAB_BYTES, negotiateEncoding, type AbortReason, type StreamEncoding } from "../node/stream-writer.js";
 import { assertPositiveInteger } from "../options.js";
 import { ResponseHeaders, type HeadersInit } from "./headers.js";
 import { Response, type SendContext } from "./response.js";
@@ -60,6 +60,12 @@ export interface StreamingOptions {
   /** Record the stream's peak buffered bytes in statistics (`streams.peakBufferedBytes`). */
   monitorMemory?: boolean;
   /**
+   * Compress with brotli or gzip when the client's Accept-Encoding allows it. Every coalesced
+   * write is flushed through the compressor, so streaming is not delayed.
+   * @default false
+   */
+  compress?: boolean;
+  /**
    * Called once when the source throws after the first byte was sent. What it returns (a last
    * chunk, for example an SSE error event) is written before the connection is cut.
    */
@@ -97,6 +103,7 @@ export class StreamingResponse<T = Chunk> extends Response {
   readonly mediaType: string | undefined;
   readonly chunkSize: number;
   readonly monitorMemory: boolean;
+  readonly compress: boolean;
   readonly onError: ((error: unknown) => Chunk | void) | undefined;
   /** Bytes sent by the last `send`; for tests and logging. */
   bytesSent = 0;
@@ -110,6 +117,7 @@ export class StreamingResponse<T = Chunk> extends Response {
     this.chunkSize = options.chunkSize ?? SLAB_BYTES;
     assertPositiveInteger("chunkSize", this.chunkSize);
     this.monitorMemory = options.monitorMemory ?? false;
+    this.compress = options.compress ?? false;
     this.onError = options.onError;
     if (this.mediaType !== undefined) this.headers.set("Content-Type", this.mediaType);
   }
@@ -186,12 +194,24 @@ export class StreamingResponse<T = Chunk> extends Response {
       });
     };
     const controller = this.makeController(req.lastEventId);
+    let encoding: StreamEncoding | null = null;
+    if (this.compress) {
+      this.headers.append("Vary", "Accept-Encoding");
+      if (req.method !== "HEAD" && !this.headers.has("content-encoding")) {
+        encoding = negotiateEncoding(req.header("accept-encoding"));
+        if (encoding !== null) {
+          this.headers.set("Content-Encoding", encoding);
+          this.headers.delete("Content-Length");
+        }
+      }
+    }
     const writer: StreamWriter = new StreamWriter(
       res, stats, this.chunkSize, host.streamIdleTimeoutMs, this.monitorMemory, this.eagerHeaders,
       (reason: AbortReason) => {
         controller.abort(reason);
         finish("aborted");
       },
+      encoding,
     );
     controller.attach(writer);
     host.trackStream(writer);

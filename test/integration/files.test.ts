@@ -92,7 +92,7 @@ describe("FileResponse and static files", () => {
     const expected = [[0, 9], [100, 199], [size - 5, size - 1]] as const;
     let offset = 0;
     for (const [i, [start, end]] of expected.entries()) {
-      const head = `${i === 0 ? "" : "\r\n"}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${start}-${end}/${size}\r\n\r\n`;
+      const head: string = `${i === 0 ? "" : "\r\n"}--${boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: bytes ${start}-${end}/${size}\r\n\r\n`;
       assert.equal(body.subarray(offset, offset + head.length).toString("latin1"), head);
       offset += head.length;
       assert.ok(body.subarray(offset, offset + end - start + 1).equals(content.subarray(start, end + 1)));

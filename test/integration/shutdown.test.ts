@@ -75,7 +75,7 @@ test("SIGTERM shuts the conformance app down gracefully", async () => {
     });
   });
   const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", script], {
+  const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
     env: { ...process.env, PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -285,3 +285,54 @@ describe("StreamingResponse without a server", () => {
     assert.throws(() => new StreamingResponse([], { chunkSize: 0 }), /chunkSize/);
   });
 });
+
+describe("compressed streams", () => {
+  test("gzip and brotli are negotiated and each chunk is flushed at once", async () => {
+    const { gunzipSync, brotliDecompressSync } = await import("node:zlib");
+    const app = testApp();
+    let release: () => void = () => undefined;
+    app.get("/z", () => new StreamingResponse(async function* () {
+      yield "first line\n";
+      await new Promise<void>((resolve) => (release = resolve));
+      yield "second line\n".repeat(1000);
+    }(), { compress: true, mediaType: "text/plain" }));
+    app.get("/plain", () => new StreamingResponse(["uncompressed"], { compress: true }));
+    const served = await serve(app);
+    try {
+      for (const [accept, coding, decode] of [
+        ["gzip, deflate", "gzip", gunzipSync],
+        ["gzip;q=0.5, br", "br", brotliDecompressSync],
+      ] as const) {
+        const socket = connect(served.port, "127.0.0.1");
+        socket.write(`GET /z HTTP/1.1\r\nHost: x\r\nAccept-Encoding: ${accept}\r\nConnection: close\r\n\r\n`);
+        const chunks: Buffer[] = [];
+        socket.on("data", (d: Buffer) => chunks.push(d));
+        // The first line must be readable before the producer continues.
+        await waitFor(() => {
+          const data = Buffer.concat(chunks);
+          const end = data.indexOf("\r\n\r\n");
+          if (end < 0) return false;
+          const { chunks: body } = decodeChunked(data.subarray(end + 4));
+          try {
+            return decode(Buffer.concat(body), { finishFlush: (coding === "gzip" ? 2 : 1) }).toString() === "first line\n";
+          } catch {
+            return false;
+          }
+        }, 3_000, `the first ${coding} chunk`);
+        release();
+        await new Promise((resolve) => socket.once("close", resolve));
+        const { head, body } = splitResponse(Buffer.concat(chunks));
+        assert.match(head, new RegExp(`content-encoding: ${coding}`, "i"));
+        assert.match(head, /vary: accept-encoding/i);
+        const decoded = decode(Buffer.concat(decodeChunked(body).chunks)).toString();
+        assert.equal(decoded, "first line\n" + "second line\n".repeat(1000));
+      }
+      const plain = await rawExchange(served.port, "GET /plain HTTP/1.1\r\nHost: x\r\nAccept-Encoding: identity\r\nConnection: close\r\n\r\n");
+      const { head, body } = splitResponse(plain.data);
+      assert.doesNotMatch(head, /content-encoding/i);
+      assert.equal(Buffer.concat(decodeChunked(body).chunks).toString(), "uncompressed");
+    } finally {
+      await served.close();
+    }
+  });
+});
