@@ -3,12 +3,12 @@
  * PORT (default 8000) and FILES_DIR (default test/fixtures/files) come from the environment.
  */
 import { fileURLToPath } from "node:url";
-import { Catzilla, EventSourceResponse, StreamingResponse, type EventItem } from "catzilla";
+import { Catzilla, EventSourceResponse, StreamingResponse, type AppOptions, type EventItem } from "catzilla";
 
 const filesDir = process.env.FILES_DIR ?? fileURLToPath(new URL("../test/fixtures/files", import.meta.url));
 
-export function createConformanceApp(): Catzilla {
-  const app = new Catzilla();
+export function createConformanceApp(options: AppOptions = {}): Catzilla {
+  const app = new Catzilla(options);
 
   app.get("/hello", () => "Hello, World!");
 

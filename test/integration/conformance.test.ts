@@ -1,0 +1,52 @@
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { createConformanceApp } from "../../examples/conformance.js";
+import { decodeChunked, rawExchange, serve, splitResponse, type Served } from "../helpers.js";
+
+let served: Served;
+before(async () => {
+  served = await serve(createConformanceApp({ handleSignals: false }));
+});
+after(() => served.close());
+
+test("/hello", async () => {
+  const res = await fetch(`${served.url}/hello`);
+  assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(await res.text(), "Hello, World!");
+});
+
+test("/stream sends n chunks of size bytes, and fail=K cuts after K", async () => {
+  const body = await (await fetch(`${served.url}/stream?n=1000&size=1024`)).arrayBuffer();
+  assert.equal(body.byteLength, 1000 * 1024);
+  assert.ok(Buffer.from(body).every((b) => b === 0x78));
+  const { data } = await rawExchange(served.port, "GET /stream?n=10&size=100&fail=3 HTTP/1.1\r\nHost: x\r\n\r\n");
+  const { chunks, complete } = decodeChunked(splitResponse(data).body);
+  assert.equal(complete, false);
+  assert.equal(Buffer.concat(chunks).length, 300);
+});
+
+test("/sse counts to n and resumes after Last-Event-ID", async () => {
+  assert.equal(await (await fetch(`${served.url}/sse?n=2`)).text(), "id: 1\ndata: tick-1\n\nid: 2\ndata: tick-2\n\n");
+  const resumed = await fetch(`${served.url}/sse?n=4`, { headers: { "Last-Event-ID": "2" } });
+  assert.equal(await resumed.text(), "id: 3\ndata: tick-3\n\nid: 4\ndata: tick-4\n\n");
+});
+
+test("/files serves the fixtures with ranges", async () => {
+  const res = await fetch(`${served.url}/files/hello.txt`, { headers: { range: "bytes=0-4" } });
+  assert.equal(res.status, 206);
+  assert.equal(await res.text(), "Hello");
+});
+
+test("/stats reports stream counters; /metrics is Prometheus text", async () => {
+  const stats = await (await fetch(`${served.url}/stats`)).json() as { streams: Record<string, number> };
+  for (const key of ["active", "created", "completed", "aborted", "bytes"]) {
+    assert.equal(typeof stats.streams[key], "number", key);
+  }
+  assert.ok(stats.streams.created! >= 4);
+  assert.ok(stats.streams.aborted! >= 1);
+  assert.ok(stats.streams.bytes! >= 1000 * 1024);
+  const metrics = await (await fetch(`${served.url}/metrics`)).text();
+  assert.match(metrics, /^# HELP catzilla_uptime_seconds /m);
+  assert.match(metrics, /^# TYPE catzilla_streams_created_total counter$/m);
+  assert.match(metrics, /^catzilla_http_responses_total\{class="2xx"\} \d+$/m);
+});
