@@ -44,7 +44,7 @@ export interface AppOptions {
    */
   maxBodyBytes?: number;
   /**
-   * Most open client connections; connections beyond it are refused at accept.
+   * Most open client connections; connections beyond it are closed as soon as they are accepted.
    * @default 10000
    */
   maxConnections?: number;
@@ -70,7 +70,7 @@ export interface AppOptions {
    */
   handleSignals?: boolean;
   /**
-   * Where unhandled errors and lifecycle messages go.
+   * Where unhandled errors and failures of cleanup code go.
    * @default console
    */
   logger?: Logger;

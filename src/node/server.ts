@@ -22,6 +22,8 @@ export function createHttpServer(
     maxHeaderSize: options.maxHeaderBytes,
     highWaterMark: WRITE_HIGH_WATER_MARK,
     noDelay: true,
+    // How often node checks the header and request timeouts; its default (30 s) is too coarse.
+    connectionsCheckingInterval: Math.min(1_000, options.headersTimeoutMs),
   }, listener);
   server.maxConnections = options.maxConnections;
   server.on("connection", (socket: Socket) => {

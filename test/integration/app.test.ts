@@ -264,6 +264,42 @@ describe("error handler and limits", () => {
     }
   });
 
+  test("a client that sends its head too slowly gets 408 and is disconnected", async () => {
+    const app = testApp({ headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    app.get("/x", () => "ok");
+    const served = await serve(app);
+    try {
+      const started = Date.now();
+      const { data, closed } = await rawExchange(served.port, "GET /x HTTP/1.1\r\nHost: x\r\nX-Slow: 1", 5_000);
+      assert.equal(closed, true);
+      assert.equal(splitResponse(data).status, 408);
+      assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("connections over maxConnections are closed at once", async () => {
+    const app = testApp({ maxConnections: 2 });
+    app.get("/x", () => "ok");
+    const served = await serve(app);
+    const { connect } = await import("node:net");
+    const open = [connect(served.port, "127.0.0.1"), connect(served.port, "127.0.0.1")];
+    try {
+      await Promise.all(open.map((s) => new Promise((resolve) => s.once("connect", resolve))));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const extra = await rawExchange(served.port, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n", 2_000);
+      assert.equal(extra.closed, true);
+      assert.equal(extra.data.length, 0);
+      open[0]!.write("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+      const reply = await new Promise<Buffer>((resolve) => open[0]!.once("data", resolve));
+      assert.equal(splitResponse(reply).status, 200);
+    } finally {
+      for (const s of open) s.destroy();
+      await served.close();
+    }
+  });
+
   test("bad options fail at construction and name the option", () => {
     assert.throws(() => testApp({ maxBodyBytes: -1 }), /maxBodyBytes/);
     assert.throws(() => testApp({ headersTimeoutMs: 5000, requestTimeoutMs: 1000 }), /headersTimeoutMs/);
