@@ -35,7 +35,7 @@ export function createConformanceApp(options: AppOptions = {}): Catzilla {
         return;
       }
       for (let i = resumeFrom + 1; i <= n; i++) yield { id: i, data: `tick-${i}` };
-    }, { pingMs: n === 0 ? 1000 : 15_000 });
+    }, { pingMs: 5_000 });
   });
 
   app.static("/files", filesDir);

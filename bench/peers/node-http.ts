@@ -29,7 +29,7 @@ const server = createServer(async (req, res) => {
     res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
     if (n === 0) {
       res.flushHeaders();
-      const timer = setInterval(() => res.write(": ping\n\n"), 15_000);
+      const timer = setInterval(() => res.write(": ping\n\n"), 5_000);
       res.on("close", () => clearInterval(timer));
       return;
     }

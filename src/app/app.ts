@@ -13,6 +13,14 @@ import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "./request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
 
+/** One request in flight: what sending needs, plus the request's dependency scope. */
+interface Exchange extends SendContext {
+  req: Request;
+  scope: DependencyScope | null;
+}
+
+const NO_DEPENDENCIES = Object.freeze({}) as never;
+
 /** HTTP middleware: runs around the route handler and returns the response. */
 export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
 
@@ -141,75 +149,122 @@ export class Catzilla extends Router {
     this.table = null;
   }
 
-  private async dispatch(raw: IncomingMessage, res: ServerResponse): Promise<void> {
+  private dispatch(raw: IncomingMessage, res: ServerResponse): void {
     const stats = this.collector.http;
     stats.requests++;
     stats.active++;
     const req = new Request(raw, this.config.maxBodyBytes);
-    const scope = new DependencyScope(req);
-    let response: Response;
+    const exchange: Exchange = { req, res, host: this.host, scope: null };
+    let result: Response | Promise<Response>;
     try {
-      response = await this.runChain(req, scope);
+      result = this.runChain(exchange);
     } catch (error) {
-      response = await this.renderError(error, req);
+      result = this.renderError(error, req);
     }
-    const ctx: SendContext = { req, res, host: this.host };
+    // Plain responses from synchronous handlers are sent without a promise in between.
+    if (result instanceof Response) {
+      void this.send(exchange, result);
+    } else {
+      void result.then(
+        (response) => this.send(exchange, response),
+        (error: unknown) => this.renderError(error, req).then((response) => this.send(exchange, response)),
+      );
+    }
+  }
+
+  private send(exchange: Exchange, response: Response): void | Promise<void> {
+    let sent: void | Promise<void>;
     try {
-      await this.sendResponse(response, ctx);
+      sent = this.sendResponse(response, exchange);
     } catch (error) {
-      if (!res.headersSent) {
-        response = await this.renderError(error, req);
-        try {
-          await this.sendResponse(response, ctx);
-        } catch (secondError) {
-          this.config.logger.error("catzilla: sending the error response failed", secondError);
-          res.destroy();
-        }
-      } else {
+      return this.recover(exchange, error);
+    }
+    if (sent === undefined) {
+      this.settle(exchange);
+      return;
+    }
+    return sent.then(() => this.settle(exchange), (error: unknown) => this.recover(exchange, error));
+  }
+
+  /** Sending failed: answer with the error response if nothing was sent yet, else cut. */
+  private async recover(exchange: Exchange, error: unknown): Promise<void> {
+    const { req, res } = exchange;
+    try {
+      if (res.headersSent) {
         this.config.logger.error("catzilla: sending the response failed", error);
+        res.destroy();
+        return;
+      }
+      const response = await this.renderError(error, req);
+      try {
+        await this.sendResponse(response, exchange);
+      } catch (secondError) {
+        this.config.logger.error("catzilla: sending the error response failed", secondError);
         res.destroy();
       }
     } finally {
-      stats.active--;
-      this.collector.countResponse(res.statusCode);
-      await scope.close((error) => this.config.logger.error("catzilla: dependency cleanup failed", error));
+      this.settle(exchange);
     }
   }
 
-  private sendResponse(response: Response, ctx: SendContext): void | Promise<void> {
-    if (this.shuttingDown) response.headers.set("Connection", "close");
-    // An unread request body may be large; closing is cheaper than draining it.
-    else if (!ctx.req.raw.complete) response.headers.set("Connection", "close");
-    return response.send(ctx);
+  /** The response is done (sent, streamed or cut): count it and close the dependencies. */
+  private settle(exchange: Exchange): void {
+    this.collector.http.active--;
+    this.collector.countResponse(exchange.res.statusCode);
+    if (exchange.scope !== null) {
+      void exchange.scope.close((error) => this.config.logger.error("catzilla: dependency cleanup failed", error));
+    }
   }
 
-  private runChain(req: Request, scope: DependencyScope): Promise<Response> {
+  private sendResponse(response: Response, exchange: Exchange): void | Promise<void> {
+    if (this.shuttingDown || this.abandonsBody(exchange.req)) response.headers.set("Connection", "close");
+    return response.send(exchange);
+  }
+
+  /**
+   * Whether the rest of the request body should not be read: reading stopped at the size limit,
+   * or the declared length is over it. Closing is cheaper than draining such a body; a smaller
+   * unread body is drained by node:http and the connection is kept.
+   */
+  private abandonsBody(req: Request): boolean {
+    if (req.raw.complete) return false;
+    return req.bodyConsumed || Number(req.raw.headers["content-length"]) > this.config.maxBodyBytes;
+  }
+
+  private runChain(exchange: Exchange): Response | Promise<Response> {
     if (this.rateLimiter !== null) {
-      const retryAfter = this.rateLimiter.take(req.raw.socket.remoteAddress ?? "");
+      const retryAfter = this.rateLimiter.take(exchange.req.raw.socket.remoteAddress ?? "");
       if (retryAfter > 0) {
         this.collector.http.rateLimited++;
-        return Promise.reject(new TooManyRequestsError("Rate limit exceeded", retryAfter));
+        throw new TooManyRequestsError("Rate limit exceeded", retryAfter);
       }
     }
-    if (this.middleware.length === 0) return this.endpoint(req, scope);
+    if (this.middleware.length === 0) return this.endpoint(exchange);
     let index = 0;
     const next = async (): Promise<Response> => {
       const middleware = this.middleware[index++];
-      if (middleware === undefined) return this.endpoint(req, scope);
-      return toResponse(await middleware(req, next));
+      if (middleware === undefined) return this.endpoint(exchange);
+      return toResponse(await middleware(exchange.req, next));
     };
     return next();
   }
 
-  private async endpoint(req: Request, scope: DependencyScope): Promise<Response> {
+  private endpoint(exchange: Exchange): Response | Promise<Response> {
+    const req = exchange.req;
     const table = (this.table ??= new RouteTable(this.routes));
     const match = table.match(req.method, req.path);
     switch (match.kind) {
       case "found": {
         req.params = match.params;
         const route = match.route;
-        const deps = route.dependencies === undefined ? {} : await scope.resolveAll(route.dependencies);
-        return toResponse(await route.handler(req as never, deps));
+        if (route.dependencies === undefined) {
+          const value = route.handler(req as never, NO_DEPENDENCIES);
+          return value instanceof Promise ? value.then(toResponse) : toResponse(value);
+        }
+        const scope = (exchange.scope = new DependencyScope(req));
+        return scope.resolveAll(route.dependencies)
+          .then((deps) => route.handler(req as never, deps))
+          .then(toResponse);
       }
       case "not-found":
         throw new HTTPError(404);

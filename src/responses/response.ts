@@ -38,36 +38,60 @@ export interface ResponseInit {
  */
 export class Response {
   status: number;
-  readonly headers: ResponseHeaders;
   /** The body; `null` for none. */
   body: string | Uint8Array | null;
+  private headerMap: ResponseHeaders | null = null;
+  private readonly headersInit: HeadersInit | undefined;
+  private readonly defaultType: string | null;
 
-  constructor(body: string | Uint8Array | null = null, init: ResponseInit = {}) {
+  /**
+   * @param defaultType - Content-Type used when the headers do not name one; by default
+   *   text/plain for a string body and application/octet-stream for bytes.
+   */
+  constructor(body: string | Uint8Array | null = null, init: ResponseInit = {}, defaultType?: string) {
     this.status = init.status ?? 200;
     if (!Number.isInteger(this.status) || this.status < 100 || this.status > 999) {
       throw new RangeError(`Response status must be an integer in 100..999, got ${this.status}`);
     }
-    this.headers = new ResponseHeaders(init.headers);
     this.body = body;
-    if (body !== null) {
-      this.headers.setDefault("Content-Type", typeof body === "string" ? "text/plain; charset=utf-8" : "application/octet-stream");
+    this.headersInit = init.headers;
+    this.defaultType = defaultType
+      ?? (body === null ? null : typeof body === "string" ? "text/plain; charset=utf-8" : "application/octet-stream");
+    // Headers given by the caller are validated now, where the mistake is made.
+    if (init.headers !== undefined) void this.headers;
+  }
+
+  /** Response headers; created on first use, so responses that never touch them cost nothing. */
+  get headers(): ResponseHeaders {
+    if (this.headerMap === null) {
+      this.headerMap = new ResponseHeaders(this.headersInit);
+      if (this.defaultType !== null) this.headerMap.setDefault("Content-Type", this.defaultType);
     }
+    return this.headerMap;
   }
 
   /** Write the response. Resolves when the body is handed to the socket or the client is gone. @internal */
   send(ctx: SendContext): void | Promise<void> {
     const { res } = ctx;
     const body = this.body;
-    const headers = this.headers.toFlatArray();
-    if (body === null || this.status === 204 || this.status === 304 || this.status < 200) {
-      if (this.status !== 204 && this.status !== 304 && this.status >= 200) headers.push("Content-Length", "0");
-      res.writeHead(this.status, headers);
+    const status = this.status;
+    const bodyless = body === null || status === 204 || status === 304 || status < 200;
+    let headers: string[];
+    if (this.headerMap === null) {
+      headers = this.defaultType === null || bodyless ? [] : ["Content-Type", this.defaultType];
+    } else {
+      headers = this.headerMap.toFlatArray();
+    }
+    if (bodyless) {
+      if (status !== 204 && status !== 304 && status >= 200) headers.push("Content-Length", "0");
+      res.writeHead(status, headers);
       res.end();
       return;
     }
-    const length = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
-    if (!this.headers.has("content-length")) headers.push("Content-Length", String(length));
-    res.writeHead(this.status, headers);
+    if (this.headerMap === null || !this.headerMap.has("content-length")) {
+      headers.push("Content-Length", String(typeof body === "string" ? Buffer.byteLength(body) : body.byteLength));
+    }
+    res.writeHead(status, headers);
     res.end(body);
   }
 
@@ -109,14 +133,14 @@ export class TextResponse extends Response {
 /** A `text/html` response. */
 export class HTMLResponse extends Response {
   constructor(html: string, init?: ResponseInit) {
-    super(html, withDefaultType(init, "text/html; charset=utf-8"));
+    super(html, init, "text/html; charset=utf-8");
   }
 }
 
 /** A JSON response; the value is serialised with `JSON.stringify`. */
 export class JSONResponse extends Response {
   constructor(value: unknown, init?: ResponseInit) {
-    super(JSON.stringify(value) ?? "null", withDefaultType(init, "application/json"));
+    super(JSON.stringify(value) ?? "null", init, "application/json");
   }
 }
 
@@ -134,10 +158,4 @@ function decodeURISafe(text: string): string {
   } catch {
     return text;
   }
-}
-
-function withDefaultType(init: ResponseInit | undefined, type: string): ResponseInit {
-  const headers = new ResponseHeaders(init?.headers);
-  headers.setDefault("Content-Type", type);
-  return { ...init, headers };
 }

@@ -183,7 +183,7 @@ export class StreamingResponse<T = Chunk> extends Response {
       this.bytesSent = writer.bytes;
       host.releaseStream(req);
       host.untrackStream(writer);
-      if (iterator === null) {
+      if (iterator === null || outcome === "completed") {
         resolveDone();
         return;
       }
@@ -269,6 +269,8 @@ export class StreamingResponse<T = Chunk> extends Response {
     if (!res.headersSent) writeHead(first);
     if (req.method === "HEAD") {
       writer.end();
+      // The body is not wanted: close the source before its dependencies.
+      if (!ended) await iterator!.return();
       finish("completed");
       return done;
     }
