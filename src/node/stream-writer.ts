@@ -52,6 +52,20 @@ function giveSlab(slab: Buffer): void {
   if (slab.length === SLAB_BYTES && pool.length < POOL_LIMIT) pool.push(slab);
 }
 
+/**
+ * Writers with coalesced bytes (or headers) to send once the event loop is idle. One immediate
+ * serves every stream of a loop turn, instead of one timer per stream and chunk.
+ */
+let idleQueue: StreamWriter[] = [];
+let idleScheduled = false;
+
+function runIdleQueue(): void {
+  idleScheduled = false;
+  const queue = idleQueue;
+  idleQueue = [];
+  for (const writer of queue) writer.runIdle();
+}
+
 /** Bytes a socket must take within this long after a cut before it is destroyed. */
 const CUT_GRACE_MS = 2_000;
 
@@ -74,7 +88,10 @@ export class StreamWriter {
   private used = 0;
   private drainResolve: (() => void) | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
-  private immediate: NodeJS.Immediate | null = null;
+  private idleQueued = false;
+  private ended = false;
+  /** Sends the headers of an eager stream whose first chunk is not ready yet. */
+  private pendingHead: (() => void) | null = null;
   private readonly slabSize: number;
   /** Where body bytes go: the response itself, or a compressor piped into it. */
   private readonly out: Writable;
@@ -86,7 +103,6 @@ export class StreamWriter {
     private readonly chunkSize: number,
     private readonly idleTimeoutMs: number,
     private readonly monitorMemory: boolean,
-    private readonly eagerHeaders: boolean,
     private readonly onAbort: (reason: AbortReason) => void,
     encoding: StreamEncoding | null = null,
   ) {
@@ -172,12 +188,43 @@ export class StreamWriter {
 
   /**
    * Flush once the event loop is idle: the producer is waiting for data, so nothing coalesced may
-   * be held back (token streams must not gain latency). Headers of eager streams go out then too.
+   * be held back (token streams must not gain latency).
    */
   flushWhenIdle(): void {
-    if (this.immediate !== null || this.aborted !== null) return;
-    if (this.used === 0 && (!this.eagerHeaders || this.res.headersSent)) return;
-    this.immediate = setImmediate(this.idleFlush);
+    if (this.idleQueued || this.aborted !== null || (this.used === 0 && this.pendingHead === null)) return;
+    this.idleQueued = true;
+    idleQueue.push(this);
+    if (!idleScheduled) {
+      idleScheduled = true;
+      setImmediate(runIdleQueue);
+    }
+  }
+
+  /**
+   * Until `clearHead()`, send headers with `writeHead` as soon as the event loop is idle: an event
+   * stream announces itself even when its first event is not ready yet.
+   */
+  sendHeadWhenIdle(writeHead: () => void): void {
+    this.pendingHead = writeHead;
+    this.flushWhenIdle();
+  }
+
+  /** The headers were written with the first chunk; no idle header write is needed. */
+  clearHead(): void {
+    this.pendingHead = null;
+  }
+
+  /** @internal Called from the shared idle queue. */
+  runIdle(): void {
+    this.idleQueued = false;
+    if (this.aborted !== null || this.ended) return;
+    const head = this.pendingHead;
+    this.pendingHead = null;
+    if (head !== null) {
+      head();
+      if (this.used === 0) this.res.flushHeaders();
+    }
+    if (this.used > 0) this.flush();
   }
 
   /** Resolves when the socket can take more; at once when it can already, or when the stream stopped. */
@@ -194,6 +241,7 @@ export class StreamWriter {
 
   /** Finish the body: the last coalesced bytes and the terminating chunk leave in one write. */
   end(): void {
+    this.ended = true;
     this.detach();
     if (this.aborted !== null) return;
     if (this.used > 0) {
@@ -277,21 +325,13 @@ export class StreamWriter {
   }
 
   private detach(): void {
-    if (this.immediate !== null) clearImmediate(this.immediate);
-    this.immediate = null;
+    this.pendingHead = null;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     const resolve = this.drainResolve;
     this.drainResolve = null;
     resolve?.();
   }
-
-  private readonly idleFlush = (): void => {
-    this.immediate = null;
-    if (this.aborted !== null) return;
-    if (this.used > 0) this.flush();
-    else if (this.eagerHeaders && !this.res.headersSent) this.res.flushHeaders();
-  };
 
   private readonly handleDrain = (): void => {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);

@@ -86,21 +86,45 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
 
   protected override onStart(writer: StreamWriter): (() => void) | void {
     if (this.pingMs === 0) return;
-    const ping = encodeComment(this.pingComment);
-    let seen = writer.bytes;
-    const timer = setInterval(() => {
-      // Only a quiet stream needs a heartbeat; a client that takes no bytes gets no more of them
-      // (the stream idle timeout deals with it).
-      if (writer.bytes !== seen || writer.backpressure) {
-        seen = writer.bytes;
-        return;
-      }
-      writer.push(ping);
-      writer.flush();
-      seen = writer.bytes;
-    }, this.pingMs);
-    return () => clearInterval(timer);
+    return addHeartbeat(this.pingMs, { writer, ping: encodeComment(this.pingComment), seen: writer.bytes });
   }
+}
+
+interface Heartbeat {
+  writer: StreamWriter;
+  ping: string;
+  /** Bytes the stream had sent at the previous tick. */
+  seen: number;
+}
+
+/**
+ * One interval timer per heartbeat period serves every stream with that period, so an idle
+ * stream costs a set entry, not a timer.
+ */
+const heartbeats = new Map<number, Set<Heartbeat>>();
+
+function addHeartbeat(periodMs: number, beat: Heartbeat): () => void {
+  let beats = heartbeats.get(periodMs);
+  if (beats === undefined) {
+    const set = (beats = new Set());
+    heartbeats.set(periodMs, set);
+    setInterval(() => {
+      for (const b of set) beatOnce(b);
+    }, periodMs).unref();
+  }
+  beats.add(beat);
+  return () => void beats.delete(beat);
+}
+
+function beatOnce(beat: Heartbeat): void {
+  const { writer } = beat;
+  // Only a quiet stream needs a heartbeat; a client that takes no bytes gets no more of them
+  // (the stream idle timeout deals with it).
+  if (writer.bytes === beat.seen && !writer.backpressure) {
+    writer.push(beat.ping);
+    writer.flush();
+  }
+  beat.seen = writer.bytes;
 }
 
 /** Encode a JSON value as an SSE event; `data` is the JSON text. */

@@ -89,6 +89,11 @@ interface PullIterator<T> {
  */
 const SOURCE_CLEANUP_GRACE_MS = 5_000;
 
+/** A stream that never meets backpressure yields to the event loop after this many chunks… */
+const YIELD_ITERATIONS = 16_384;
+/** …or after writing this many bytes. */
+const YIELD_BYTES = 1024 * 1024;
+
 /**
  * A response whose body is pulled from a generator, iterable, Node Readable or web ReadableStream,
  * only as fast as the client takes it.
@@ -206,7 +211,7 @@ export class StreamingResponse<T = Chunk> extends Response {
       }
     }
     const writer: StreamWriter = new StreamWriter(
-      res, stats, this.chunkSize, host.streamIdleTimeoutMs, this.monitorMemory, this.eagerHeaders,
+      res, stats, this.chunkSize, host.streamIdleTimeoutMs, this.monitorMemory,
       (reason: AbortReason) => {
         controller.abort(reason);
         finish("aborted");
@@ -231,18 +236,9 @@ export class StreamingResponse<T = Chunk> extends Response {
           step = iterator.next() as IteratorResult<T>;
         } else if (this.eagerHeaders && !res.headersSent) {
           // Event streams announce themselves at once when the first event is not ready yet.
-          const pending = iterator.next();
-          const timer = setImmediate(() => {
-            if (!finished && !res.headersSent) {
-              writeHead(undefined);
-              res.flushHeaders();
-            }
-          });
-          try {
-            step = await pending;
-          } finally {
-            clearImmediate(timer);
-          }
+          writer.sendHeadWhenIdle(() => writeHead(undefined));
+          step = await iterator.next();
+          writer.clearHead();
         } else {
           step = await iterator.next();
         }
@@ -306,16 +302,20 @@ export class StreamingResponse<T = Chunk> extends Response {
     finish: (outcome: Outcome) => void,
     isFinished: () => boolean,
   ): Promise<void> {
-    let burst = 0;
+    let iterations = 0;
+    let mark = writer.bytes;
     try {
       for (;;) {
         if (writer.backpressure) {
           await writer.drained();
-          burst = 0;
+          iterations = 0;
+          mark = writer.bytes;
           if (isFinished()) return;
-        } else if (++burst >= 64) {
-          // A producer that never waits must still let other connections run.
-          burst = 0;
+        } else if (++iterations >= YIELD_ITERATIONS || writer.bytes - mark >= YIELD_BYTES) {
+          // A producer that never waits, to a socket that never fills, must still let other
+          // connections run.
+          iterations = 0;
+          mark = writer.bytes;
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (isFinished()) return;
         }

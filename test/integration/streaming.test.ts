@@ -169,6 +169,16 @@ describe("StreamingResponse over a socket", () => {
     assert.equal(body.length, 0);
   });
 
+  test("HEAD closes a generator source after its first chunk", async () => {
+    log.length = 0;
+    const { data } = await rawExchange(served.port, "HEAD /endless HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const { head, body } = splitResponse(data);
+    assert.match(head, /^HTTP\/1\.1 200/);
+    assert.equal(body.length, 0);
+    await waitFor(() => log.includes("dep closed"), 3_000, "dependency cleanup");
+    assert.deepEqual(log, ["dep open", "finally", "dep closed"]);
+  });
+
   test("HTTP/1.0 clients get a close-delimited body", async () => {
     const { data, closed } = await rawExchange(served.port, "GET /three HTTP/1.0\r\n\r\n");
     const { head, body } = splitResponse(data);
