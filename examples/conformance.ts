@@ -1,6 +1,7 @@
 /**
  * The app conformance and benchmark harnesses run against. See README "Conformance app".
- * PORT (default 8000) and FILES_DIR (default test/fixtures/files) come from the environment.
+ * PORT (default 8000), FILES_DIR (default test/fixtures/files) and MAX_CONNECTIONS (default: the
+ * framework's) come from the environment.
  */
 import { fileURLToPath } from "node:url";
 import { Catzilla, EventSourceResponse, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
@@ -57,7 +58,8 @@ function intParam(value: string | null, fallback: number): number {
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const app = createConformanceApp();
+  const maxConnections = process.env.MAX_CONNECTIONS === undefined ? {} : { maxConnections: Number(process.env.MAX_CONNECTIONS) };
+  const app = createConformanceApp(maxConnections);
   const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1" });
   console.log(`catzilla conformance app listening on ${url}`);
 }
