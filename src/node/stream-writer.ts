@@ -140,49 +140,33 @@ export class StreamWriter {
   /** Add a chunk. Small chunks are copied into the current slab; large ones are written as they are. */
   push(chunk: string | Uint8Array): void {
     if (this.aborted !== null) return;
+    let length: number;
     if (typeof chunk === "string") {
       if (chunk.length === 0) return;
-      const room = this.chunkSize - this.used;
       // A UTF-16 code unit takes at most 3 bytes in UTF-8: when that fits, copy without measuring.
-      if (chunk.length * 3 <= room) {
-        const slab = (this.slab ??= takeSlab(this.slabSize));
-        this.used += slab.write(chunk, this.used, "utf8");
-      } else {
-        const length = Buffer.byteLength(chunk);
-        if (length >= this.chunkSize >> 1) {
-          this.flush();
-          this.writeRaw(chunk, length);
-        } else {
-          if (length > room) this.flush();
-          const slab = (this.slab ??= takeSlab(this.slabSize));
-          this.used += slab.write(chunk, this.used, "utf8");
-        }
+      if (chunk.length * 3 <= this.chunkSize - this.used) {
+        this.copy(chunk);
+        return;
       }
+      length = Buffer.byteLength(chunk);
     } else {
-      const length = chunk.byteLength;
+      length = chunk.byteLength;
       if (length === 0) return;
-      if (length >= this.chunkSize >> 1) {
-        this.flush();
-        this.writeRaw(chunk, length);
-      } else {
-        if (length > this.chunkSize - this.used) this.flush();
-        const slab = (this.slab ??= takeSlab(this.slabSize));
-        slab.set(chunk, this.used);
-        this.used += length;
-      }
     }
-    if (this.used >= this.chunkSize) this.flush();
+    if (length >= this.chunkSize >> 1) {
+      this.flush();
+      this.writeRaw(chunk, length);
+      return;
+    }
+    if (length > this.chunkSize - this.used) this.flush();
+    this.copy(chunk);
   }
 
   /** Write what is coalesced now. */
   flush(): void {
     if (this.used === 0 || this.aborted !== null) return;
     const slab = this.slab!;
-    const length = this.used;
-    this.slab = null;
-    this.used = 0;
-    this.count(length);
-    this.out.write(slab.subarray(0, length), () => giveSlab(slab));
+    this.out.write(this.takePending(), () => giveSlab(slab));
     if (this.monitorMemory) this.sampleMemory();
   }
 
@@ -246,11 +230,7 @@ export class StreamWriter {
     if (this.aborted !== null) return;
     if (this.used > 0) {
       const slab = this.slab!;
-      const length = this.used;
-      this.slab = null;
-      this.used = 0;
-      this.count(length);
-      this.out.end(slab.subarray(0, length), () => giveSlab(slab));
+      this.out.end(this.takePending(), () => giveSlab(slab));
     } else {
       this.out.end();
     }
@@ -278,6 +258,27 @@ export class StreamWriter {
     };
     if (this.compressor === null) close();
     else this.compressor.flush(close);
+  }
+
+  /** Copy a chunk that fits into the current slab; flush when the slab reached `chunkSize`. */
+  private copy(chunk: string | Uint8Array): void {
+    const slab = (this.slab ??= takeSlab(this.slabSize));
+    if (typeof chunk === "string") {
+      this.used += slab.write(chunk, this.used, "utf8");
+    } else {
+      slab.set(chunk, this.used);
+      this.used += chunk.byteLength;
+    }
+    if (this.used >= this.chunkSize) this.flush();
+  }
+
+  /** The coalesced bytes as a view of the slab, counted as sent; the slab leaves the writer. */
+  private takePending(): Buffer {
+    const data = this.slab!.subarray(0, this.used);
+    this.count(this.used);
+    this.slab = null;
+    this.used = 0;
+    return data;
   }
 
   private writeRaw(chunk: string | Uint8Array, length: number): void {
@@ -326,13 +327,10 @@ export class StreamWriter {
 
   private detach(): void {
     this.pendingHead = null;
-    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
-    const resolve = this.drainResolve;
-    this.drainResolve = null;
-    resolve?.();
+    this.handleDrain();
   }
 
+  /** The socket took its bytes (or the stream stopped): wake whoever waits in `drained()`. */
   private readonly handleDrain = (): void => {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
