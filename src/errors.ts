@@ -85,3 +85,36 @@ const STATUS_TEXT: Record<number, string> = {
 export function statusText(status: number): string {
   return STATUS_TEXT[status] ?? `HTTP ${status}`;
 }
+
+/**
+ * Raised from `receive*()` when the connection is closed: by the peer (its close code, 1005 for
+ * none, 1006 without a close frame), by a protocol violation (the code sent) or by the server.
+ * Like Starlette's, `code` is the close code; the catalogue code is `errorCode`.
+ */
+export class WebSocketDisconnect extends Error {
+  /** The close code. */
+  readonly code: number;
+  readonly reason: string;
+  /** Stable catalogue code. */
+  readonly errorCode = "CZ_WS_DISCONNECT";
+  constructor(code: number, reason = "") {
+    super(`WebSocket closed with ${code}${reason === "" ? "" : `: ${reason}`}`);
+    this.name = "WebSocketDisconnect";
+    this.code = code;
+    this.reason = reason;
+  }
+}
+
+/** A WebSocket used the wrong way: sending before `accept()`, accepting twice, and so on. */
+export class WebSocketException extends CatzillaError {
+  constructor(message: string, code = "CZ_WS_MISUSE") {
+    super(code, message);
+  }
+}
+
+/** A `receive*({ timeout })` call got no message in time. The connection stays open. */
+export class WebSocketTimeoutError extends WebSocketException {
+  constructor(timeoutMs: number) {
+    super(`No message within ${timeoutMs} ms`, "CZ_WS_RECEIVE_TIMEOUT");
+  }
+}

@@ -2,6 +2,8 @@
  * Server options: every limit and timeout, with the default that applies when it is not given.
  */
 
+import type { WebSocketOptions } from "./websocket/options.js";
+
 /** A per-client-address request rate limit. */
 export interface RateLimitOptions {
   /** Requests allowed per window for one client address. */
@@ -69,6 +71,8 @@ export interface AppOptions {
    * @default true
    */
   handleSignals?: boolean;
+  /** WebSocket limits and timers for every WebSocket route (a route can override them). */
+  websocket?: WebSocketOptions;
   /**
    * Where unhandled errors and failures of cleanup code go.
    * @default console
@@ -83,10 +87,10 @@ export interface Logger {
 }
 
 /** Options with every default filled in. */
-export type ResolvedAppOptions = Required<AppOptions>;
+export type ResolvedAppOptions = Required<Omit<AppOptions, "websocket">> & { websocket: WebSocketOptions | undefined };
 
 /** Defaults of {@link AppOptions}. */
-export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger">> = Object.freeze({
+export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">> = Object.freeze({
   headersTimeoutMs: 20_000,
   requestTimeoutMs: 60_000,
   keepAliveTimeoutMs: 5_000,
@@ -114,7 +118,7 @@ export function assertPositiveInteger(name: string, value: unknown): asserts val
 
 /** Fill in defaults and validate; bad options fail here, at construction. */
 export function resolveAppOptions(options: AppOptions = {}): ResolvedAppOptions {
-  const resolved = { ...DEFAULTS, logger: console, ...stripUndefined(options) } as ResolvedAppOptions;
+  const resolved = { ...DEFAULTS, logger: console, websocket: undefined, ...stripUndefined(options) } as ResolvedAppOptions;
   for (const name of POSITIVE_INTEGERS) assertPositiveInteger(name, resolved[name]);
   if (resolved.headersTimeoutMs > resolved.requestTimeoutMs) {
     throw new RangeError(

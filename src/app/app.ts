@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { HTTPError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
@@ -12,6 +12,7 @@ import { DependencyScope } from "./dependencies.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "./request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
+import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 
 /** One request in flight: what sending needs, plus the request's dependency scope. */
 interface Exchange extends SendContext {
@@ -60,6 +61,9 @@ export class Catzilla extends Router {
   server: Server | null = null;
   private table: RouteTable | null = null;
   private readonly middleware: Middleware[] = [];
+  private readonly websocketMiddleware: WebSocketMiddleware[] = [];
+  /** @internal */
+  readonly websockets: WebSocketEngine;
   private errorHandler: ErrorHandler | null = null;
   private readonly startupHooks: Array<() => unknown> = [];
   private readonly shutdownHooks: Array<() => unknown> = [];
@@ -91,6 +95,29 @@ export class Catzilla extends Router {
       trackStream: (writer) => streams.add(writer),
       untrackStream: (writer) => streams.delete(writer),
     };
+    const app = this;
+    this.websockets = new WebSocketEngine(
+      {
+        stats: this.collector,
+        logger: this.config.logger,
+        get isShuttingDown() {
+          return app.shuttingDown;
+        },
+      },
+      () => this.websocketRoutes,
+      this.websocketMiddleware,
+      this.config.websocket,
+    );
+  }
+
+  /**
+   * Add WebSocket middleware; it runs before the handler and before accept. It may call
+   * `ws.reject(status)` or throw an HTTPError to refuse the upgrade, `ws.close(4001, ...)` to
+   * close with a code, or `await next()` to go on.
+   */
+  useWebSocket(middleware: WebSocketMiddleware): this {
+    this.websocketMiddleware.push(middleware);
+    return this;
   }
 
   /** Add HTTP middleware; they run in the order added, around every request. */
@@ -147,6 +174,8 @@ export class Catzilla extends Router {
 
   protected override changed(): void {
     this.table = null;
+    // The engine is made in the constructor, after the first routes may have been added.
+    this.websockets?.invalidate();
   }
 
   private dispatch(raw: IncomingMessage, res: ServerResponse): void {
@@ -301,6 +330,7 @@ export class Catzilla extends Router {
     if (this.server !== null) throw new Error("This app is already listening");
     for (const hook of this.startupHooks) await hook();
     const server = createHttpServer(this.config, this.collector.connections, this.handle);
+    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.upgrade(raw, socket, head));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
@@ -336,11 +366,13 @@ export class Catzilla extends Router {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const deadline = Date.now() + this.config.shutdownTimeoutMs;
+      const websockets = this.websockets.shutdown(deadline);
       while ((this.collector.http.active > 0 || this.streams.size > 0) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 25));
         server.closeIdleConnections();
       }
       for (const writer of [...this.streams]) writer.cut("shutdown");
+      await websockets;
       server.closeAllConnections();
       await closed;
     }

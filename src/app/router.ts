@@ -1,4 +1,6 @@
 import type { Response } from "../responses/response.js";
+import type { WebSocket, WebSocketListener } from "../websocket/session.js";
+import type { WebSocketOptions } from "../websocket/options.js";
 import type { DependencyMap, Resolved } from "./dependencies.js";
 import type { Request } from "./request.js";
 import { RoutePattern, type PathParams } from "./route-pattern.js";
@@ -26,6 +28,27 @@ export interface RouteDefinition {
   dependencies: DependencyMap | undefined;
 }
 
+/**
+ * A WebSocket route handler: a function (pull style, it owns the connection until it returns) or
+ * an object of event handlers (event style, for very many connections).
+ */
+export type WebSocketHandler<Path extends string = string, D extends DependencyMap = {}> =
+  | ((ws: WebSocket<PathParams<Path>>, deps: Resolved<D>) => unknown)
+  | WebSocketListener<PathParams<Path>>;
+
+/** Options of one WebSocket route: its dependencies and any WebSocket option to override. */
+export interface WebSocketRouteOptions<D extends DependencyMap = {}> extends WebSocketOptions {
+  dependencies?: D;
+}
+
+/** A registered WebSocket route. @internal */
+export interface WebSocketRouteDefinition {
+  path: string;
+  handler: WebSocketHandler<string, DependencyMap>;
+  dependencies: DependencyMap | undefined;
+  options: WebSocketOptions;
+}
+
 /** Options of a {@link Router}. */
 export interface RouterOptions {
   /** A path prefix for every route of the router, e.g. `/api/v1`. */
@@ -43,6 +66,8 @@ export class Router {
   readonly prefix: string;
   /** @internal */
   readonly routes: RouteDefinition[] = [];
+  /** @internal */
+  readonly websocketRoutes: WebSocketRouteDefinition[] = [];
 
   constructor(options: RouterOptions = {}) {
     const prefix = options.prefix ?? "";
@@ -93,12 +118,43 @@ export class Router {
     return this.route(["OPTIONS"], path, handler, options);
   }
 
+  /**
+   * Add a WebSocket route.
+   * @example
+   * app.websocket("/echo", async (ws) => {
+   *   await ws.accept();
+   *   for await (const message of ws) ws.send(message);
+   * });
+   */
+  websocket<P extends string, D extends DependencyMap = {}>(
+    path: P,
+    handler: WebSocketHandler<P, D>,
+    options: WebSocketRouteOptions<D> = {},
+  ): this {
+    const full = this.prefix + path;
+    new RoutePattern(full);
+    const { dependencies, ...rest } = options;
+    this.websocketRoutes.push({
+      path: full,
+      handler: handler as unknown as WebSocketHandler<string, DependencyMap>,
+      dependencies,
+      options: rest,
+    });
+    this.changed();
+    return this;
+  }
+
   /** Mount every route of another router under this router's prefix. */
   include(router: Router): this {
     for (const route of router.routes) {
       const path = this.prefix + route.path;
       new RoutePattern(path);
       this.routes.push({ ...route, path });
+    }
+    for (const route of router.websocketRoutes) {
+      const path = this.prefix + route.path;
+      new RoutePattern(path);
+      this.websocketRoutes.push({ ...route, path });
     }
     this.changed();
     return this;

@@ -29,6 +29,23 @@ export function renderPrometheus(stats: Stats, prefix = "catzilla"): string {
     { name: "streams_peak_buffered_bytes", type: "gauge", help: "Largest buffer of a monitored stream.", value: stats.streams.peakBufferedBytes },
     { name: "streams_throughput_bytes_per_second", type: "gauge", help: "Stream bytes per second over the last second.", value: stats.streams.throughputBytesPerSec },
   ];
+  const ws = stats.websockets;
+  metrics.push(
+    { name: "websockets_active", type: "gauge", help: "Open WebSocket connections.", value: ws.active },
+    { name: "websockets_opened_total", type: "counter", help: "WebSocket connections accepted.", value: ws.opened },
+    { name: "websockets_closed_total", type: "counter", help: "WebSocket connections ended.", value: ws.closed },
+    { name: "websockets_messages_in_total", type: "counter", help: "WebSocket messages received.", value: ws.messagesIn },
+    { name: "websockets_messages_out_total", type: "counter", help: "WebSocket messages sent.", value: ws.messagesOut },
+    { name: "websockets_bytes_in_total", type: "counter", help: "WebSocket payload bytes received.", value: ws.bytesIn },
+    { name: "websockets_bytes_out_total", type: "counter", help: "WebSocket payload bytes sent.", value: ws.bytesOut },
+    { name: "websockets_messages_dropped_total", type: "counter", help: "Sends dropped by the drop policy.", value: ws.messagesDropped },
+    { name: "websockets_backpressure_events_total", type: "counter", help: "Sends made over the buffer limit.", value: ws.backpressureEvents },
+    { name: "websockets_ping_timeouts_total", type: "counter", help: "Connections dropped for a missing pong.", value: ws.pingTimeouts },
+    { name: "websockets_rejected_handshakes_total", type: "counter", help: "Upgrades refused with an HTTP status.", value: ws.rejectedHandshakes },
+  );
+  for (const [code, count] of Object.entries(ws.closeCodes)) {
+    metrics.push({ name: "websockets_close_codes_total", type: "counter", help: "Close codes at the end of connections.", value: count, labels: `code="${code}"` });
+  }
   for (const [cls, count] of Object.entries(stats.http.responses)) {
     metrics.push({ name: "http_responses_total", type: "counter", help: "HTTP responses by status class.", value: count, labels: `class="${cls}"` });
   }

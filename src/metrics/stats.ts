@@ -38,6 +38,28 @@ export interface HttpStats {
   rateLimited: number;
 }
 
+/** WebSocket statistics, as `app.stats().websockets`. */
+export interface WebSocketStats {
+  /** Open WebSocket connections. */
+  active: number;
+  opened: number;
+  closed: number;
+  /** Close codes seen at the end of connections (the peer's, or 1006), by code. */
+  closeCodes: Record<string, number>;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Sends not written because of the `drop` policy. */
+  messagesDropped: number;
+  /** Sends made while over `maxBufferedBytes`. */
+  backpressureEvents: number;
+  /** Connections dropped because a ping got no answer. */
+  pingTimeouts: number;
+  /** Upgrade requests refused with an HTTP status. */
+  rejectedHandshakes: number;
+}
+
 /** Connection statistics, as `app.stats().connections`. */
 export interface ConnectionStats {
   active: number;
@@ -57,6 +79,7 @@ export interface Stats {
   memory: MemoryStats;
   http: HttpStats;
   streams: StreamStats;
+  websockets: WebSocketStats;
   connections: ConnectionStats;
 }
 
@@ -73,6 +96,10 @@ export class StatsCollector {
   readonly streams: StreamStats = {
     active: 0, created: 0, completed: 0, aborted: 0, failed: 0, bytes: 0,
     backpressureEvents: 0, peakBufferedBytes: 0, throughputBytesPerSec: 0,
+  };
+  readonly websockets: WebSocketStats = {
+    active: 0, opened: 0, closed: 0, closeCodes: {}, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0,
+    messagesDropped: 0, backpressureEvents: 0, pingTimeouts: 0, rejectedHandshakes: 0,
   };
   readonly connections: ConnectionStats = { active: 0, total: 0 };
   private lastBytes = 0;
@@ -102,6 +129,7 @@ export class StatsCollector {
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external },
       http: { ...this.http, responses: { ...this.http.responses } },
       streams: { ...this.streams },
+      websockets: { ...this.websockets, closeCodes: { ...this.websockets.closeCodes } },
       connections: { ...this.connections },
     };
   }

@@ -1,0 +1,434 @@
+import type { Socket } from "node:net";
+import { CloseCode, Opcode } from "../../protocol/websocket/constants.js";
+import { encodeFrame, headerLength, writeHeader } from "../../protocol/websocket/frame.js";
+import { WebSocketProtocol, type ProtocolHandler } from "../../protocol/websocket/protocol.js";
+import type { DeflateParams } from "../../protocol/websocket/extensions.js";
+import type { OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
+import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
+
+/** Limits and timers of WebSocket connections; resolved once per app, shared by all. */
+export interface ConnectionOptions {
+  maxMessageBytes: number;
+  maxFrameBytes: number;
+  maxBufferedBytes: number;
+  overLimitPolicy: OverLimitPolicy;
+  /** Close (1001) a connection that sent no message for this long; 0 for never. */
+  idleTimeoutMs: number;
+  /** Ping a connection that was quiet this long; one that does not answer within as long again is dropped. 0 for never. */
+  pingIntervalMs: number;
+  closeTimeoutMs: number;
+  /** Messages per second a connection may send; over it: 1008. 0 for no limit. */
+  maxMessagesPerSecond: number;
+  /** Messages smaller than this are sent uncompressed even when permessage-deflate is on. */
+  compressionThreshold: number;
+}
+
+const kConnection = Symbol("catzilla.connection");
+type SocketWithConnection = Socket & { [kConnection]?: NodeConnection };
+
+// Shared socket listeners: the connection is found on the socket, so there is no closure per connection.
+function onSocketData(this: SocketWithConnection, data: Buffer): void {
+  this[kConnection]?.handleData(data);
+}
+function onSocketDrain(this: SocketWithConnection): void {
+  this[kConnection]?.handleDrain();
+}
+function onSocketClose(this: SocketWithConnection): void {
+  this[kConnection]?.handleSocketClose();
+}
+function onSocketError(this: SocketWithConnection): void {
+  // 'close' follows; the error itself (a reset, usually) needs no report.
+}
+function onSocketEnd(this: SocketWithConnection): void {
+  this[kConnection]?.handleEnd();
+}
+
+/** Sockets corked during this turn of the event loop; one immediate uncorks them all. */
+let corked: Socket[] = [];
+let uncorkScheduled = false;
+function uncorkAll(): void {
+  uncorkScheduled = false;
+  const sockets = corked;
+  corked = [];
+  for (const socket of sockets) {
+    (socket as SocketWithConnection)[kConnection]?.markUncorked();
+    socket.uncork();
+  }
+}
+
+/** The sweep: pings, dead peers and idle connections, for every connection of an engine at once. */
+export class ConnectionRegistry {
+  readonly connections = new Set<NodeConnection>();
+  private timer: NodeJS.Timeout | null = null;
+  private period = Infinity;
+
+  add(connection: NodeConnection, options: ConnectionOptions): void {
+    this.connections.add(connection);
+    const periods = [options.pingIntervalMs, options.idleTimeoutMs].filter((p) => p > 0);
+    if (periods.length === 0) return;
+    // A quarter of the shortest period keeps the timing within 25 % of what was asked.
+    const period = Math.max(50, Math.min(...periods) / 4);
+    if (period >= this.period) return;
+    this.period = period;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = setInterval(() => this.sweep(), period);
+    this.timer.unref();
+  }
+
+  delete(connection: NodeConnection): void {
+    this.connections.delete(connection);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    this.period = Infinity;
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const connection of this.connections) connection.tick(now);
+  }
+}
+
+/**
+ * A WebSocket connection on a node:net socket: reads feed the protocol, sends are framed and
+ * corked so that everything written in one turn of the event loop leaves in one system call.
+ */
+export class NodeConnection implements WebSocketTransport, ProtocolHandler {
+  user: unknown = null;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  private readonly protocol: WebSocketProtocol;
+  private deflate: PerMessageDeflate | null;
+  /** Frames waiting behind a message being compressed, to keep their order; `null` = still compressing. */
+  private sendQueue: Array<{ frame: Buffer | null; length: number }> | null = null;
+  private queuedBytes = 0;
+  private pendingClose: [number, string] | null = null;
+  private lastReceivedAt: number;
+  private lastMessageAt: number;
+  private pingSentAt = 0;
+  private rateWindowStartedAt = 0;
+  private rateCount = 0;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private finished = false;
+  private isCorked = false;
+  private wasOverLimit = false;
+  private peerCode: number = CloseCode.Abnormal;
+  private peerReason = "";
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly registry: ConnectionRegistry,
+    private readonly options: ConnectionOptions,
+    private readonly events: TransportEvents,
+    deflate: DeflateParams | null,
+    readonly extensions: string | undefined,
+  ) {
+    this.remoteAddress = socket.remoteAddress ?? "";
+    this.remotePort = socket.remotePort ?? 0;
+    this.protocol = new WebSocketProtocol(this, {
+      maxMessageBytes: options.maxMessageBytes,
+      maxFrameBytes: options.maxFrameBytes,
+      isServer: true,
+      compression: deflate !== null,
+    });
+    this.deflate = deflate === null ? null : new PerMessageDeflate(deflate, options.maxMessageBytes);
+    this.lastReceivedAt = this.lastMessageAt = Date.now();
+    const s = socket as SocketWithConnection;
+    s[kConnection] = this;
+    socket.setNoDelay(true);
+    socket.setTimeout(0);
+    socket.on("data", onSocketData);
+    socket.on("drain", onSocketDrain);
+    socket.on("close", onSocketClose);
+    socket.on("error", onSocketError);
+    socket.on("end", onSocketEnd);
+    registry.add(this, options);
+  }
+
+  /** Bytes that arrived with the upgrade request, after its head. */
+  start(head: Buffer): void {
+    if (head.length > 0) this.handleData(head);
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.writableLength + this.queuedBytes;
+  }
+
+  get isOpen(): boolean {
+    return !this.finished && !this.protocol.closeSent && this.pendingClose === null && !this.socket.destroyed;
+  }
+
+  sendText(text: string): SendStatus {
+    return this.send(Opcode.Text, text);
+  }
+
+  sendBinary(data: Uint8Array): SendStatus {
+    return this.send(Opcode.Binary, data);
+  }
+
+  ping(payload: string | Uint8Array = ""): void {
+    if (!this.isOpen) return;
+    this.cork();
+    this.protocol.sendPing(payload);
+  }
+
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    if (this.finished || this.protocol.closeSent) return;
+    if (this.sendQueue !== null) {
+      // Messages still being compressed go first.
+      this.pendingClose = [code, reason];
+      return;
+    }
+    this.cork();
+    this.protocol.sendClose(code, reason);
+    if (this.protocol.closeReceived) this.endSocket();
+    else this.closeTimer = setTimeout(() => this.terminate(), this.options.closeTimeoutMs);
+  }
+
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.finished) this.socket.resume();
+  }
+
+  // ProtocolHandler
+
+  write(data: Uint8Array): void {
+    this.cork();
+    this.socket.write(data);
+  }
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.options.maxMessagesPerSecond > 0 && !this.countMessage()) return;
+    this.lastMessageAt = this.lastReceivedAt;
+    this.events.onMessage(this, data, isBinary);
+  }
+
+  onPing(payload: Buffer): void {
+    this.events.onPing(this, payload);
+  }
+
+  onPong(payload: Buffer): void {
+    this.pingSentAt = 0;
+    this.events.onPong(this, payload);
+  }
+
+  onClose(code: number, reason: string): void {
+    this.peerCode = code;
+    this.peerReason = reason;
+    // RFC 6455 §7.1.1: once both close frames passed, the server closes the TCP connection.
+    this.endSocket();
+    this.finish();
+  }
+
+  onError(code: number, reason: string): void {
+    this.peerCode = code;
+    this.peerReason = reason;
+    this.endSocket();
+    this.finish();
+  }
+
+  onCompressedMessage(payload: Buffer[]): void {
+    this.pause();
+    this.deflate!.decompress(payload, (error, data) => {
+      if (this.finished) return;
+      this.resume();
+      if (error === null) this.protocol.completeInflate(data);
+      else if (error instanceof InflateLimitError) this.protocol.failInflate(CloseCode.MessageTooBig, "Message too large");
+      else this.protocol.failInflate(CloseCode.InvalidPayload, "Invalid compressed data");
+    });
+  }
+
+  // Socket events
+
+  /** @internal */
+  handleData(data: Buffer): void {
+    this.lastReceivedAt = Date.now();
+    // Replies written while handling this read go out together.
+    this.cork();
+    this.protocol.receiveData(data);
+  }
+
+  /** @internal */
+  handleDrain(): void {
+    if (this.wasOverLimit && this.socket.writableLength < this.options.maxBufferedBytes) {
+      this.wasOverLimit = false;
+      this.events.onDrain(this);
+    }
+  }
+
+  /** @internal */
+  handleEnd(): void {
+    // The peer half-closed without a close frame; finish our side.
+    if (!this.protocol.closeReceived) this.socket.end();
+  }
+
+  /** @internal */
+  handleSocketClose(): void {
+    this.finish();
+  }
+
+  /** @internal */
+  markUncorked(): void {
+    this.isCorked = false;
+  }
+
+  /** @internal Called by the registry's sweep. */
+  tick(now: number): void {
+    if (this.finished) return;
+    const { pingIntervalMs, idleTimeoutMs } = this.options;
+    if (idleTimeoutMs > 0 && now - this.lastMessageAt >= idleTimeoutMs) {
+      this.close(CloseCode.GoingAway, "Idle timeout");
+      return;
+    }
+    if (pingIntervalMs <= 0) return;
+    if (this.pingSentAt !== 0) {
+      // Dead-peer detection: no pong (nor any byte) within an interval of the ping.
+      if (now - this.pingSentAt >= pingIntervalMs && this.lastReceivedAt < this.pingSentAt) {
+        this.peerCode = CloseCode.Abnormal;
+        this.peerReason = "Ping timeout";
+        this.terminate();
+      } else if (this.lastReceivedAt >= this.pingSentAt) {
+        this.pingSentAt = 0;
+      }
+      return;
+    }
+    if (now - this.lastReceivedAt >= pingIntervalMs) {
+      this.pingSentAt = now;
+      this.ping();
+    }
+  }
+
+  private send(opcode: typeof Opcode.Text | typeof Opcode.Binary, data: string | Uint8Array): SendStatus {
+    if (!this.isOpen) return "closed";
+    const length = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
+    const status = this.admit(length);
+    if (status === "dropped" || status === "closed") return status;
+    if (this.deflate !== null && length >= this.options.compressionThreshold) {
+      const job: { frame: Buffer | null; length: number } = { frame: null, length };
+      (this.sendQueue ??= []).push(job);
+      this.queuedBytes += length;
+      this.deflate.compress(typeof data === "string" ? Buffer.from(data) : data, (_error, payload) => {
+        job.frame = encodeFrame(opcode, payload, { rsv1: true });
+        this.drainQueue();
+      });
+      return status;
+    }
+    if (this.sendQueue !== null) {
+      // Behind a message being compressed: keep the order.
+      this.sendQueue.push({ frame: encodeFrame(opcode, data), length });
+      this.queuedBytes += length;
+      return status;
+    }
+    this.cork();
+    if (typeof data === "string") {
+      this.socket.write(encodeFrame(opcode, data));
+    } else if (length < 16 * 1024) {
+      this.socket.write(encodeFrame(opcode, data));
+    } else {
+      // Large payloads are not copied: the header and the payload go out in one writev.
+      const header = Buffer.allocUnsafe(headerLength(length, false));
+      writeHeader(header, 0, opcode, length, true, false);
+      this.socket.write(header);
+      this.socket.write(data);
+    }
+    return status;
+  }
+
+  /** Write queued frames in order, up to the first one still being compressed. */
+  private drainQueue(): void {
+    const queue = this.sendQueue;
+    if (queue === null) return;
+    while (queue.length > 0 && queue[0]!.frame !== null) {
+      const { frame, length } = queue.shift()!;
+      this.queuedBytes -= length;
+      if (!this.finished && !this.protocol.closeSent && !this.socket.destroyed) {
+        this.cork();
+        this.socket.write(frame!);
+      }
+    }
+    if (queue.length > 0) return;
+    this.sendQueue = null;
+    if (this.pendingClose !== null) {
+      const [code, reason] = this.pendingClose;
+      this.pendingClose = null;
+      this.close(code, reason);
+    }
+  }
+
+  /** Apply the over-limit policy to a send of `length` bytes. */
+  private admit(length: number): SendStatus {
+    const buffered = this.bufferedAmount + length;
+    const limit = this.options.maxBufferedBytes;
+    if (buffered <= limit) return "ok";
+    switch (this.options.overLimitPolicy) {
+      case "drop":
+        this.wasOverLimit = true;
+        return "dropped";
+      case "close":
+        this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
+        return "closed";
+      case "wait":
+        if (buffered > limit * 4) {
+          this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
+          return "closed";
+        }
+        this.wasOverLimit = true;
+        return "backpressure";
+    }
+  }
+
+  private countMessage(): boolean {
+    const now = this.lastReceivedAt;
+    if (now - this.rateWindowStartedAt >= 1000) {
+      this.rateWindowStartedAt = now;
+      this.rateCount = 0;
+    }
+    if (++this.rateCount <= this.options.maxMessagesPerSecond) return true;
+    this.close(CloseCode.PolicyViolation, "Message rate limit exceeded");
+    return false;
+  }
+
+  private cork(): void {
+    if (this.isCorked) return;
+    this.isCorked = true;
+    this.socket.cork();
+    corked.push(this.socket);
+    if (!uncorkScheduled) {
+      uncorkScheduled = true;
+      setImmediate(uncorkAll);
+    }
+  }
+
+  private endSocket(): void {
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    // A peer that never closes its side is dropped after the close timeout.
+    setTimeout(destroyLater, this.options.closeTimeoutMs, this.socket).unref();
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.closeTimer = null;
+    this.registry.delete(this);
+    this.deflate?.close();
+    this.deflate = null;
+    this.events.onClose(this, this.peerCode, this.peerReason);
+  }
+}
+
+function destroyLater(socket: Socket): void {
+  socket.destroy();
+}

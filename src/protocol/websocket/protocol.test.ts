@@ -1,0 +1,148 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { CloseCode, Opcode, isValidCloseCode } from "./constants.js";
+import { encodeClose, encodeFrame } from "./frame.js";
+import { WebSocketProtocol, type ProtocolOptions } from "./protocol.js";
+
+const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
+const hex = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ""), "hex");
+
+/** A masked client frame. */
+function client(opcode: number, payload: string | Uint8Array, fin = true, rsv1 = false): Buffer {
+  return encodeFrame(opcode as Opcode, payload, { fin, rsv1, mask: MASK });
+}
+
+type Event = [string, ...unknown[]];
+
+function run(input: Buffer[] | Buffer, options: Partial<ProtocolOptions> = {}, split?: number): { events: Event[]; written: string[] } {
+  const events: Event[] = [];
+  const written: string[] = [];
+  const protocol = new WebSocketProtocol({
+    write: (data) => void written.push(Buffer.from(data).toString("hex")),
+    onMessage: (data, isBinary) => void events.push(["message", isBinary ? data.toString("hex") : data.toString("utf8"), isBinary]),
+    onPing: (payload) => void events.push(["ping", payload.toString()]),
+    onPong: (payload) => void events.push(["pong", payload.toString()]),
+    onClose: (code, reason) => void events.push(["close", code, reason]),
+    onError: (code, reason) => void events.push(["error", code, reason]),
+  }, { maxMessageBytes: 1 << 20, maxFrameBytes: 1 << 20, isServer: true, compression: false, ...options });
+  const bytes = Buffer.isBuffer(input) ? input : Buffer.concat(input);
+  if (split === undefined) {
+    protocol.receiveData(Buffer.from(bytes));
+  } else if (split === -1) {
+    for (const byte of bytes) protocol.receiveData(Buffer.from([byte]));
+  } else {
+    protocol.receiveData(Buffer.from(bytes.subarray(0, split)));
+    protocol.receiveData(Buffer.from(bytes.subarray(split)));
+  }
+  return { events, written };
+}
+
+/** The same events for the whole input, every two-way split, and byte by byte. */
+function expectEvents(input: Buffer[] | Buffer, expected: Event[], options: Partial<ProtocolOptions> = {}): string[] {
+  const whole = run(input, options);
+  assert.deepEqual(whole.events, expected);
+  const length = (Buffer.isBuffer(input) ? input : Buffer.concat(input)).length;
+  for (let split = 0; split <= length; split++) {
+    assert.deepEqual(run(input, options, split).events, expected, `split at ${split}`);
+  }
+  assert.deepEqual(run(input, options, -1).events, expected, "byte by byte");
+  return whole.written;
+}
+
+test("RFC 6455 §5.7: a masked 'Hello'", () => {
+  expectEvents(hex("81 85 37 fa 21 3d 7f 9f 4d 51 58"), [["message", "Hello", false]]);
+});
+
+test("every payload length encoding", () => {
+  for (const size of [0, 125, 126, 65535, 65536, 100_000]) {
+    const payload = Buffer.alloc(size, 0xab);
+    const events = run(client(Opcode.Binary, payload)).events;
+    assert.equal(events.length, 1, `size ${size}`);
+    assert.equal((events[0]![1] as string).length, size * 2);
+  }
+  expectEvents(client(Opcode.Binary, Buffer.alloc(300, 1)), [["message", "01".repeat(300), true]]);
+});
+
+test("fragmented messages with control frames in between", () => {
+  const written = expectEvents([
+    client(Opcode.Text, "Hel", false),
+    client(Opcode.Ping, "p1"),
+    client(Opcode.Continuation, "lo, ", false),
+    client(Opcode.Pong, "p2"),
+    client(Opcode.Continuation, "wörld", true),
+  ], [["ping", "p1"], ["pong", "p2"], ["message", "Hello, wörld", false]]);
+  // The ping got an unmasked pong with the same payload.
+  assert.deepEqual(written, [encodeFrame(Opcode.Pong, "p1").toString("hex")]);
+});
+
+test("text split inside a character across fragments", () => {
+  const bytes = Buffer.from("€uro");
+  expectEvents([
+    client(Opcode.Text, bytes.subarray(0, 1), false),
+    client(Opcode.Continuation, bytes.subarray(1, 2), false),
+    client(Opcode.Continuation, bytes.subarray(2), true),
+  ], [["message", "€uro", false]]);
+});
+
+const protocolErrors: Array<[string, Buffer[] | Buffer, number]> = [
+  ["unmasked client frame", encodeFrame(Opcode.Text, "hi"), CloseCode.ProtocolError],
+  ["RSV2 set", (() => { const f = client(Opcode.Text, "x"); f[0]! |= 0x20; return f; })(), CloseCode.ProtocolError],
+  ["RSV3 set", (() => { const f = client(Opcode.Text, "x"); f[0]! |= 0x10; return f; })(), CloseCode.ProtocolError],
+  ["RSV1 without compression", client(Opcode.Text, "x", true, true), CloseCode.ProtocolError],
+  ["reserved data opcode 3", client(3, "x"), CloseCode.ProtocolError],
+  ["reserved control opcode 0xB", client(0xb, "x"), CloseCode.ProtocolError],
+  ["control frame of 126 bytes", client(Opcode.Ping, Buffer.alloc(126)), CloseCode.ProtocolError],
+  ["fragmented ping", client(Opcode.Ping, "x", false), CloseCode.ProtocolError],
+  ["continuation without a start", client(Opcode.Continuation, "x"), CloseCode.ProtocolError],
+  ["new message inside a fragmented one", [client(Opcode.Text, "a", false), client(Opcode.Text, "b")], CloseCode.ProtocolError],
+  ["invalid UTF-8", client(Opcode.Text, hex("ce ba e1 bd b9 cf 83 ce bc ce b5 ed a0 80 65 64 69 74 65 64")), CloseCode.InvalidPayload],
+  ["close frame of one byte", client(Opcode.Close, Buffer.from([3])), CloseCode.ProtocolError],
+  ["close code 1005", client(Opcode.Close, Buffer.from([0x03, 0xed])), CloseCode.ProtocolError],
+  ["close code 999", client(Opcode.Close, Buffer.from([0x03, 0xe7])), CloseCode.ProtocolError],
+  ["invalid UTF-8 in the close reason", client(Opcode.Close, Buffer.concat([Buffer.from([0x03, 0xe8]), hex("ff")])), CloseCode.InvalidPayload],
+  ["64-bit length with the top bit set", hex("82 ff 80 00 00 00 00 00 00 01 37 fa 21 3d"), CloseCode.ProtocolError],
+];
+
+for (const [name, input, code] of protocolErrors) {
+  test(`protocol violation: ${name} → ${code}`, () => {
+    const written = expectEvents(input, [["error", code, (run(input).events[0]![2] as string)]]);
+    assert.equal(written.length, 1);
+    assert.equal(parseInt(written[0]!.slice(4, 8), 16), code, "close frame with the code");
+  });
+}
+
+test("invalid UTF-8 fails at the first bad fragment, before the message ends", () => {
+  const { events } = run([client(Opcode.Text, hex("ce ba"), false), client(Opcode.Continuation, hex("f4 90 80 80"), false)]);
+  assert.deepEqual(events.map((e) => e.slice(0, 2)), [["error", CloseCode.InvalidPayload]]);
+});
+
+test("a frame or message over the limit gets 1009 before its payload is read", () => {
+  const header = client(Opcode.Binary, Buffer.alloc(2000)).subarray(0, 8);
+  assert.deepEqual(run(header, { maxFrameBytes: 1000 }).events.map((e) => e.slice(0, 2)), [["error", CloseCode.MessageTooBig]]);
+  const fragments = [client(Opcode.Binary, Buffer.alloc(600), false), client(Opcode.Continuation, Buffer.alloc(600))];
+  assert.deepEqual(run(fragments, { maxMessageBytes: 1000 }).events.map((e) => e.slice(0, 2)), [["error", CloseCode.MessageTooBig]]);
+  const huge = hex("82 ff 00 00 10 00 00 00 00 00 37 fa 21 3d");
+  assert.deepEqual(run(huge).events.map((e) => e.slice(0, 2)), [["error", CloseCode.MessageTooBig]]);
+});
+
+test("a close is echoed with its code, and nothing is read after it", () => {
+  const written = expectEvents([
+    client(Opcode.Close, Buffer.concat([Buffer.from([0x0f, 0xa0]), Buffer.from("bye")])),
+    client(Opcode.Text, "after close"),
+  ], [["close", 4000, "bye"]]);
+  assert.deepEqual(written, [encodeClose(4000).toString("hex")]);
+  const empty = expectEvents(client(Opcode.Close, new Uint8Array(0)), [["close", CloseCode.NoStatus, ""]]);
+  assert.deepEqual(empty, [encodeClose().toString("hex")]);
+});
+
+test("valid close codes", () => {
+  const valid = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999];
+  const invalid = [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535];
+  for (const code of valid) assert.equal(isValidCloseCode(code), true, String(code));
+  for (const code of invalid) assert.equal(isValidCloseCode(code), false, String(code));
+});
+
+test("a client endpoint rejects masked frames and accepts unmasked ones", () => {
+  assert.deepEqual(run(encodeFrame(Opcode.Text, "hi"), { isServer: false }).events, [["message", "hi", false]]);
+  assert.deepEqual(run(client(Opcode.Text, "hi"), { isServer: false }).events.map((e) => e.slice(0, 2)), [["error", CloseCode.ProtocolError]]);
+});

@@ -1,0 +1,385 @@
+/**
+ * The WebSocket connection state machine of one endpoint, without I/O (RFC 6455 §5–§7).
+ * Bytes go in with `receiveData`; messages, control frames and protocol errors come out through a
+ * {@link ProtocolHandler}, and so do the bytes to send (automatic pongs, close frames).
+ */
+import { isUtf8 } from "node:buffer";
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidCloseCode } from "./constants.js";
+import { encodeClose, encodeFrame, truncateReason, unmask } from "./frame.js";
+import { Utf8Validator } from "./utf8.js";
+
+/** Where the protocol delivers what it decoded, and the bytes it wants sent. */
+export interface ProtocolHandler {
+  /** Bytes for the peer, in order. */
+  write(data: Uint8Array): void;
+  /** A complete message; text is already validated UTF-8. */
+  onMessage(data: Buffer, isBinary: boolean): void;
+  onPing(payload: Buffer): void;
+  onPong(payload: Buffer): void;
+  /**
+   * The peer's close frame arrived (its code, or 1005 for none). If the close was not sent by us
+   * first, the echo has been written already. The transport closes the connection next.
+   */
+  onClose(code: number, reason: string): void;
+  /**
+   * The peer broke the protocol or a limit. A close frame with `code` has been written; the
+   * transport closes the connection once it is flushed.
+   */
+  onError(code: number, reason: string): void;
+  /**
+   * A compressed message is complete (RFC 7692). The transport inflates it and answers with
+   * `completeInflate` or `failInflate`; until then the protocol holds further frames back.
+   */
+  onCompressedMessage?(payload: Buffer[], isBinary: boolean): void;
+}
+
+/** Limits and negotiated features of a connection. */
+export interface ProtocolOptions {
+  /** Largest message, after reassembly (and, for compressed messages, before inflating). */
+  maxMessageBytes: number;
+  /** Largest single frame payload. */
+  maxFrameBytes: number;
+  /** Servers require masked client frames (§5.1); clients require unmasked ones. */
+  isServer: boolean;
+  /** permessage-deflate was negotiated: RSV1 marks a compressed message. */
+  compression: boolean;
+}
+
+/** Parser states, named after what the next bytes are. */
+const State = {
+  Header: 0,
+  Length16: 1,
+  Length64: 2,
+  MaskKey: 3,
+  Payload: 4,
+  /** Waiting for an inflated message from the transport. */
+  Inflating: 5,
+  /** A close frame was received or a violation found: nothing more is read. */
+  Done: 6,
+} as const;
+type State = (typeof State)[keyof typeof State];
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * One endpoint's protocol state. Per-connection state is flat and set in the constructor; the
+ * handler is shared by reference, not a closure per connection.
+ */
+export class WebSocketProtocol {
+  /** Whether we sent a close frame. */
+  closeSent = false;
+  /** Whether the peer's close frame arrived. */
+  closeReceived = false;
+  private state: State = State.Header;
+  private readonly chunks: Buffer[] = [];
+  private buffered = 0;
+  // The frame being read.
+  private fin = false;
+  private rsv1 = false;
+  private opcode = 0;
+  private masked = false;
+  private payloadLength = 0;
+  private readonly maskKey = Buffer.alloc(4);
+  // The message being reassembled.
+  private messageOpcode = 0;
+  private messageCompressed = false;
+  private messageLength = 0;
+  private fragments: Buffer[] = [];
+  private utf8: Utf8Validator | null = null;
+
+  constructor(private readonly handler: ProtocolHandler, private readonly options: ProtocolOptions) {}
+
+  /** Feed bytes from the peer. Events are delivered to the handler before this returns. */
+  receiveData(data: Buffer): void {
+    if (this.state === State.Done || data.length === 0) return;
+    this.chunks.push(data);
+    this.buffered += data.length;
+    if (this.state !== State.Inflating) this.process();
+  }
+
+  /** Whether nothing more will be read. */
+  get isDone(): boolean {
+    return this.state === State.Done;
+  }
+
+  /** Send a close frame (once). */
+  sendClose(code?: number, reason = ""): void {
+    if (this.closeSent) return;
+    this.closeSent = true;
+    this.handler.write(encodeClose(code, truncateReason(reason)));
+  }
+
+  /** Send a ping (payload at most 125 bytes). */
+  sendPing(payload: string | Uint8Array = EMPTY): void {
+    if (!this.closeSent) this.handler.write(encodeFrame(Opcode.Ping, payload));
+  }
+
+  /** The transport inflated a compressed message. */
+  completeInflate(data: Buffer): void {
+    if (this.state !== State.Inflating) return;
+    this.state = State.Header;
+    const isBinary = this.messageOpcode === Opcode.Binary;
+    this.resetMessage();
+    if (!isBinary && !isUtf8(data)) {
+      this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
+      return;
+    }
+    this.handler.onMessage(data, isBinary);
+    if (this.state === State.Header) this.process();
+  }
+
+  /** Inflating failed or went over the limit. */
+  failInflate(code: number, reason: string): void {
+    if (this.state !== State.Inflating) return;
+    this.fail(code, reason);
+  }
+
+  private process(): void {
+    for (;;) {
+      switch (this.state) {
+        case State.Header:
+          if (this.buffered < 2 || !this.readHeader()) return;
+          break;
+        case State.Length16:
+          if (this.buffered < 2) return;
+          this.payloadLength = this.consume(2).readUInt16BE(0);
+          if (!this.checkLength()) return;
+          break;
+        case State.Length64: {
+          if (this.buffered < 8) return;
+          const bytes = this.consume(8);
+          const high = bytes.readUInt32BE(0);
+          // §5.2: the most significant bit must be 0; above 2^53 is beyond any limit anyway.
+          if (high > 0x1fffff) {
+            this.fail(high >= 0x80000000 ? CloseCode.ProtocolError : CloseCode.MessageTooBig, "Frame too large");
+            return;
+          }
+          this.payloadLength = high * 0x1_0000_0000 + bytes.readUInt32BE(4);
+          if (!this.checkLength()) return;
+          break;
+        }
+        case State.MaskKey:
+          if (this.buffered < 4) return;
+          this.consume(4).copy(this.maskKey);
+          this.state = State.Payload;
+          break;
+        case State.Payload: {
+          if (this.buffered < this.payloadLength) return;
+          const payload = this.payloadLength === 0 ? EMPTY : this.consume(this.payloadLength);
+          if (this.masked) unmask(payload, this.maskKey);
+          this.state = State.Header;
+          this.handleFrame(payload);
+          break;
+        }
+        default:
+          return;
+      }
+    }
+  }
+
+  /** Parse the first two header bytes; returns false when the frame was refused. */
+  private readHeader(): boolean {
+    const first = this.peek(0);
+    const second = this.peek(1);
+    this.consume(2);
+    this.fin = (first & 0x80) !== 0;
+    this.rsv1 = (first & 0x40) !== 0;
+    this.opcode = first & 0x0f;
+    this.masked = (second & 0x80) !== 0;
+    this.payloadLength = second & 0x7f;
+    const opcode = this.opcode;
+    const isControl = opcode >= 0x8;
+    // §5.2: RSV2 and RSV3 need an extension that defines them; none is supported.
+    if ((first & 0x30) !== 0) return this.fail(CloseCode.ProtocolError, "Reserved bits set");
+    if (this.rsv1) {
+      // RFC 7692 §6: RSV1 marks the first frame of a compressed data message, only when negotiated.
+      if (!this.options.compression || isControl || opcode === Opcode.Continuation) {
+        return this.fail(CloseCode.ProtocolError, "RSV1 set without a negotiated extension");
+      }
+    }
+    if (isControl) {
+      if (opcode > Opcode.Pong) return this.fail(CloseCode.ProtocolError, `Reserved opcode ${opcode}`);
+      // §5.5: control frames are never fragmented and carry at most 125 bytes.
+      if (!this.fin) return this.fail(CloseCode.ProtocolError, "Fragmented control frame");
+      if (this.payloadLength > MAX_CONTROL_PAYLOAD) return this.fail(CloseCode.ProtocolError, "Control frame too long");
+    } else if (opcode > Opcode.Binary) {
+      return this.fail(CloseCode.ProtocolError, `Reserved opcode ${opcode}`);
+    } else if (opcode === Opcode.Continuation) {
+      if (this.messageOpcode === 0) return this.fail(CloseCode.ProtocolError, "Continuation frame without a message");
+    } else if (this.messageOpcode !== 0) {
+      return this.fail(CloseCode.ProtocolError, "New data frame inside a fragmented message");
+    }
+    // §5.1: a server must close on an unmasked client frame; a client on a masked server frame.
+    if (this.masked !== this.options.isServer) {
+      return this.fail(CloseCode.ProtocolError, this.options.isServer ? "Client frame not masked" : "Server frame masked");
+    }
+    if (this.payloadLength === 126) this.state = State.Length16;
+    else if (this.payloadLength === 127) this.state = State.Length64;
+    else return this.checkLength();
+    return true;
+  }
+
+  /** Check the frame length against the limits before any payload is buffered. */
+  private checkLength(): boolean {
+    const length = this.payloadLength;
+    if (this.opcode < 0x8) {
+      if (length > this.options.maxFrameBytes) return this.fail(CloseCode.MessageTooBig, "Frame too large");
+      if (this.messageLength + length > this.options.maxMessageBytes) return this.fail(CloseCode.MessageTooBig, "Message too large");
+    }
+    this.state = this.masked ? State.MaskKey : State.Payload;
+    return true;
+  }
+
+  private handleFrame(payload: Buffer): void {
+    switch (this.opcode) {
+      case Opcode.Text:
+      case Opcode.Binary:
+      case Opcode.Continuation:
+        this.handleData(payload);
+        return;
+      case Opcode.Ping:
+        // §5.5.2: answer with a pong carrying the same payload, unless closing.
+        if (!this.closeSent) this.handler.write(encodeFrame(Opcode.Pong, payload));
+        this.handler.onPing(payload);
+        return;
+      case Opcode.Pong:
+        this.handler.onPong(payload);
+        return;
+      case Opcode.Close:
+        this.handleClose(payload);
+        return;
+    }
+  }
+
+  private handleData(payload: Buffer): void {
+    if (this.opcode !== Opcode.Continuation) {
+      this.messageOpcode = this.opcode;
+      this.messageCompressed = this.rsv1;
+    }
+    this.messageLength += payload.length;
+    const isText = this.messageOpcode === Opcode.Text;
+    if (this.messageCompressed) {
+      this.fragments.push(payload);
+      if (!this.fin) return;
+      const parts = this.fragments;
+      this.fragments = [];
+      this.state = State.Inflating;
+      if (this.handler.onCompressedMessage === undefined) {
+        this.fail(CloseCode.InternalError, "No inflater");
+        return;
+      }
+      this.handler.onCompressedMessage(parts, !isText);
+      return;
+    }
+    if (this.fin && this.fragments.length === 0) {
+      // The common case: a whole message in one frame.
+      this.messageOpcode = 0;
+      this.messageLength = 0;
+      if (isText && !isUtf8(payload)) {
+        this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
+        return;
+      }
+      this.handler.onMessage(payload, !isText);
+      return;
+    }
+    // §8.1: a fragmented text message fails as soon as a fragment cannot be valid UTF-8.
+    if (isText && !(this.utf8 ??= new Utf8Validator()).feed(payload)) {
+      this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
+      return;
+    }
+    this.fragments.push(payload);
+    if (!this.fin) return;
+    if (isText && !this.utf8!.isComplete) {
+      this.fail(CloseCode.InvalidPayload, "Text message ends inside a character");
+      return;
+    }
+    const data = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments, this.messageLength);
+    this.resetMessage();
+    this.handler.onMessage(data, !isText);
+  }
+
+  private handleClose(payload: Buffer): void {
+    this.closeReceived = true;
+    let code: number = CloseCode.NoStatus;
+    let reason = "";
+    if (payload.length === 1) {
+      this.fail(CloseCode.ProtocolError, "Close frame with a one-byte payload");
+      return;
+    }
+    if (payload.length >= 2) {
+      code = payload.readUInt16BE(0);
+      if (!isValidCloseCode(code)) {
+        this.fail(CloseCode.ProtocolError, `Invalid close code ${code}`);
+        return;
+      }
+      const reasonBytes = payload.subarray(2);
+      if (!isUtf8(reasonBytes)) {
+        this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in close reason");
+        return;
+      }
+      reason = reasonBytes.toString("utf8");
+    }
+    this.state = State.Done;
+    this.dropBuffered();
+    // §5.5.1: echo the close; without a code in the peer's frame, answer with none either.
+    if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? undefined : code);
+    this.handler.onClose(code, reason);
+  }
+
+  private resetMessage(): void {
+    this.messageOpcode = 0;
+    this.messageCompressed = false;
+    this.messageLength = 0;
+    if (this.fragments.length > 0) this.fragments = [];
+    this.utf8?.reset();
+  }
+
+  /** Fail the connection (§7.1.7): send a close frame with the code; read nothing more. */
+  private fail(code: number, reason: string): false {
+    this.state = State.Done;
+    this.dropBuffered();
+    this.resetMessage();
+    this.sendClose(code, reason);
+    this.handler.onError(code, reason);
+    return false;
+  }
+
+  private dropBuffered(): void {
+    this.chunks.length = 0;
+    this.buffered = 0;
+  }
+
+  private peek(index: number): number {
+    let i = index;
+    for (const chunk of this.chunks) {
+      if (i < chunk.length) return chunk[i]!;
+      i -= chunk.length;
+    }
+    return 0;
+  }
+
+  /** Take `n` buffered bytes: a view when they lie in one chunk, else a copy. */
+  private consume(n: number): Buffer {
+    this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length === n) {
+      this.chunks.shift();
+      return first;
+    }
+    if (first.length > n) {
+      this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let offset = 0;
+    while (offset < n) {
+      const chunk = this.chunks[0]!;
+      const take = Math.min(chunk.length, n - offset);
+      chunk.copy(out, offset, 0, take);
+      offset += take;
+      if (take === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(take);
+    }
+    return out;
+  }
+}

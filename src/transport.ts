@@ -1,0 +1,52 @@
+/**
+ * The boundary between WebSocket sessions, rooms and the engine that owns the connections.
+ * The node:net engine implements it in TypeScript; a native engine can implement it in C.
+ * Nothing here names a node:net type.
+ */
+
+/** What a send did: written, written while over the buffer limit, not written, or too late. */
+export type SendStatus = "ok" | "backpressure" | "dropped" | "closed";
+
+/**
+ * What a send does when it would take the connection's buffered bytes over `maxBufferedBytes`:
+ * - `"wait"`: write it and report `"backpressure"`; the sender should `await drained()`. A
+ *   sender that never waits is closed (1008) at four times the limit.
+ * - `"drop"`: do not write it; report `"dropped"`.
+ * - `"close"`: close the connection with 1008.
+ */
+export type OverLimitPolicy = "wait" | "drop" | "close";
+
+/** Events of connections, delivered to one shared object (no closures per connection). */
+export interface TransportEvents {
+  onMessage(connection: WebSocketTransport, data: Buffer, isBinary: boolean): void;
+  onPing(connection: WebSocketTransport, payload: Buffer): void;
+  onPong(connection: WebSocketTransport, payload: Buffer): void;
+  /** The buffered bytes fell below the limit again. */
+  onDrain(connection: WebSocketTransport): void;
+  /** The connection ended: the peer's close code (1005 none, 1006 without a close frame). Once. */
+  onClose(connection: WebSocketTransport, code: number, reason: string): void;
+}
+
+/** One open WebSocket connection, as the framework sees it. */
+export interface WebSocketTransport {
+  /** Whatever the framework attaches (its session object). */
+  user: unknown;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Bytes written but not yet taken by the operating system. */
+  readonly bufferedAmount: number;
+  /** Whether messages can still be sent. */
+  readonly isOpen: boolean;
+  /** The negotiated extensions header value, if any. */
+  readonly extensions: string | undefined;
+  sendText(text: string): SendStatus;
+  sendBinary(data: Uint8Array): SendStatus;
+  ping(payload?: string | Uint8Array): void;
+  /** Start the closing handshake. */
+  close(code?: number, reason?: string): void;
+  /** Drop the connection at once. */
+  terminate(): void;
+  /** Stop reading from the peer (inbound backpressure) / read again. */
+  pause(): void;
+  resume(): void;
+}

@@ -1,0 +1,298 @@
+import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import { HTTPError, WebSocketException, statusText } from "../errors.js";
+import { DependencyScope } from "../app/dependencies.js";
+import { Request } from "../app/request.js";
+import { RoutePattern } from "../app/route-pattern.js";
+import type { WebSocketRouteDefinition } from "../app/router.js";
+import type { Logger } from "../options.js";
+import type { StatsCollector } from "../metrics/stats.js";
+import { CloseCode } from "../protocol/websocket/constants.js";
+import { negotiateDeflate, type DeflateParams } from "../protocol/websocket/extensions.js";
+import { acceptResponse, checkHandshake, rejectResponse, selectProtocol, type HandshakeCheck } from "../protocol/websocket/handshake.js";
+import { acceptKey } from "../node/websocket/accept-key.js";
+import { ConnectionRegistry, NodeConnection, type ConnectionOptions } from "../node/websocket/connection.js";
+import type { TransportEvents, WebSocketTransport } from "../transport.js";
+import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from "./options.js";
+import { WebSocket, sessionEvents, type AcceptOptions, type SessionHost, type WebSocketListener } from "./session.js";
+
+/** WebSocket middleware: runs before accept; it may reject (HTTP status) or close (4xxx after accept). */
+export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => unknown;
+
+interface CompiledRoute {
+  pattern: RoutePattern;
+  route: WebSocketRouteDefinition;
+  options: ResolvedWebSocketOptions;
+  connection: ConnectionOptions;
+}
+
+/** What an upgrade needs until accept or reject. */
+interface Pending {
+  socket: Socket;
+  onEarlyClose: () => void;
+  head: Buffer;
+  check: Extract<HandshakeCheck, { ok: true }>;
+  route: CompiledRoute;
+  timer: NodeJS.Timeout;
+}
+
+/** The app's side of the engine: shared state it reads. @internal */
+export interface EngineHost {
+  readonly stats: StatsCollector;
+  readonly logger: Logger;
+  readonly isShuttingDown: boolean;
+}
+
+const GRACE_MS = 1_000;
+
+/**
+ * Upgrades HTTP requests to WebSocket connections: routing, handshake checks, limits,
+ * middleware and handlers, and the connections' lifecycle.
+ */
+export class WebSocketEngine implements SessionHost {
+  readonly sessions = new Set<WebSocket<any>>();
+  private table: CompiledRoute[] | null = null;
+  private readonly pending = new WeakMap<WebSocket<any>, Pending>();
+  private readonly perClient = new Map<string, number>();
+  private readonly events: TransportEvents;
+  private readonly registry: ConnectionRegistry;
+  readonly stats: StatsCollector;
+
+  constructor(
+    private readonly host: EngineHost,
+    private readonly routes: () => readonly WebSocketRouteDefinition[],
+    private readonly middleware: readonly WebSocketMiddleware[],
+    private readonly appOptions: WebSocketOptions | undefined,
+  ) {
+    this.stats = host.stats;
+    this.registry = new ConnectionRegistry();
+    this.events = sessionEvents(host.stats, (error) => host.logger.error("catzilla: a WebSocket handler threw", error), (ws) => this.ended(ws));
+    // Bad app-wide options fail at construction.
+    resolveWebSocketOptions(appOptions);
+  }
+
+  /** Routes changed; compile again on the next upgrade. */
+  invalidate(): void {
+    this.table = null;
+  }
+
+  /** Handle a node:http 'upgrade' event. */
+  upgrade(raw: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on("error", ignore);
+    const req = new Request(raw, 0);
+    if (this.host.isShuttingDown) return this.refuse(socket, 503, "Server is shutting down");
+    const table = (this.table ??= this.compile());
+    let found: CompiledRoute | null = null;
+    for (const compiled of table) {
+      const params = compiled.pattern.match(req.path);
+      if (params === null) continue;
+      if (params === undefined) return this.refuse(socket, 400, "Malformed percent-encoding in path");
+      req.params = params;
+      found = compiled;
+      break;
+    }
+    if (found === null) return this.refuse(socket, 404, "No WebSocket route for this path");
+    const check = checkHandshake(req.method, raw.httpVersion, raw.headers);
+    if (!check.ok) return this.refuse(socket, check.status, check.reason, check.headers);
+    const options = found.options;
+    if (options.origins !== null && (check.origin === undefined || !options.origins.includes(check.origin))) {
+      return this.refuse(socket, 403, "Origin not allowed");
+    }
+    if (this.sessions.size >= options.maxConnections) return this.refuse(socket, 503, "Too many WebSocket connections");
+    const address = socket.remoteAddress ?? "";
+    const fromClient = this.perClient.get(address) ?? 0;
+    if (fromClient >= options.maxConnectionsPerClient) {
+      return this.refuse(socket, 429, "Too many WebSocket connections from this address", { "Retry-After": "1" });
+    }
+    this.perClient.set(address, fromClient + 1);
+    const ws = new WebSocket(req, options, this);
+    this.sessions.add(ws);
+    const timer = setTimeout(() => {
+      if (ws.readyState === 0) this.rejectAndLog(ws, 408, "Handshake not completed in time");
+    }, options.handshakeTimeoutMs);
+    // A client that leaves during the handshake ends the session.
+    const onEarlyClose = (): void => {
+      if (ws.readyState === 0) ws.reject(499, "Client closed the connection");
+    };
+    socket.once("close", onEarlyClose);
+    this.pending.set(ws, { socket, onEarlyClose, head, check, route: found, timer });
+    void this.run(ws, found);
+  }
+
+  /** @internal SessionHost: complete the handshake. */
+  accept(ws: WebSocket<any>, options: AcceptOptions): WebSocketTransport {
+    const pending = this.pending.get(ws);
+    if (pending === undefined) throw new WebSocketException("The handshake of this WebSocket is over");
+    const { socket, onEarlyClose, head, check, route, timer } = pending;
+    if (options.subprotocol !== undefined && !check.protocols.includes(options.subprotocol)) {
+      throw new WebSocketException(`Subprotocol ${options.subprotocol} was not offered by the client`);
+    }
+    const subprotocol = options.subprotocol ?? selectProtocol(check.protocols, route.options.subprotocols);
+    let deflate: DeflateParams | null = null;
+    let extensions: string | undefined;
+    if (route.options.perMessageDeflate !== null) {
+      const negotiated = negotiateDeflate(check.extensions, route.options.perMessageDeflate);
+      if (negotiated !== null) {
+        deflate = negotiated.params;
+        extensions = negotiated.response;
+      }
+    }
+    clearTimeout(timer);
+    socket.off("close", onEarlyClose);
+    this.pending.delete(ws);
+    socket.write(acceptResponse(acceptKey(check.key), subprotocol, extensions, Object.entries(options.headers ?? {})));
+    ws.subprotocol = subprotocol;
+    const connection = new NodeConnection(socket, this.registry, route.connection, this.events, deflate, extensions);
+    connection.user = ws;
+    const stats = this.stats.websockets;
+    stats.opened++;
+    stats.active++;
+    connection.start(head);
+    return connection;
+  }
+
+  /** @internal SessionHost: refuse the handshake with an HTTP status. */
+  reject(ws: WebSocket<any>, status: number, detail: string): void {
+    const pending = this.pending.get(ws);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    pending.socket.off("close", pending.onEarlyClose);
+    this.pending.delete(ws);
+    this.sessions.delete(ws);
+    this.releaseClient(ws);
+    this.refuse(pending.socket, status, detail);
+  }
+
+  /** Close every connection with 1001 and refuse new ones; resolves when all ended or at the deadline. */
+  async shutdown(deadline: number): Promise<void> {
+    for (const ws of this.sessions) {
+      if (ws.readyState === 0) this.rejectAndLog(ws, 503, "Server is shutting down");
+      else ws.close(CloseCode.GoingAway, "Server shutting down");
+    }
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const ws of this.sessions) ws.transport?.terminate();
+    this.registry.stop();
+  }
+
+  private async run(ws: WebSocket<any>, compiled: CompiledRoute): Promise<void> {
+    const route = compiled.route;
+    const scope = route.dependencies === undefined ? null : new DependencyScope(ws.request);
+    const handler = route.handler;
+    const listener = typeof handler === "function" ? null : (handler as WebSocketListener<any>);
+    let keepScope = false;
+    try {
+      let index = 0;
+      const next = async (): Promise<void> => {
+        const middleware = this.middleware[index++];
+        if (middleware !== undefined) {
+          await middleware(ws, next);
+          return;
+        }
+        if (ws.readyState !== 0) return;
+        if (listener !== null) {
+          ws.listener = listener;
+          await ws.accept();
+          listener.onOpen?.(ws);
+          keepScope = true;
+          return;
+        }
+        const deps = scope === null ? {} : await scope.resolveAll(route.dependencies!);
+        await (handler as (ws: WebSocket<any>, deps: unknown) => unknown)(ws, deps);
+      };
+      await next();
+      if (ws.closeRequested !== null && ws.readyState === 0) {
+        // close() before accept: complete the handshake so the client sees the code.
+        const [code, reason] = ws.closeRequested;
+        await ws.accept();
+        ws.close(code, reason);
+      } else if (ws.readyState === 0) {
+        this.rejectAndLog(ws, 403, "The handler did not accept the connection");
+      } else if (listener === null && ws.readyState === 1) {
+        ws.close(CloseCode.Normal);
+      }
+    } catch (error) {
+      if (ws.readyState === 0) {
+        if (error instanceof HTTPError) this.rejectAndLog(ws, error.status, typeof error.detail === "string" ? error.detail : statusText(error.status));
+        else {
+          this.host.logger.error(`catzilla: unhandled error in WebSocket ${ws.path}`, error);
+          this.rejectAndLog(ws, 500, "Internal Server Error");
+        }
+      } else if (ws.readyState === 1) {
+        this.host.logger.error(`catzilla: unhandled error in WebSocket ${ws.path}`, error);
+        ws.close(CloseCode.InternalError, "Internal error");
+      }
+    }
+    if (scope !== null) {
+      // Event-style routes keep their dependencies until the connection ends.
+      if (keepScope && ws.readyState !== 3) await new Promise<void>((resolve) => this.onEnd(ws, resolve));
+      await scope.close((error) => this.host.logger.error("catzilla: dependency cleanup failed", error));
+    }
+  }
+
+  private readonly endWaiters = new WeakMap<WebSocket<any>, () => void>();
+
+  private onEnd(ws: WebSocket<any>, callback: () => void): void {
+    this.endWaiters.set(ws, callback);
+  }
+
+  private rejectAndLog(ws: WebSocket<any>, status: number, detail: string): void {
+    if (ws.readyState === 0) ws.reject(status, detail);
+  }
+
+  private ended(ws: WebSocket<any>): void {
+    const stats = this.stats.websockets;
+    stats.active--;
+    stats.closed++;
+    stats.closeCodes[ws.closeCode] = (stats.closeCodes[ws.closeCode] ?? 0) + 1;
+    if (ws.closeReason === "Ping timeout") stats.pingTimeouts++;
+    this.sessions.delete(ws);
+    this.releaseClient(ws);
+    const waiter = this.endWaiters.get(ws);
+    if (waiter !== undefined) {
+      this.endWaiters.delete(ws);
+      waiter();
+    }
+  }
+
+  private releaseClient(ws: WebSocket<any>): void {
+    const address = ws.request.raw.socket.remoteAddress ?? "";
+    const count = this.perClient.get(address) ?? 0;
+    if (count <= 1) this.perClient.delete(address);
+    else this.perClient.set(address, count - 1);
+  }
+
+  private refuse(socket: Socket, status: number, detail: string, headers: Record<string, string> = {}): void {
+    this.stats.websockets.rejectedHandshakes++;
+    if (socket.destroyed) return;
+    socket.end(rejectResponse(status, detail, statusText(status), headers));
+    setTimeout(destroySocket, GRACE_MS, socket).unref();
+  }
+
+  private compile(): CompiledRoute[] {
+    return this.routes().map((route) => {
+      const options = resolveWebSocketOptions(this.appOptions, route.options);
+      return {
+        pattern: new RoutePattern(route.path),
+        route,
+        options,
+        connection: {
+          maxMessageBytes: options.maxMessageBytes,
+          maxFrameBytes: options.maxFrameBytes,
+          maxBufferedBytes: options.maxBufferedBytes,
+          overLimitPolicy: options.overLimitPolicy,
+          idleTimeoutMs: options.idleTimeoutMs,
+          pingIntervalMs: options.pingIntervalMs,
+          closeTimeoutMs: options.closeTimeoutMs,
+          maxMessagesPerSecond: options.maxMessagesPerSecond,
+          compressionThreshold: options.perMessageDeflate?.threshold ?? Infinity,
+        },
+      };
+    });
+  }
+}
+
+function ignore(): void {}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}

@@ -1,0 +1,102 @@
+import type { DeflateOptions } from "../protocol/websocket/extensions.js";
+import type { OverLimitPolicy } from "../transport.js";
+import { assertPositiveInteger } from "../options.js";
+
+/** permessage-deflate settings (RFC 7692). */
+export interface PerMessageDeflateOptions extends DeflateOptions {
+  /**
+   * Messages smaller than this many bytes are sent uncompressed.
+   * @default 1024
+   */
+  threshold?: number;
+}
+
+/** WebSocket limits and timers; app-wide in `new Catzilla({ websocket })`, per route in `app.websocket(path, handler, options)`. */
+export interface WebSocketOptions {
+  /** Largest message a peer may send (after reassembly and inflating); over it: close 1009. @default 1048576 */
+  maxMessageBytes?: number;
+  /** Largest frame a peer may send; over it: close 1009. @default maxMessageBytes */
+  maxFrameBytes?: number;
+  /** Bytes a connection may hold unsent before `overLimitPolicy` applies. @default 1048576 */
+  maxBufferedBytes?: number;
+  /** What a send over `maxBufferedBytes` does. @default "wait" */
+  overLimitPolicy?: OverLimitPolicy;
+  /** Close (1001) a connection that sent no message for this long; 0 for never. @default 0 */
+  idleTimeoutMs?: number;
+  /** Time a handler has to `accept()` (or reject) after the upgrade request arrived; then 408. @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** Time the peer has to answer a close frame before the connection is dropped. @default 5000 */
+  closeTimeoutMs?: number;
+  /** Ping a quiet connection this often; drop it (1006) when the pong does not come within as long again. 0 for never. @default 30000 */
+  pingIntervalMs?: number;
+  /** Messages per second a connection may send; over it: close 1008. 0 for no limit. @default 0 */
+  maxMessagesPerSecond?: number;
+  /** Most open WebSocket connections; further upgrades get 503. @default 10000 */
+  maxConnections?: number;
+  /** Most open WebSocket connections from one client address; further upgrades get 429. @default 256 */
+  maxConnectionsPerClient?: number;
+  /** Allowed `Origin` values; others get 403. `null` allows any (and requests without Origin). @default null */
+  origins?: readonly string[] | null;
+  /** Subprotocols this route speaks, in order of preference. @default [] */
+  subprotocols?: readonly string[];
+  /** permessage-deflate: `false`, `true` (defaults) or settings. @default false */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /** Messages a pull-style handler may have waiting before the connection stops reading. @default 64 */
+  maxQueuedMessages?: number;
+}
+
+export type ResolvedWebSocketOptions = Required<Omit<WebSocketOptions, "perMessageDeflate">> & {
+  perMessageDeflate: PerMessageDeflateOptions | null;
+};
+
+/** Defaults of {@link WebSocketOptions}. */
+export const WEBSOCKET_DEFAULTS = Object.freeze({
+  maxMessageBytes: 1_048_576,
+  maxBufferedBytes: 1_048_576,
+  overLimitPolicy: "wait" as OverLimitPolicy,
+  idleTimeoutMs: 0,
+  handshakeTimeoutMs: 10_000,
+  closeTimeoutMs: 5_000,
+  pingIntervalMs: 30_000,
+  maxMessagesPerSecond: 0,
+  maxConnections: 10_000,
+  maxConnectionsPerClient: 256,
+  origins: null,
+  subprotocols: [] as readonly string[],
+  maxQueuedMessages: 64,
+});
+
+const POSITIVE = ["maxMessageBytes", "maxFrameBytes", "maxBufferedBytes", "handshakeTimeoutMs", "closeTimeoutMs",
+  "maxConnections", "maxConnectionsPerClient", "maxQueuedMessages"] as const;
+const NON_NEGATIVE = ["idleTimeoutMs", "pingIntervalMs", "maxMessagesPerSecond"] as const;
+
+/** Merge route options over app options over defaults, and validate. */
+export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | undefined>): ResolvedWebSocketOptions {
+  const merged: WebSocketOptions = { ...WEBSOCKET_DEFAULTS };
+  for (const layer of layers) {
+    if (layer === undefined) continue;
+    for (const [key, value] of Object.entries(layer)) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
+  }
+  merged.maxFrameBytes ??= merged.maxMessageBytes;
+  for (const name of POSITIVE) assertPositiveInteger(`websocket.${name}`, merged[name]);
+  for (const name of NON_NEGATIVE) {
+    const value = merged[name];
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+      throw new RangeError(`Option websocket.${name} must be a non-negative integer, got ${String(value)}`);
+    }
+  }
+  if (!["wait", "drop", "close"].includes(merged.overLimitPolicy!)) {
+    throw new TypeError(`Option websocket.overLimitPolicy must be "wait", "drop" or "close", got ${String(merged.overLimitPolicy)}`);
+  }
+  const deflate = merged.perMessageDeflate;
+  const perMessageDeflate = deflate === true ? { threshold: 1024 } : deflate === false || deflate === undefined ? null : { threshold: 1024, ...deflate };
+  if (perMessageDeflate !== null) {
+    for (const bits of ["serverMaxWindowBits", "clientMaxWindowBits"] as const) {
+      const value = perMessageDeflate[bits];
+      if (value !== undefined && (!Number.isInteger(value) || value < 9 || value > 15)) {
+        throw new RangeError(`Option websocket.perMessageDeflate.${bits} must be an integer in 9..15, got ${value}`);
+      }
+    }
+  }
+  return { ...(merged as Required<WebSocketOptions>), perMessageDeflate };
+}

@@ -1,0 +1,368 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "../errors.js";
+import { CloseCode, ReadyState } from "../protocol/websocket/constants.js";
+import { isSendableCloseCode } from "../protocol/websocket/constants.js";
+import type { Request, ClientAddress } from "../app/request.js";
+import type { SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
+import type { ResolvedWebSocketOptions } from "./options.js";
+import type { StatsCollector } from "../metrics/stats.js";
+
+/** A received message: text as a string, binary as a Buffer. */
+export type Message = string | Buffer;
+
+/** Options of `accept()`. */
+export interface AcceptOptions {
+  /** The subprotocol to answer with; it must be one the client offered. */
+  subprotocol?: string;
+  /** Extra headers of the 101 response. */
+  headers?: Record<string, string>;
+}
+
+/** Options of the `receive*()` calls. */
+export interface ReceiveOptions {
+  /** Give up after this many milliseconds with a {@link WebSocketTimeoutError}; the connection stays open. */
+  timeout?: number;
+}
+
+/** What the engine behind a session does for it before and at accept. @internal */
+export interface SessionHost {
+  readonly stats: StatsCollector;
+  accept(ws: WebSocket<any>, options: AcceptOptions): WebSocketTransport;
+  reject(ws: WebSocket<any>, status: number, detail: string): void;
+}
+
+let nextId = 0;
+
+interface Waiter {
+  resolve(message: Message): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout | null;
+}
+
+/**
+ * One WebSocket connection, as a handler sees it. Pull style: `await ws.receiveText()`,
+ * `for await (const msg of ws)`. Event style: the route's `onMessage` gets every message and no
+ * queue is kept.
+ * @typeParam P - the path params, inferred from the route pattern.
+ */
+export class WebSocket<P = Record<string, string | number>> {
+  /** A process-unique id. */
+  readonly id: string;
+  /** The upgrade request (headers, query, cookies, params, client). */
+  readonly request: Request<P>;
+  /** The subprotocol chosen at accept. */
+  subprotocol: string | undefined = undefined;
+  /** Per-connection storage for middleware and handlers. */
+  readonly state: Record<string, unknown> = {};
+  /** @internal */
+  transport: WebSocketTransport | null = null;
+  /** @internal */
+  readonly options: ResolvedWebSocketOptions;
+  private readyStateValue: ReadyState = ReadyState.Connecting;
+  private closedWith: WebSocketDisconnect | null = null;
+  private queue: Message[] | null = null;
+  private waiter: Waiter | null = null;
+  private drainWaiters: Array<() => void> | null = null;
+  /** @internal Set for event-style routes: messages go here instead of the queue. */
+  listener: WebSocketListener<P> | null = null;
+  /** @internal */
+  closeRequested: [number, string] | null = null;
+  /** The close code the connection ended with (1005 none, 1006 abnormal); 0 while open. */
+  closeCode = 0;
+  /** The close reason the connection ended with. */
+  closeReason = "";
+
+  constructor(request: Request<P>, options: ResolvedWebSocketOptions, private readonly host: SessionHost) {
+    this.id = (++nextId).toString(36);
+    this.request = request;
+    this.options = options;
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return this.request.headers;
+  }
+  get query(): URLSearchParams {
+    return this.request.query;
+  }
+  get params(): P {
+    return this.request.params;
+  }
+  get cookies(): Record<string, string> {
+    return this.request.cookies;
+  }
+  get client(): ClientAddress {
+    return this.transport === null ? this.request.client : { host: this.transport.remoteAddress, port: this.transport.remotePort };
+  }
+  get path(): string {
+    return this.request.path;
+  }
+  /** 0 connecting, 1 open, 2 closing, 3 closed. */
+  get readyState(): ReadyState {
+    return this.readyStateValue;
+  }
+  /** Bytes sent but not yet taken by the operating system. */
+  get bufferedAmount(): number {
+    return this.transport?.bufferedAmount ?? 0;
+  }
+
+  /**
+   * Complete the handshake (101 Switching Protocols).
+   * @throws WebSocketException when called twice or after close.
+   */
+  async accept(options: AcceptOptions = {}): Promise<void> {
+    if (this.readyStateValue !== ReadyState.Connecting) throw new WebSocketException("accept() called on a WebSocket that is not connecting");
+    this.transport = this.host.accept(this, options);
+    this.readyStateValue = ReadyState.Open;
+  }
+
+  /**
+   * Refuse the handshake with an HTTP status (before accept only).
+   * @throws WebSocketException after accept.
+   */
+  reject(status: number, detail = ""): void {
+    if (this.readyStateValue !== ReadyState.Connecting) throw new WebSocketException("reject() is only possible before accept()");
+    this.readyStateValue = ReadyState.Closed;
+    this.closedWith = new WebSocketDisconnect(CloseCode.PolicyViolation, detail);
+    this.host.reject(this, status, detail);
+  }
+
+  /** The next message, text or bytes. @throws WebSocketDisconnect, WebSocketTimeoutError */
+  receive(options: ReceiveOptions = {}): Promise<Message> {
+    this.assertAccepted("receive");
+    const queue = this.queue;
+    if (queue !== null && queue.length > 0) {
+      const message = queue.shift()!;
+      if (queue.length === this.options.maxQueuedMessages >> 1) this.transport!.resume();
+      return Promise.resolve(message);
+    }
+    if (this.closedWith !== null) return Promise.reject(this.closedWith);
+    if (this.waiter !== null) return Promise.reject(new WebSocketException("receive() called while another receive() is waiting"));
+    return new Promise<Message>((resolve, reject) => {
+      const waiter: Waiter = { resolve, reject, timer: null };
+      if (options.timeout !== undefined) {
+        waiter.timer = setTimeout(() => {
+          if (this.waiter === waiter) this.waiter = null;
+          reject(new WebSocketTimeoutError(options.timeout!));
+        }, options.timeout);
+      }
+      this.waiter = waiter;
+    });
+  }
+
+  /** The next message, which must be text. @throws WebSocketException for a binary message. */
+  async receiveText(options?: ReceiveOptions): Promise<string> {
+    const message = await this.receive(options);
+    if (typeof message !== "string") throw new WebSocketException("Expected a text message, got binary");
+    return message;
+  }
+
+  /** The next message, which must be binary. @throws WebSocketException for a text message. */
+  async receiveBytes(options?: ReceiveOptions): Promise<Buffer> {
+    const message = await this.receive(options);
+    if (typeof message === "string") throw new WebSocketException("Expected a binary message, got text");
+    return message;
+  }
+
+  /** Same as {@link receiveBytes}. */
+  receiveBinary(options?: ReceiveOptions): Promise<Buffer> {
+    return this.receiveBytes(options);
+  }
+
+  /** The next message parsed as JSON (text or UTF-8 bytes). @throws WebSocketException when it does not parse. */
+  async receiveJson<T = unknown>(options?: ReceiveOptions): Promise<T> {
+    const message = await this.receive(options);
+    try {
+      return JSON.parse(typeof message === "string" ? message : message.toString("utf8")) as T;
+    } catch {
+      throw new WebSocketException("Message is not valid JSON");
+    }
+  }
+
+  /** Messages until the connection closes; the loop then ends without an error. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Message, void, undefined> {
+    for (;;) {
+      try {
+        yield await this.receive();
+      } catch (error) {
+        if (error instanceof WebSocketDisconnect) return;
+        throw error;
+      }
+    }
+  }
+
+  /** Send text or bytes. */
+  send(data: string | Uint8Array): SendStatus {
+    return typeof data === "string" ? this.sendText(data) : this.sendBytes(data);
+  }
+
+  sendText(text: string): SendStatus {
+    const transport = this.assertOpen("sendText");
+    if (transport === null) return "closed";
+    const status = transport.sendText(text);
+    this.countSent(status, Buffer.byteLength(text));
+    return status;
+  }
+
+  sendBytes(data: Uint8Array): SendStatus {
+    const transport = this.assertOpen("sendBytes");
+    if (transport === null) return "closed";
+    const status = transport.sendBinary(data);
+    this.countSent(status, data.byteLength);
+    return status;
+  }
+
+  /** Same as {@link sendBytes}. */
+  sendBinary(data: Uint8Array): SendStatus {
+    return this.sendBytes(data);
+  }
+
+  /** Send a value as JSON text. */
+  sendJson(value: unknown): SendStatus {
+    return this.sendText(JSON.stringify(value));
+  }
+
+  ping(payload: string | Uint8Array = ""): void {
+    this.assertOpen("ping")?.ping(payload);
+  }
+
+  /**
+   * Resolves when the send buffer is below `maxBufferedBytes` (at once when it is), or when the
+   * connection closed.
+   */
+  drained(): Promise<void> {
+    const transport = this.transport;
+    if (transport === null || !transport.isOpen || transport.bufferedAmount < this.options.maxBufferedBytes) return Promise.resolve();
+    return new Promise((resolve) => (this.drainWaiters ??= []).push(resolve));
+  }
+
+  /**
+   * Close with a code (1000, or 3000–4999 for applications) and a reason. Before accept, the
+   * handshake is completed first so that the client sees the code (browsers do not show HTTP
+   * statuses of a refused upgrade); use `reject()` for an HTTP status.
+   */
+  close(code: number = CloseCode.Normal, reason = ""): void {
+    if (!isSendableCloseCode(code)) throw new RangeError(`Close code ${code} cannot be sent`);
+    if (this.readyStateValue === ReadyState.Connecting) {
+      this.closeRequested = [code, reason];
+      return;
+    }
+    if (this.readyStateValue !== ReadyState.Open) return;
+    this.readyStateValue = ReadyState.Closing;
+    this.transport!.close(code, reason);
+  }
+
+  /** @internal A message arrived. */
+  deliver(message: Message): void {
+    const waiter = this.waiter;
+    if (waiter !== null) {
+      this.waiter = null;
+      if (waiter.timer !== null) clearTimeout(waiter.timer);
+      waiter.resolve(message);
+      return;
+    }
+    const queue = (this.queue ??= []);
+    queue.push(message);
+    // Inbound backpressure: a handler that does not keep up stops the socket being read.
+    if (queue.length === this.options.maxQueuedMessages) this.transport!.pause();
+  }
+
+  /** @internal The connection ended. */
+  ended(code: number, reason: string): void {
+    this.readyStateValue = ReadyState.Closed;
+    this.closeCode = code;
+    this.closeReason = reason;
+    this.closedWith = new WebSocketDisconnect(code, reason);
+    const waiter = this.waiter;
+    this.waiter = null;
+    if (waiter !== null) {
+      if (waiter.timer !== null) clearTimeout(waiter.timer);
+      waiter.reject(this.closedWith);
+    }
+    this.releaseDrainWaiters();
+  }
+
+  /** @internal */
+  releaseDrainWaiters(): void {
+    const waiters = this.drainWaiters;
+    this.drainWaiters = null;
+    if (waiters !== null) for (const resolve of waiters) resolve();
+  }
+
+  private countSent(status: SendStatus, bytes: number): void {
+    const ws = this.host.stats.websockets;
+    if (status === "ok" || status === "backpressure") {
+      ws.messagesOut++;
+      ws.bytesOut += bytes;
+      if (status === "backpressure") ws.backpressureEvents++;
+    } else if (status === "dropped") {
+      ws.messagesDropped++;
+    }
+  }
+
+  private assertAccepted(what: string): void {
+    if (this.readyStateValue === ReadyState.Connecting) throw new WebSocketException(`${what}() called before accept()`);
+  }
+
+  private assertOpen(what: string): WebSocketTransport | null {
+    this.assertAccepted(what);
+    const transport = this.transport;
+    return transport !== null && transport.isOpen ? transport : null;
+  }
+}
+
+/** Event-style handlers: no promise chain and no queue per connection. */
+export interface WebSocketListener<P = Record<string, string | number>> {
+  /** After accept. */
+  onOpen?(ws: WebSocket<P>): void;
+  /** Every message: text as a string, binary as a Buffer. */
+  onMessage?(ws: WebSocket<P>, message: Message, isBinary: boolean): void;
+  /** The send buffer fell below the limit again. */
+  onDrain?(ws: WebSocket<P>): void;
+  /** The connection ended, with the peer's close code (1005 none, 1006 abnormal). */
+  onClose?(ws: WebSocket<P>, code: number, reason: string): void;
+}
+
+/** Delivers transport events to sessions; one object for all connections. @internal */
+export function sessionEvents(stats: StatsCollector, onError: (error: unknown) => void, onEnded: (ws: WebSocket<any>) => void): TransportEvents {
+  const ws = stats.websockets;
+  return {
+    onMessage(connection, data, isBinary) {
+      const session = connection.user as WebSocket<any>;
+      ws.messagesIn++;
+      ws.bytesIn += data.length;
+      const message: Message = isBinary ? data : data.toString("utf8");
+      const listener = session.listener;
+      if (listener === null) {
+        session.deliver(message);
+        return;
+      }
+      try {
+        listener.onMessage?.(session, message, isBinary);
+      } catch (error) {
+        onError(error);
+        session.close(CloseCode.InternalError, "Internal error");
+      }
+    },
+    onPing() {},
+    onPong() {},
+    onDrain(connection) {
+      const session = connection.user as WebSocket<any>;
+      session.releaseDrainWaiters();
+      try {
+        session.listener?.onDrain?.(session);
+      } catch (error) {
+        onError(error);
+      }
+    },
+    onClose(connection, code, reason) {
+      const session = connection.user as WebSocket<any>;
+      session.ended(code, reason);
+      onEnded(session);
+      try {
+        session.listener?.onClose?.(session, code, reason);
+      } catch (error) {
+        onError(error);
+      }
+    },
+  };
+}
