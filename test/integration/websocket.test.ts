@@ -1,0 +1,425 @@
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { constants, deflateRawSync } from "node:zlib";
+import WS from "ws";
+import { HTTPError, WebSocketDisconnect, WebSocketTimeoutError, type Dependency } from "../../src/index.js";
+import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
+import { clientFrame, rawWebSocket } from "../ws-helpers.js";
+
+function open(url: string, options?: WS.ClientOptions, protocols?: string[]): Promise<WS> {
+  const ws = new WS(url, protocols, options);
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+}
+
+function closed(ws: WS): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
+}
+
+function nextMessage(ws: WS): Promise<{ data: string; isBinary: boolean }> {
+  return new Promise((resolve) => ws.once("message", (data, isBinary) => resolve({ data: isBinary ? (data as Buffer).toString("hex") : String(data), isBinary })));
+}
+
+describe("WebSocket over real sockets", () => {
+  let served: Served;
+  let url: string;
+  const log: string[] = [];
+  const app = testApp({ websocket: { maxMessageBytes: 256 * 1024, pingIntervalMs: 0 } });
+  const resource: Dependency<string> = async function* () {
+    log.push("dep open");
+    try {
+      yield "db";
+    } finally {
+      log.push("dep closed");
+    }
+  };
+
+  app.websocket("/echo", async (ws) => {
+    await ws.accept();
+    for await (const message of ws) ws.send(message);
+  });
+  app.websocket("/events", {
+    onOpen: (ws) => void ws.sendText(`hello ${ws.id}`),
+    onMessage: (ws, message, isBinary) => void ws.send(isBinary ? message : `got ${message}`),
+  });
+  app.websocket("/rooms/{room}/{n:int}", async (ws) => {
+    await ws.accept();
+    ws.sendJson({ room: ws.params.room, n: ws.params.n, q: ws.query.get("q"), sub: ws.subprotocol ?? null });
+    await ws.receive().catch(() => undefined);
+  }, { subprotocols: ["v2", "v1"] });
+  app.websocket("/disconnect", async (ws) => {
+    await ws.accept();
+    try {
+      await ws.receiveText();
+    } catch (error) {
+      log.push(error instanceof WebSocketDisconnect ? `disconnect ${error.code} ${error.reason}` : `other ${error}`);
+    }
+  });
+  app.websocket("/timeout", async (ws) => {
+    await ws.accept();
+    try {
+      await ws.receiveText({ timeout: 50 });
+    } catch (error) {
+      ws.sendText(error instanceof WebSocketTimeoutError ? "timed out" : "wrong error");
+    }
+    ws.sendText(`still open: ${ws.readyState}`);
+    await ws.receive().catch(() => undefined);
+  });
+  app.websocket("/server-closes", async (ws) => {
+    await ws.accept();
+    ws.close(4100, "done here");
+  });
+  app.websocket("/json", async (ws) => {
+    await ws.accept();
+    const value = await ws.receiveJson<{ a: number }>();
+    ws.sendJson({ doubled: value.a * 2 });
+    const bytes = await ws.receiveBytes();
+    ws.sendBytes(Buffer.concat([bytes, bytes]));
+  });
+  app.websocket("/deps", async (ws, { db }) => {
+    await ws.accept();
+    ws.sendText(db);
+    await ws.receive().catch(() => undefined);
+  }, { dependencies: { db: resource } });
+  app.websocket("/never-accepts", async () => {
+    await sleep(5_000);
+  }, { handshakeTimeoutMs: 100 });
+  app.websocket("/fails", async (ws) => {
+    await ws.accept();
+    throw new Error("handler bug");
+  });
+  app.websocket("/deflate", async (ws) => {
+    await ws.accept();
+    for await (const message of ws) ws.send(message);
+  }, { perMessageDeflate: { threshold: 16 }, maxMessageBytes: 1024 * 1024 });
+  app.websocket("/guarded", async (ws) => {
+    await ws.accept();
+    ws.sendText(`user ${ws.state.user}`);
+    await ws.receive().catch(() => undefined);
+  }, { origins: ["https://good.example"] });
+  app.websocket("/rate", async (ws) => {
+    await ws.accept();
+    for await (const message of ws) void message;
+  }, { maxMessagesPerSecond: 5 });
+  app.websocket("/idle", async (ws) => {
+    await ws.accept();
+    for await (const message of ws) void message;
+  }, { idleTimeoutMs: 150 });
+
+  app.useWebSocket(async (ws, next) => {
+    if (ws.path === "/guarded") {
+      const token = ws.query.get("token");
+      if (token === null) return ws.close(4001, "Authentication required");
+      if (token === "bad") throw new HTTPError(401, "Bad token");
+      ws.state.user = token;
+    }
+    await next();
+  });
+
+  before(async () => {
+    served = await serve(app);
+    url = `ws://127.0.0.1:${served.port}`;
+  });
+  after(() => served.close());
+
+  test("pull-style echo of text and binary, all payload lengths", async () => {
+    const ws = await open(`${url}/echo`);
+    for (const size of [0, 125, 126, 65535, 65536, 200_000]) {
+      const reply = nextMessage(ws);
+      ws.send(Buffer.alloc(size, 7));
+      const { data, isBinary } = await reply;
+      assert.equal(isBinary, true);
+      assert.equal(data.length, size * 2);
+    }
+    const text = nextMessage(ws);
+    ws.send("héllo wörld €");
+    assert.deepEqual(await text, { data: "héllo wörld €", isBinary: false });
+    const bye = closed(ws);
+    ws.close(1000, "bye");
+    assert.equal((await bye).code, 1000);
+  });
+
+  test("event-style handlers", async () => {
+    const ws = new WS(`${url}/events`);
+    const greeting = nextMessage(ws);
+    await new Promise((resolve) => ws.once("open", resolve));
+    assert.match((await greeting).data, /^hello [0-9a-z]+$/);
+    const reply = nextMessage(ws);
+    ws.send("ping");
+    assert.equal((await reply).data, "got ping");
+    ws.close();
+  });
+
+  test("path params, query and subprotocol chosen by the server's preference", async () => {
+    const ws = new WS(`${url}/rooms/lobby/7?q=x`, ["v1", "v2"]);
+    const message = nextMessage(ws);
+    await new Promise((resolve) => ws.once("open", resolve));
+    assert.equal(ws.protocol, "v2");
+    assert.deepEqual(JSON.parse((await message).data), { room: "lobby", n: 7, q: "x", sub: "v2" });
+    ws.close();
+  });
+
+  test("receive raises WebSocketDisconnect with the peer's code and reason", async () => {
+    log.length = 0;
+    const ws = await open(`${url}/disconnect`);
+    ws.close(4321, "leaving");
+    await waitFor(() => log.length > 0);
+    assert.deepEqual(log, ["disconnect 4321 leaving"]);
+  });
+
+  test("receive with a timeout leaves the connection open", async () => {
+    const ws = new WS(`${url}/timeout`);
+    const messages: string[] = [];
+    ws.on("message", (d) => messages.push(String(d)));
+    await waitFor(() => messages.length === 2);
+    assert.deepEqual(messages, ["timed out", "still open: 1"]);
+    ws.close();
+  });
+
+  test("a server close reaches the client with its code and the TCP connection ends", async () => {
+    const ws = new WS(`${url}/server-closes`);
+    assert.deepEqual(await closed(ws), { code: 4100, reason: "done here" });
+  });
+
+  test("JSON and bytes helpers", async () => {
+    const ws = await open(`${url}/json`);
+    const first = nextMessage(ws);
+    ws.send(JSON.stringify({ a: 21 }));
+    assert.deepEqual(JSON.parse((await first).data), { doubled: 42 });
+    const second = nextMessage(ws);
+    ws.send(Buffer.from([1, 2]));
+    assert.equal((await second).data, "01020102");
+    ws.close();
+  });
+
+  test("dependencies of a WebSocket route live as long as the handler", async () => {
+    log.length = 0;
+    const ws = new WS(`${url}/deps`);
+    assert.equal((await nextMessage(ws)).data, "db");
+    assert.deepEqual(log, ["dep open"]);
+    ws.close();
+    await waitFor(() => log.includes("dep closed"));
+  });
+
+  test("handshake refusals: no route 404, bad version 426, bad key 400, timeout 408", async () => {
+    assert.match((await rawWebSocket(served.port, "/nowhere")).head, /^HTTP\/1\.1 404/);
+    const version = await rawWebSocket(served.port, "/echo", { "Sec-WebSocket-Version": "8" });
+    assert.match(version.head, /^HTTP\/1\.1 426/);
+    assert.match(version.head, /Sec-WebSocket-Version: 13/);
+    assert.match((await rawWebSocket(served.port, "/echo", { "Sec-WebSocket-Key": "not-a-key" })).head, /^HTTP\/1\.1 400/);
+    assert.match((await rawWebSocket(served.port, "/echo", { Upgrade: "" , Connection: "Upgrade" })).head, /^HTTP\/1\.1 /);
+    assert.match((await rawWebSocket(served.port, "/never-accepts")).head, /^HTTP\/1\.1 408/);
+  });
+
+  test("middleware: close with 4001 before accept, reject with an HTTP status, or pass with state", async () => {
+    const anonymous = new WS(`${url}/guarded`, { origin: "https://good.example" });
+    assert.deepEqual(await closed(anonymous), { code: 4001, reason: "Authentication required" });
+    const bad = await rawWebSocket(served.port, "/guarded?token=bad", { Origin: "https://good.example" });
+    assert.match(bad.head, /^HTTP\/1\.1 401/);
+    const good = new WS(`${url}/guarded?token=ann`, { origin: "https://good.example" });
+    assert.equal((await nextMessage(good)).data, "user ann");
+    good.close();
+    const wrongOrigin = await rawWebSocket(served.port, "/guarded?token=ann", { Origin: "https://evil.example" });
+    assert.match(wrongOrigin.head, /^HTTP\/1\.1 403/);
+  });
+
+  test("an error in a handler after accept closes with 1011", async () => {
+    const ws = new WS(`${url}/fails`);
+    assert.equal((await closed(ws)).code, 1011);
+  });
+
+  const violations: Array<[string, Buffer, number]> = [
+    ["unmasked frame", clientFrame(0x1, "hi", { mask: false }), 1002],
+    ["reserved opcode", clientFrame(0x3, "x"), 1002],
+    ["RSV2 set", clientFrame(0x1, "x", { rsv2: true }), 1002],
+    ["RSV1 without deflate", clientFrame(0x1, "x", { rsv1: true }), 1002],
+    ["continuation without start", clientFrame(0x0, "x"), 1002],
+    ["fragmented ping", clientFrame(0x9, "x", { fin: false }), 1002],
+    ["invalid UTF-8", clientFrame(0x1, Buffer.from([0xce, 0xba, 0xed, 0xa0, 0x80])), 1007],
+    ["invalid close code", clientFrame(0x8, Buffer.from([0x03, 0xed])), 1002],
+    ["message over maxMessageBytes", clientFrame(0x2, Buffer.alloc(300 * 1024)), 1009],
+  ];
+  for (const [name, frame, code] of violations) {
+    test(`protocol violation over a raw socket: ${name} → ${code}`, async () => {
+      const client = await rawWebSocket(served.port, "/echo");
+      assert.match(client.head, /^HTTP\/1\.1 101/);
+      client.write(frame);
+      assert.equal((await client.closeFrame()).code, code);
+      await client.closed;
+    });
+  }
+
+  test("fragments with a ping in between are reassembled; the ping gets its pong", async () => {
+    const client = await rawWebSocket(served.port, "/echo");
+    client.write(Buffer.concat([clientFrame(0x1, "Hel", { fin: false }), clientFrame(0x9, "are you there"), clientFrame(0x0, "lo")]));
+    await waitFor(() => client.frames.length >= 2);
+    assert.deepEqual(client.frames.map((f) => [f.opcode, f.payload.toString()]), [[0xa, "are you there"], [0x1, "Hello"]]);
+    client.socket.destroy();
+  });
+
+  test("a close frame is echoed and the server closes the TCP connection", async () => {
+    const client = await rawWebSocket(served.port, "/echo");
+    client.write(clientFrame(0x8, Buffer.from([0x0f, 0xa0, 0x68, 0x69])));
+    assert.equal((await client.closeFrame()).code, 4000);
+    await client.closed;
+  });
+
+  test("permessage-deflate: negotiated, compressed both ways", async () => {
+    const ws = await open(`${url}/deflate`, { perMessageDeflate: { threshold: 0 } });
+    assert.match(ws.extensions, /permessage-deflate/);
+    const text = "compress me ".repeat(5_000);
+    const reply = nextMessage(ws);
+    ws.send(text);
+    assert.equal((await reply).data, text);
+    const small = nextMessage(ws);
+    ws.send("tiny");
+    assert.equal((await small).data, "tiny");
+    ws.close();
+  });
+
+  test("a compression bomb is stopped at maxMessageBytes with 1009", async () => {
+    const client = await rawWebSocket(served.port, "/deflate", { "Sec-WebSocket-Extensions": "permessage-deflate" });
+    assert.match(client.head, /permessage-deflate/i);
+    const bomb = deflateRawSync(Buffer.alloc(64 * 1024 * 1024), { finishFlush: constants.Z_SYNC_FLUSH });
+    assert.ok(bomb.length < 200 * 1024, `bomb is ${bomb.length} bytes`);
+    const rssBefore = process.memoryUsage().rss;
+    client.write(clientFrame(0x2, bomb.subarray(0, bomb.length - 4), { rsv1: true }));
+    assert.equal((await client.closeFrame(10_000)).code, 1009);
+    assert.ok(process.memoryUsage().rss - rssBefore < 48 * 1024 * 1024);
+  });
+
+  test("a message rate over maxMessagesPerSecond closes with 1008", async () => {
+    const ws = await open(`${url}/rate`);
+    const end = closed(ws);
+    for (let i = 0; i < 10; i++) ws.send(`m${i}`);
+    assert.equal((await end).code, 1008);
+  });
+
+  test("a connection idle past idleTimeoutMs is closed with 1001", async () => {
+    const ws = await open(`${url}/idle`);
+    assert.equal((await closed(ws)).code, 1001);
+  });
+
+  test("statistics count connections, messages and close codes", () => {
+    const stats = app.stats().websockets;
+    assert.ok(stats.opened >= 10);
+    assert.ok(stats.messagesIn > 0 && stats.messagesOut > 0);
+    assert.ok(stats.closeCodes["1002"]! >= 5);
+    assert.ok(stats.closeCodes["1009"]! >= 1);
+    assert.ok(stats.rejectedHandshakes >= 4);
+  });
+});
+
+describe("WebSocket limits and lifecycle", () => {
+  test("a peer that never answers pings is dropped", async () => {
+    const app = testApp({ websocket: { pingIntervalMs: 100 } });
+    app.websocket("/x", async (ws) => {
+      await ws.accept();
+      for await (const message of ws) void message;
+    });
+    const served = await serve(app);
+    try {
+      const client = await rawWebSocket(served.port, "/x");
+      // This client reads but never answers: no pong.
+      await client.closed;
+      assert.ok(client.frames.some((f) => f.opcode === 0x9), "the server pinged");
+      await waitFor(() => app.stats().websockets.pingTimeouts === 1);
+      // A client that answers pings stays.
+      const ws = await open(`ws://127.0.0.1:${served.port}/x`);
+      await sleep(400);
+      assert.equal(ws.readyState, WS.OPEN);
+      ws.close();
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("a client that stops reading is closed with 1008 under the close policy, skipped under drop", async () => {
+    for (const policy of ["close", "drop"] as const) {
+      const app = testApp({ websocket: { maxBufferedBytes: 256 * 1024, overLimitPolicy: policy, pingIntervalMs: 0 } });
+      const statuses = new Map<string, number>();
+      app.websocket("/flood", async (ws) => {
+        await ws.accept();
+        const block = Buffer.alloc(16 * 1024, 1);
+        for (let i = 0; i < 2_000 && ws.readyState === 1; i++) {
+          const status = ws.sendBytes(block);
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          if (i % 50 === 0) await sleep(1);
+        }
+        await ws.receive().catch(() => undefined);
+      });
+      const served = await serve(app);
+      try {
+        const client = await rawWebSocket(served.port, "/flood");
+        client.socket.pause();
+        const rssBefore = process.memoryUsage().rss;
+        if (policy === "close") {
+          await waitFor(() => app.stats().websockets.closeCodes["1006"] === 1 || statuses.get("closed")! > 0 || app.stats().websockets.active === 0, 10_000, "the flood to close");
+          assert.ok((statuses.get("ok") ?? 0) * 16 * 1024 <= 8 * 1024 * 1024, "bounded before closing");
+        } else {
+          await waitFor(() => (statuses.get("dropped") ?? 0) > 100, 10_000, "drops");
+          assert.ok(app.stats().websockets.messagesDropped > 100);
+        }
+        assert.ok(process.memoryUsage().rss - rssBefore < 64 * 1024 * 1024);
+        client.socket.destroy();
+      } finally {
+        await served.close();
+      }
+    }
+  });
+
+  test("connections per client address are capped with 429", async () => {
+    const app = testApp({ websocket: { maxConnectionsPerClient: 2, pingIntervalMs: 0 } });
+    app.websocket("/x", async (ws) => {
+      await ws.accept();
+      await ws.receive().catch(() => undefined);
+    });
+    const served = await serve(app);
+    try {
+      const a = await open(`ws://127.0.0.1:${served.port}/x`);
+      const b = await open(`ws://127.0.0.1:${served.port}/x`);
+      assert.match((await rawWebSocket(served.port, "/x")).head, /^HTTP\/1\.1 429/);
+      a.close();
+      b.close();
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("graceful shutdown closes every connection with 1001", async () => {
+    const app = testApp({ websocket: { pingIntervalMs: 0 } });
+    app.websocket("/x", { onMessage: () => undefined });
+    const served = await serve(app);
+    const clients = await Promise.all([1, 2, 3].map(() => open(`ws://127.0.0.1:${served.port}/x`)));
+    const codes = Promise.all(clients.map(closed));
+    await served.close();
+    assert.deepEqual((await codes).map((c) => c.code), [1001, 1001, 1001]);
+  });
+
+  test("a slow upgrade request (slowloris) is cut by headersTimeoutMs", async () => {
+    const app = testApp({ headersTimeoutMs: 300, requestTimeoutMs: 600 });
+    app.websocket("/x", { onMessage: () => undefined });
+    const served = await serve(app);
+    try {
+      const { connect } = await import("node:net");
+      const socket = connect(served.port, "127.0.0.1");
+      socket.write("GET /x HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n");
+      let response = "";
+      socket.on("data", (d: Buffer) => (response += d.toString("latin1")));
+      const started = Date.now();
+      await new Promise((resolve) => socket.once("close", resolve));
+      assert.match(response, /^HTTP\/1\.1 408/);
+      assert.ok(Date.now() - started < 3_000);
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("bad WebSocket options fail at construction", () => {
+    assert.throws(() => testApp({ websocket: { maxMessageBytes: 0 } }), /websocket.maxMessageBytes/);
+    assert.throws(() => testApp({ websocket: { overLimitPolicy: "later" as never } }), /overLimitPolicy/);
+  });
+});
