@@ -28,6 +28,13 @@ export function createConformanceApp(options: AppOptions = {}): Catzilla {
 
   app.static("/files", filesDir);
 
+  // Echoes every message with its type; permessage-deflate on, messages up to 16 MiB.
+  app.websocket("/echo", {
+    onMessage(ws, message) {
+      ws.send(message);
+    },
+  }, { perMessageDeflate: true, maxMessageBytes: 16 * 1024 * 1024, maxBufferedBytes: 32 * 1024 * 1024 });
+
   app.get("/stats", () => app.stats());
   app.metrics("/metrics");
   return app;

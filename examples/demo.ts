@@ -1,48 +1,9 @@
 /**
- * The demo app: every example on one server, with an index page that links them.
+ * The demo: every example on one server, with an index page that links them.
  *
  *   npm ci && npm start      → http://127.0.0.1:8000
  */
-import { Catzilla, EventSourceResponse, HTMLResponse } from "catzilla";
-import { router as aiChat } from "./ai-chat.js";
-import { router as csvExport } from "./csv-export.js";
-import { router as fileDownload } from "./file-download.js";
-import { router as monitored } from "./monitored-stream.js";
-
-export function createDemoApp(): Catzilla {
-  const app = new Catzilla();
-  app.include(csvExport);
-  app.include(aiChat);
-  app.include(fileDownload);
-  app.include(monitored);
-
-  app.get("/clock", () => new EventSourceResponse(async function* (stream) {
-    while (!stream.signal.aborted) {
-      yield { event: "time", data: new Date().toISOString() };
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-    }
-  }));
-  app.get("/stats", () => app.stats());
-  app.metrics("/metrics");
-
-  app.get("/", () => new HTMLResponse(`<!doctype html>
-<meta charset="utf-8"><title>Catzilla demos</title>
-<style>body{font:16px system-ui;max-width:46rem;margin:2rem auto;line-height:1.5}code{background:#f3f3f3;padding:0 .25rem}</style>
-<h1>Catzilla demos</h1>
-<ul>
-  <li><a href="/export.csv?rows=1000000">CSV export of a million rows</a> — <code>StreamingResponse</code> from a generator, pulled as fast as you download</li>
-  <li><a href="/chat">AI chat token stream</a> — Server-Sent Events from a fake model, token by token</li>
-  <li><a href="/download/sample.bin">64 MiB file download</a> — <code>FileResponse</code> with Range, If-Range, ETag (try <code>curl -r 0-99</code>)</li>
-  <li><a href="/monitored?n=30&amp;fail=20">Monitored stream</a> — backpressure checks, peak buffer in stats, an <code>error</code> event on failure</li>
-  <li><a href="/clock">Server clock</a> — an endless SSE stream with heartbeats; closes cleanly when you leave</li>
-  <li><a href="/stats">Statistics (JSON)</a> and <a href="/metrics">Prometheus metrics</a></li>
-</ul>
-<h2>Live clock</h2><p id="clock">…</p>
-<script>
-new EventSource("/clock").addEventListener("time", (e) => { document.getElementById("clock").textContent = e.data; });
-</script>`));
-  return app;
-}
+import { createDemoApp } from "./demo-app.js";
 
 const app = createDemoApp();
 const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: process.env.HOST ?? "127.0.0.1" });

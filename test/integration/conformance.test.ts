@@ -1,6 +1,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createConformanceApp } from "../../examples/conformance.js";
+import WS from "ws";
 import { decodeChunked, rawExchange, serve, splitResponse, type Served } from "../helpers.js";
 
 let served: Served;
@@ -49,4 +50,19 @@ test("/stats reports stream counters; /metrics is Prometheus text", async () => 
   assert.match(metrics, /^# HELP catzilla_uptime_seconds /m);
   assert.match(metrics, /^# TYPE catzilla_streams_created_total counter$/m);
   assert.match(metrics, /^catzilla_http_responses_total\{class="2xx"\} \d+$/m);
+});
+
+test("/echo echoes text and binary, compressed, up to 16 MiB", async () => {
+  const ws = new WS(`ws://127.0.0.1:${served.port}/echo`, { perMessageDeflate: true, maxPayload: 32 * 1024 * 1024 });
+  await new Promise((resolve) => ws.once("open", resolve));
+  assert.match(ws.extensions, /permessage-deflate/);
+  const replies: Array<[string | number, boolean]> = [];
+  ws.on("message", (data, isBinary) => replies.push([isBinary ? (data as Buffer).length : String(data), isBinary]));
+  ws.send("hello");
+  ws.send(Buffer.alloc(16 * 1024 * 1024 - 16, 3));
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => replies.length === 2 && (clearInterval(timer), resolve()), 10);
+  });
+  assert.deepEqual(replies, [["hello", false], [16 * 1024 * 1024 - 16, true]]);
+  ws.close();
 });
