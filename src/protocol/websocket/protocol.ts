@@ -43,6 +43,8 @@ export interface ProtocolOptions {
   isServer: boolean;
   /** permessage-deflate was negotiated: RSV1 marks a compressed message. */
   compression: boolean;
+  /** For a client endpoint: a fresh masking key for each frame it sends (§5.3). */
+  maskKey?: () => Uint8Array;
 }
 
 /** Parser states, named after what the next bytes are. */
@@ -106,12 +108,12 @@ export class WebSocketProtocol {
   sendClose(code?: number, reason = ""): void {
     if (this.closeSent) return;
     this.closeSent = true;
-    this.handler.write(encodeClose(code, truncateReason(reason)));
+    this.handler.write(encodeClose(code, truncateReason(reason), this.options.maskKey?.()));
   }
 
   /** Send a ping (payload at most 125 bytes). */
   sendPing(payload: string | Uint8Array = EMPTY): void {
-    if (!this.closeSent) this.handler.write(encodeFrame(Opcode.Ping, payload));
+    if (!this.closeSent) this.handler.write(this.frame(Opcode.Ping, payload));
   }
 
   /** The transport inflated a compressed message. */
@@ -239,7 +241,7 @@ export class WebSocketProtocol {
         return;
       case Opcode.Ping:
         // §5.5.2: answer with a pong carrying the same payload, unless closing.
-        if (!this.closeSent) this.handler.write(encodeFrame(Opcode.Pong, payload));
+        if (!this.closeSent) this.handler.write(this.frame(Opcode.Pong, payload));
         this.handler.onPing(payload);
         return;
       case Opcode.Pong:
@@ -324,6 +326,11 @@ export class WebSocketProtocol {
     // §5.5.1: echo the close; without a code in the peer's frame, answer with none either.
     if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? undefined : code);
     this.handler.onClose(code, reason);
+  }
+
+  private frame(opcode: Opcode, payload: string | Uint8Array): Buffer {
+    const mask = this.options.maskKey?.();
+    return encodeFrame(opcode, payload, mask === undefined ? {} : { mask });
   }
 
   private resetMessage(): void {

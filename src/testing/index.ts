@@ -1,0 +1,3 @@
+export { TestClient } from "./test-client.js";
+export { TestWebSocket } from "./websocket-client.js";
+export type { TestWebSocketOptions } from "./websocket-client.js";
