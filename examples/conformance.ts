@@ -1,7 +1,8 @@
 /**
  * The app conformance and benchmark harnesses run against. See README "Conformance app".
- * PORT (default 8000), FILES_DIR (default test/fixtures/files) and MAX_CONNECTIONS (default: the
- * framework's) come from the environment.
+ * PORT (default 8000), FILES_DIR (default test/fixtures/files) and MAX_CONNECTIONS (HTTP and
+ * WebSocket connections, also per client address; default: the framework's) come from the
+ * environment.
  */
 import { fileURLToPath } from "node:url";
 import { Catzilla, EventSourceResponse, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
@@ -65,8 +66,11 @@ function intParam(value: string | null, fallback: number): number {
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const maxConnections = process.env.MAX_CONNECTIONS === undefined ? {} : { maxConnections: Number(process.env.MAX_CONNECTIONS) };
-  const app = createConformanceApp(maxConnections);
+  // Harnesses that open many connections from 127.0.0.1 raise the limits with MAX_CONNECTIONS.
+  const max = Number(process.env.MAX_CONNECTIONS);
+  const app = createConformanceApp(Number.isSafeInteger(max) && max > 0
+    ? { maxConnections: max, websocket: { maxConnections: max, maxConnectionsPerClient: max } }
+    : {});
   const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1" });
   console.log(`catzilla conformance app listening on ${url}`);
 }

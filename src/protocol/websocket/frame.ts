@@ -78,21 +78,29 @@ export function encodeClose(code?: number, reason = "", mask?: Uint8Array): Buff
   return encodeFrame(Opcode.Close, payload, mask === undefined ? {} : { mask });
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** XOR `data[start..end)` with the 4-byte masking key, in place (RFC 6455 §5.3). */
 export function unmask(data: Uint8Array, mask: Uint8Array, start = 0, end = data.length): void {
-  const m0 = mask[0]!;
-  const m1 = mask[1]!;
-  const m2 = mask[2]!;
-  const m3 = mask[3]!;
   let i = start;
-  for (; i + 3 < end; i += 4) {
-    data[i] = data[i]! ^ m0;
-    data[i + 1] = data[i + 1]! ^ m1;
-    data[i + 2] = data[i + 2]! ^ m2;
-    data[i + 3] = data[i + 3]! ^ m3;
+  if (end - start >= 64) {
+    // Word-aligned 32-bit XOR for the bulk of large payloads; bytes before and after one by one.
+    while (((data.byteOffset + i) & 3) !== 0) {
+      data[i] = data[i]! ^ mask[(i - start) & 3]!;
+      i++;
+    }
+    const phase = (i - start) & 3;
+    const b0 = mask[phase]!;
+    const b1 = mask[(phase + 1) & 3]!;
+    const b2 = mask[(phase + 2) & 3]!;
+    const b3 = mask[(phase + 3) & 3]!;
+    const word = LITTLE_ENDIAN ? b0 | (b1 << 8) | (b2 << 16) | (b3 << 24) : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
+    const words = (end - i) >>> 2;
+    const view = new Int32Array(data.buffer, data.byteOffset + i, words);
+    for (let w = 0; w < words; w++) view[w] = view[w]! ^ word;
+    i += words * 4;
   }
-  const tail = [m0, m1, m2, m3];
-  for (let k = 0; i < end; i++, k++) data[i] = data[i]! ^ tail[k]!;
+  for (; i < end; i++) data[i] = data[i]! ^ mask[(i - start) & 3]!;
 }
 
 /** Cut a reason to at most `max` UTF-8 bytes without splitting a character. */

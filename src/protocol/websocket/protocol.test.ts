@@ -146,3 +146,18 @@ test("a client endpoint rejects masked frames and accepts unmasked ones", () => 
   assert.deepEqual(run(encodeFrame(Opcode.Text, "hi"), { isServer: false }).events, [["message", "hi", false]]);
   assert.deepEqual(run(client(Opcode.Text, "hi"), { isServer: false }).events.map((e) => e.slice(0, 2)), [["error", CloseCode.ProtocolError]]);
 });
+
+test("unmasking large payloads at every alignment matches the byte-wise definition", async () => {
+  const { unmask } = await import("./frame.js");
+  const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  for (let offset = 0; offset < 8; offset++) {
+    for (const length of [63, 64, 65, 1000, 4099]) {
+      const backing = Buffer.alloc(length + 16);
+      for (let i = 0; i < backing.length; i++) backing[i] = (i * 31) & 0xff;
+      const data = backing.subarray(offset, offset + length);
+      const expected = Buffer.from(data.map((b, i) => b ^ mask[i & 3]!));
+      unmask(data, mask);
+      assert.ok(data.equals(expected), `offset ${offset}, length ${length}`);
+    }
+  }
+});

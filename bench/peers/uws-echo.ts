@@ -1,0 +1,14 @@
+// Peer: uWebSockets.js (v20, from the uws-pack repack of its release binaries).
+import * as uws from "uws-pack";
+import { listenPort, ready } from "./common.js";
+
+uws.App().ws("/echo", {
+  compression: 0,
+  maxPayloadLength: 16 * 1024 * 1024,
+  maxBackpressure: 64 * 1024 * 1024,
+  idleTimeout: 0,
+  message: (ws, message, isBinary) => void ws.send(message, isBinary),
+}).listen("127.0.0.1", listenPort(), (token) => {
+  if (token) ready();
+  else process.exit(1);
+});

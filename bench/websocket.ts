@@ -1,0 +1,191 @@
+/**
+ * WebSocket benchmark: Catzilla against ws (with and without bufferutil), uWebSockets.js and
+ * Socket.IO, in one run. Server on CPU 0, the load generator (bench/ws-load.ts, one process) on
+ * CPU 1; medians of BENCH_REPEAT runs of BENCH_SECONDS each.
+ *
+ *   npm run bench:ws
+ *   BENCH_SECONDS=2 BENCH_REPEAT=1 BENCH_IDLE_CONNECTIONS=2000 npm run bench:ws
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const seconds = Number(process.env.BENCH_SECONDS ?? 4);
+const repeat = Number(process.env.BENCH_REPEAT ?? 3);
+const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
+const port = Number(process.env.BENCH_PORT ?? 9400);
+const only = process.env.BENCH_ONLY?.split(",");
+
+interface Target {
+  name: string;
+  script: string;
+  protocol: "ws" | "socketio";
+  env?: Record<string, string>;
+}
+
+const targets: Target[] = [
+  { name: "catzilla", script: "examples/conformance.ts", protocol: "ws" },
+  { name: "ws+bufferutil", script: "bench/peers/ws-echo.ts", protocol: "ws" },
+  { name: "ws", script: "bench/peers/ws-echo.ts", protocol: "ws", env: { WS_NO_BUFFER_UTIL: "1" } },
+  { name: "uWebSockets.js", script: "bench/peers/uws-echo.ts", protocol: "ws" },
+  { name: "socket.io", script: "bench/peers/socketio-echo.ts", protocol: "socketio" },
+].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name)) as Target[];
+
+const wanted = (key: string): boolean => only === undefined || only.some((o) => key.startsWith(o));
+const pin = spawnSync("sh", ["-c", "command -v taskset"]).status === 0 && cpus().length > 1;
+const pinned = (cpu: number, args: string[]): [string, string[]] => (pin ? ["taskset", ["-c", String(cpu), ...args]] : [args[0]!, args.slice(1)]);
+
+async function start(target: Target): Promise<ChildProcess> {
+  const [command, args] = pinned(0, [process.execPath, "--import", "tsx", target.script]);
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, ...target.env, PORT: String(port), MAX_CONNECTIONS: String(idleConnections + 1000) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${target.name} did not start`)), 20_000);
+    child.stdout!.on("data", (d) => {
+      out += d;
+      if (out.includes("listening")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${target.name} exited with ${code}`)));
+  });
+  return child;
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+function load(target: Target, env: Record<string, string>): Record<string, number> {
+  const [command, args] = pinned(1, [process.execPath, "--import", "tsx", "bench/ws-load.ts"]);
+  const run = spawnSync(command, args, {
+    cwd: root,
+    encoding: "utf8",
+    timeout: (seconds + 60) * 1000,
+    env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, PROTOCOL: target.protocol, SECONDS: String(seconds), ...env },
+  });
+  const line = run.stdout.trim().split("\n").pop() ?? "";
+  try {
+    return JSON.parse(line) as Record<string, number>;
+  } catch {
+    throw new Error(`load generator failed for ${target.name}: ${run.stdout}\n${run.stderr}`);
+  }
+}
+
+function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+}
+
+async function idleBytes(target: Target): Promise<number> {
+  const server = await start(target);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Warm up the handshake path so its code and first buffers are not billed to the connections.
+    load(target, { MODE: "echo", CONNECTIONS: "50", INFLIGHT: "1", SECONDS: "1" });
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const before = rssOf(server.pid!);
+    const [command, args] = pinned(1, [process.execPath, "--import", "tsx", "bench/ws-load.ts"]);
+    const client = spawn(command, args, {
+      cwd: root,
+      env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, PROTOCOL: target.protocol, MODE: "idle", CONNECTIONS: String(idleConnections) },
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        let out = "";
+        const timer = setTimeout(() => reject(new Error("idle clients did not connect in time")), 120_000);
+        client.stdout!.on("data", (d) => {
+          out += d;
+          if (out.includes("\n")) {
+            clearTimeout(timer);
+            resolve(out.trim());
+          }
+        });
+      });
+      if (!line.startsWith(`ready ${idleConnections} `)) throw new Error(`${target.name}: ${line}`);
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      return (rssOf(server.pid!) - before) / idleConnections;
+    } finally {
+      client.stdin!.end();
+      client.kill("SIGKILL");
+    }
+  } finally {
+    await stop(server);
+  }
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function main(): Promise<void> {
+  console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
+    `server on CPU 0, load generator on CPU 1; ${seconds} s per run, median of ${repeat}`);
+  const results: Record<string, Record<string, number>> = {};
+  for (const target of targets) {
+    process.stdout.write(`measuring ${target.name}… `);
+    const started = Date.now();
+    const samples: Record<string, number[]> = {};
+    const add = (key: string, value: number): void => void (samples[key] ??= []).push(value);
+    for (let round = 0; round < repeat; round++) {
+      const server = await start(target);
+      try {
+        if (wanted("echo")) {
+          const r = load(target, { MODE: "echo", CONNECTIONS: "100", INFLIGHT: "16", SIZE: "32" });
+          add("echo", r.msgsPerSec!);
+          add("echo-client-cpu", r.clientCpu!);
+        }
+        if (wanted("large") && target.protocol === "ws") {
+          add("large", load(target, { MODE: "echo", CONNECTIONS: "4", INFLIGHT: "4", SIZE: "65536" }).bytesPerSec! / 1e6);
+        }
+        if (wanted("latency")) {
+          const r = load(target, { MODE: "latency", SIZE: "32" });
+          add("p50", r.p50us!);
+          add("p99", r.p99us!);
+        }
+      } finally {
+        await stop(server);
+      }
+    }
+    if (wanted("idle")) {
+      try {
+        add("idle", await idleBytes(target));
+      } catch (error) {
+        console.error((error as Error).message);
+      }
+    }
+    results[target.name] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+    console.log(`${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+  const figures: Array<[string, string, (v: number) => string, string?]> = [
+    ["echo", "echo msgs/s (100 conns × 16 in flight, 32 B)", (v) => Math.round(v).toLocaleString("en-US"), "≥ 4× ws+bufferutil"],
+    ["echo-client-cpu", "load generator CPU during echo (cores)", (v) => v.toFixed(2)],
+    ["large", "64 KiB messages MB/s (4 conns × 4 in flight)", (v) => v.toFixed(0), "≥ 1.5× ws+bufferutil"],
+    ["p50", "round trip p50 (µs)", (v) => v.toFixed(0)],
+    ["p99", "round trip p99 (µs)", (v) => v.toFixed(0), "≤ ws+bufferutil"],
+    ["idle", `server RSS per idle connection (${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "≤ 0.8× ws+bufferutil"],
+  ];
+  const names = targets.map((t) => t.name);
+  const peers = names.filter((n) => n !== "catzilla");
+  console.log(`\n| Figure | ${names.join(" | ")} | ${peers.map((p) => `catzilla / ${p}`).join(" | ")} | target |`);
+  console.log(`|---|${names.map(() => "---:").join("|")}|${peers.map(() => "---:").join("|")}|---|`);
+  for (const [key, label, fmt, target] of figures) {
+    if (!names.some((n) => results[n]?.[key] !== undefined)) continue;
+    const ours = results.catzilla?.[key];
+    const ratios = peers.map((p) => {
+      const theirs = results[p]?.[key];
+      return ours === undefined || theirs === undefined || theirs === 0 ? "–" : `${(ours / theirs).toFixed(2)}×`;
+    });
+    console.log(`| ${label} | ${names.map((n) => (results[n]?.[key] === undefined ? "–" : fmt(results[n]![key]!))).join(" | ")} | ${ratios.join(" | ")} | ${target ?? ""} |`);
+  }
+}
+
+await main();
