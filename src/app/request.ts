@@ -12,8 +12,8 @@ export interface ClientAddress {
  * @typeParam P - the path params, inferred from the route pattern.
  */
 export class Request<P = Record<string, string | number>> {
-  /** The node:http request, for what this class does not cover. */
-  readonly raw: IncomingMessage;
+  /** Request headers, names in lower case. */
+  readonly headers: IncomingHttpHeaders;
   /** Request method, upper case. */
   readonly method: string;
   /** Path, still percent-encoded, without the query string. */
@@ -29,9 +29,12 @@ export class Request<P = Record<string, string | number>> {
   private bodyCache: Promise<Buffer> | undefined;
   private bodyTaken = false;
   private abortController: AbortController | undefined;
+  private incoming: IncomingMessage | null;
+  private clientCache: ClientAddress | undefined;
 
   constructor(raw: IncomingMessage, maxBodyBytes: number) {
-    this.raw = raw;
+    this.incoming = raw;
+    this.headers = raw.headers;
     this.method = raw.method ?? "GET";
     const url = raw.url ?? "/";
     const q = url.indexOf("?");
@@ -41,14 +44,34 @@ export class Request<P = Record<string, string | number>> {
     this.maxBodyBytes = maxBodyBytes;
   }
 
-  /** Request headers, names in lower case. */
-  get headers(): IncomingHttpHeaders {
-    return this.raw.headers;
+  /**
+   * The node:http request, for what this class does not cover.
+   * @throws Error for the upgrade request of a WebSocket after `accept()`, which lets it go.
+   */
+  get raw(): IncomingMessage {
+    if (this.incoming === null) throw new Error("The upgrade request is not kept after the WebSocket handshake");
+    return this.incoming;
   }
+
+  /**
+   * Let go of the node:http request, keeping headers, path, query and client address. A
+   * WebSocket does this at accept, so an open connection does not hold the request's objects.
+   * @internal
+   */
+  detach(): void {
+    if (this.incoming === null) return;
+    this.clientCache = this.client;
+    this.httpVersionCache = this.incoming.httpVersion;
+    this.urlCache = this.incoming.url ?? "/";
+    this.incoming = null;
+  }
+
+  private httpVersionCache = "1.1";
+  private urlCache = "/";
 
   /** One header value; repeated headers are joined with ", " (Set-Cookie excepted by node:http). */
   header(name: string): string | undefined {
-    const value = this.raw.headers[name.toLowerCase()];
+    const value = this.headers[name.toLowerCase()];
     return Array.isArray(value) ? value.join(", ") : value;
   }
 
@@ -59,24 +82,25 @@ export class Request<P = Record<string, string | number>> {
 
   /** The full request URL, built from the Host header. */
   get url(): URL {
-    const host = this.raw.headers.host ?? "localhost";
-    return new URL(this.raw.url ?? "/", `http://${host}`);
+    const host = this.headers.host ?? "localhost";
+    return new URL(this.incoming?.url ?? this.urlCache, `http://${host}`);
   }
 
   /** Cookies sent by the client (RFC 6265 §5.4), values percent-decoded when possible. */
   get cookies(): Record<string, string> {
-    return (this.cookieCache ??= parseCookies(this.raw.headers.cookie));
+    return (this.cookieCache ??= parseCookies(this.headers.cookie));
   }
 
   /** The client's address as the socket sees it. */
   get client(): ClientAddress {
-    const socket = this.raw.socket;
+    if (this.incoming === null) return this.clientCache!;
+    const socket = this.incoming.socket;
     return { host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
   }
 
   /** HTTP version as sent by the client, e.g. `1.1`. */
   get httpVersion(): string {
-    return this.raw.httpVersion;
+    return this.incoming?.httpVersion ?? this.httpVersionCache;
   }
 
   /** The `Last-Event-ID` header a reconnecting EventSource client sends, if any. */
@@ -104,7 +128,7 @@ export class Request<P = Record<string, string | number>> {
     if (this.bodyTaken) throw new HTTPError(500, "The request body was already consumed");
     this.bodyTaken = true;
     const limit = this.maxBodyBytes;
-    const declared = Number(this.raw.headers["content-length"]);
+    const declared = Number(this.headers["content-length"]);
     if (declared > limit) throw new BodyTooLargeError(limit);
     let received = 0;
     for await (const chunk of this.raw as AsyncIterable<Buffer>) {

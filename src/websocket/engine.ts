@@ -139,9 +139,11 @@ export class WebSocketEngine implements SessionHost {
     }
     clearTimeout(timer);
     socket.off("close", onEarlyClose);
+    socket.off("error", ignore);
     this.pending.delete(ws);
     socket.write(acceptResponse(acceptKey(check.key), subprotocol, extensions, Object.entries(options.headers ?? {})));
     ws.subprotocol = subprotocol;
+    ws.request.detach();
     const connection = new NodeConnection(socket, this.registry, route.connection, this.events, deflate, extensions);
     connection.user = ws;
     const stats = this.stats.websockets;
@@ -255,7 +257,7 @@ export class WebSocketEngine implements SessionHost {
   }
 
   private releaseClient(ws: WebSocket<any>): void {
-    const address = ws.request.raw.socket.remoteAddress ?? "";
+    const address = ws.request.client.host;
     const count = this.perClient.get(address) ?? 0;
     if (count <= 1) this.perClient.delete(address);
     else this.perClient.set(address, count - 1);

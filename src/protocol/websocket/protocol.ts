@@ -81,7 +81,8 @@ export class WebSocketProtocol {
   private opcode = 0;
   private masked = false;
   private payloadLength = 0;
-  private readonly maskKey = Buffer.alloc(4);
+  // From the shared pool: four bytes should not cost an allocation of their own per connection.
+  private readonly maskKey = Buffer.allocUnsafe(4);
   // The message being reassembled.
   private messageOpcode = 0;
   private messageCompressed = false;
