@@ -9,14 +9,13 @@
  * Needs wrk (Debian: apt-get install wrk) and Linux (taskset, /proc for RSS).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { get } from "node:http";
+import { canPin as pin, hasCommand, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const sseConnections = Number(process.env.BENCH_SSE_CONNECTIONS ?? 10_000);
@@ -57,44 +56,10 @@ const figures: Figure[] = [
 ];
 const wanted = (key: string): boolean => only === undefined || only.some((o) => key.startsWith(o));
 
-function hasCommand(command: string): boolean {
-  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
-}
-
-const pin = hasCommand("taskset") && cpus().length > 1;
-function pinned(cpu: number, command: string, args: string[]): [string, string[]] {
-  return pin ? ["taskset", ["-c", String(cpu), command, ...args]] : [command, args];
-}
-
-async function startServer(target: Target, filesDir: string): Promise<ChildProcess> {
-  const [command, args] = pinned(0, process.execPath, ["--import", "tsx", target.script]);
-  const child = spawn(command, args, {
-    cwd: root,
-    env: { ...process.env, PORT: String(port), FILES_DIR: filesDir, NODE_ENV: "production", MAX_CONNECTIONS: String(sseConnections + 1000) },
-    stdio: ["ignore", "pipe", "inherit"],
+function startTarget(target: Target, filesDir: string): Promise<ChildProcess> {
+  return startServer(target.name, target.script, {
+    PORT: String(port), FILES_DIR: filesDir, NODE_ENV: "production", MAX_CONNECTIONS: String(sseConnections + 1000),
   });
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${target.name} did not start`)), 20_000);
-    child.stdout!.on("data", (d) => {
-      out += d;
-      if (out.includes("listening")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${target.name} exited with ${code}`)));
-  });
-  return child;
-}
-
-async function stopServer(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 interface WrkResult {
@@ -130,16 +95,6 @@ function wrk(path: string, connections: number, latency = false): WrkResult {
     p50us: parseDuration(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? "NaN"),
     p99us: parseDuration(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? "NaN"),
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
 }
 
 async function idleSseBytesPerConnection(server: ChildProcess): Promise<number> {
@@ -186,7 +141,7 @@ async function measure(target: Target, filesDir: string): Promise<Record<string,
   const results: Record<string, number[]> = {};
   const add = (key: string, value: number): void => void (results[key] ??= []).push(value);
   for (let round = 0; round < repeat; round++) {
-    const server = await startServer(target, filesDir);
+    const server = await startTarget(target, filesDir);
     try {
       if (wanted("hello")) add("hello", wrk("/hello", 50).requestsPerSec);
       if (wanted("stream-1m")) add("stream-1m", wrk("/stream?n=1000&size=1024", 16).requestsPerSec * 1000 * 1024 / 1e6);
@@ -202,7 +157,7 @@ async function measure(target: Target, filesDir: string): Promise<Record<string,
     }
   }
   if (wanted("sse-idle-rss")) {
-    const server = await startServer(target, filesDir);
+    const server = await startTarget(target, filesDir);
     try {
       add("sse-idle-rss", await idleSseBytesPerConnection(server));
     } catch (error) {

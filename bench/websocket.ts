@@ -7,11 +7,8 @@
  *   BENCH_SECONDS=2 BENCH_REPEAT=1 BENCH_IDLE_CONNECTIONS=2000 npm run bench:ws
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
+import { median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
@@ -34,40 +31,13 @@ const targets: Target[] = [
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name)) as Target[];
 
 const wanted = (key: string): boolean => only === undefined || only.some((o) => key.startsWith(o));
-const pin = spawnSync("sh", ["-c", "command -v taskset"]).status === 0 && cpus().length > 1;
-const pinned = (cpu: number, args: string[]): [string, string[]] => (pin ? ["taskset", ["-c", String(cpu), ...args]] : [args[0]!, args.slice(1)]);
 
-async function start(target: Target): Promise<ChildProcess> {
-  const [command, args] = pinned(0, [process.execPath, "--import", "tsx", target.script]);
-  const child = spawn(command, args, {
-    cwd: root,
-    env: { ...process.env, ...target.env, PORT: String(port), MAX_CONNECTIONS: String(idleConnections + 1000) },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let out = "";
-    const timer = setTimeout(() => reject(new Error(`${target.name} did not start`)), 20_000);
-    child.stdout!.on("data", (d) => {
-      out += d;
-      if (out.includes("listening")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`${target.name} exited with ${code}`)));
-  });
-  return child;
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
+function start(target: Target): Promise<ChildProcess> {
+  return startServer(target.name, target.script, { ...target.env, PORT: String(port), MAX_CONNECTIONS: String(idleConnections + 1000) });
 }
 
 function load(target: Target, env: Record<string, string>): Record<string, number> {
-  const [command, args] = pinned(1, [process.execPath, "--import", "tsx", "bench/ws-load.ts"]);
+  const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
   const run = spawnSync(command, args, {
     cwd: root,
     encoding: "utf8",
@@ -82,10 +52,6 @@ function load(target: Target, env: Record<string, string>): Record<string, numbe
   }
 }
 
-function rssOf(pid: number): number {
-  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
-}
-
 async function idleBytes(target: Target): Promise<number> {
   const server = await start(target);
   try {
@@ -94,7 +60,7 @@ async function idleBytes(target: Target): Promise<number> {
     load(target, { MODE: "echo", CONNECTIONS: "50", INFLIGHT: "1", SECONDS: "1" });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const before = rssOf(server.pid!);
-    const [command, args] = pinned(1, [process.execPath, "--import", "tsx", "bench/ws-load.ts"]);
+    const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
     const client = spawn(command, args, {
       cwd: root,
       env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, PROTOCOL: target.protocol, MODE: "idle", CONNECTIONS: String(idleConnections) },
@@ -120,11 +86,10 @@ async function idleBytes(target: Target): Promise<number> {
       client.kill("SIGKILL");
     }
   } finally {
-    await stop(server);
+    await stopServer(server);
   }
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
@@ -152,7 +117,7 @@ async function main(): Promise<void> {
           add("p99", r.p99us!);
         }
       } finally {
-        await stop(server);
+        await stopServer(server);
       }
     }
     if (wanted("idle")) {

@@ -1,0 +1,57 @@
+// What both benchmarks share: pinning to CPUs, starting and stopping server processes, reading RSS.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+
+export const root = fileURLToPath(new URL("..", import.meta.url));
+
+export function hasCommand(command: string): boolean {
+  return spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
+}
+
+/** Whether processes can be pinned to CPUs (taskset and at least two CPUs). */
+export const canPin = hasCommand("taskset") && cpus().length > 1;
+
+/** The command and arguments that run `command args` on one CPU. */
+export function pinned(cpu: number, command: string, args: string[]): [string, string[]] {
+  return canPin ? ["taskset", ["-c", String(cpu), command, ...args]] : [command, args];
+}
+
+/** Start a TypeScript server script on CPU 0; resolves once it printed "listening". */
+export async function startServer(name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
+  const [command, args] = pinned(0, process.execPath, ["--import", "tsx", script]);
+  const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20_000);
+    child.stdout!.on("data", (d) => {
+      out += d;
+      if (out.includes("listening")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once("exit", (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+  return child;
+}
+
+/** Stop a server this harness started (by its PID): SIGTERM, then SIGKILL after 5 s. */
+export async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Resident set size of a process, from /proc (Linux). */
+export function rssOf(pid: number): number {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
+}
+
+export function median(values: number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
