@@ -36,6 +36,16 @@ export function createConformanceApp(options: AppOptions = {}): Catzilla {
     },
   }, { perMessageDeflate: true, maxMessageBytes: 16 * 1024 * 1024, maxBufferedBytes: 32 * 1024 * 1024 });
 
+  // Every message a member sends goes to all members of the room, the sender included, same type.
+  app.websocket("/room/{name}", {
+    onOpen(ws) {
+      app.rooms.getOrCreate(ws.params.name).add(ws);
+    },
+    onMessage(ws, message) {
+      app.rooms.getOrCreate(ws.params.name).broadcast(message);
+    },
+  });
+
   app.get("/stats", () => app.stats());
   app.metrics("/metrics");
   return app;

@@ -1,5 +1,5 @@
 export { Catzilla, toResponse } from "./app/app.js";
-export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress } from "./app/app.js";
+export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress, RoomHandlers } from "./app/app.js";
 export { Router } from "./app/router.js";
 export type { Handler, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
 export type { PathParams } from "./app/route-pattern.js";
@@ -40,3 +40,7 @@ export type { SendStatus, OverLimitPolicy, WebSocketTransport, TransportEvents }
 export { CloseCode, Opcode, ReadyState } from "./protocol/websocket/constants.js";
 export { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "./errors.js";
 export type { WebSocketStats } from "./metrics/stats.js";
+export { Room } from "./rooms/room.js";
+export type { RoomOptions, RoomMessage, BroadcastOptions, BroadcastResult, ReplayResult, Member, RoomStats } from "./rooms/room.js";
+export { RoomRegistry } from "./rooms/registry.js";
+export type { RoomsStats } from "./metrics/stats.js";

@@ -41,6 +41,12 @@ export interface WebSocketTransport {
   readonly extensions: string | undefined;
   sendText(text: string): SendStatus;
   sendBinary(data: Uint8Array): SendStatus;
+  /**
+   * Send a frame encoded elsewhere (a room broadcast encodes once for every member). The same
+   * buffer may go to many connections and must not change afterwards. `payloadBytes` counts
+   * toward the buffer limit.
+   */
+  sendFrame(frame: Uint8Array, payloadBytes: number): SendStatus;
   ping(payload?: string | Uint8Array): void;
   /** Start the closing handshake. */
   close(code?: number, reason?: string): void;

@@ -13,6 +13,11 @@ import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "./request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
 import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
+import { RoomRegistry } from "../rooms/registry.js";
+import type { Room } from "../rooms/room.js";
+import type { WebSocket, Message } from "../websocket/session.js";
+import type { WebSocketRouteOptions } from "./router.js";
+import type { PathParams } from "./route-pattern.js";
 
 /** One request in flight: what sending needs, plus the request's dependency scope. */
 interface Exchange extends SendContext {
@@ -21,6 +26,13 @@ interface Exchange extends SendContext {
 }
 
 const NO_DEPENDENCIES = Object.freeze({}) as never;
+
+/** Event-style room handlers of `app.room()`; each gets the connection's room. */
+export interface RoomHandlers<P = Record<string, string | number>> {
+  onConnect?(ws: WebSocket<P>, room: Room): void;
+  onMessage?(ws: WebSocket<P>, message: Message, room: Room): void;
+  onDisconnect?(ws: WebSocket<P>, room: Room, code: number, reason: string): void;
+}
 
 /** HTTP middleware: runs around the route handler and returns the response. */
 export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
@@ -64,6 +76,8 @@ export class Catzilla extends Router {
   private readonly websocketMiddleware: WebSocketMiddleware[] = [];
   /** @internal */
   readonly websockets: WebSocketEngine;
+  /** Rooms for broadcasting to WebSocket and SSE members. */
+  readonly rooms = new RoomRegistry();
   private errorHandler: ErrorHandler | null = null;
   private readonly startupHooks: Array<() => unknown> = [];
   private readonly shutdownHooks: Array<() => unknown> = [];
@@ -120,6 +134,38 @@ export class Catzilla extends Router {
     return this;
   }
 
+  /**
+   * An event-style room: every connection to `path` joins the room named by the request path
+   * (so `/game/{id}` makes one room per id), with no promise chain per connection.
+   * @example
+   * app.room("/global-events", {
+   *   onConnect(ws, room) { room.broadcast(`joined ${ws.id}`); },
+   *   onMessage(ws, message, room) { room.broadcast(`Global: ${message}`); },
+   *   onDisconnect(ws, room) { room.broadcast(`left ${ws.id}`); },
+   * });
+   */
+  room<P extends string>(path: P, handlers: RoomHandlers<PathParams<P>>, options: WebSocketRouteOptions = {}): this {
+    const rooms = this.rooms;
+    // The room a connection joined; it may be gone from the registry by the time the
+    // connection ends (the last member left), and must not be made again then.
+    const joined = new WeakMap<WebSocket<PathParams<P>>, Room>();
+    return this.websocket(path, {
+      onOpen(ws) {
+        const room = rooms.getOrCreate(ws.path);
+        joined.set(ws, room);
+        room.add(ws);
+        handlers.onConnect?.(ws, room);
+      },
+      onMessage(ws, message) {
+        handlers.onMessage?.(ws, message, joined.get(ws)!);
+      },
+      onClose(ws, code, reason) {
+        const room = joined.get(ws);
+        if (room !== undefined) handlers.onDisconnect?.(ws, room, code, reason);
+      },
+    }, options);
+  }
+
   /** Add HTTP middleware; they run in the order added, around every request. */
   use(middleware: Middleware): this {
     this.middleware.push(middleware);
@@ -164,7 +210,7 @@ export class Catzilla extends Router {
 
   /** A snapshot of the statistics. */
   stats(): Stats {
-    return this.collector.snapshot();
+    return { ...this.collector.snapshot(), rooms: this.rooms.summary() };
   }
 
   /** The node:http request listener, for mounting the app on a server of your own. */

@@ -43,6 +43,17 @@ export function renderPrometheus(stats: Stats, prefix = "catzilla"): string {
     { name: "websockets_ping_timeouts_total", type: "counter", help: "Connections dropped for a missing pong.", value: ws.pingTimeouts },
     { name: "websockets_rejected_handshakes_total", type: "counter", help: "Upgrades refused with an HTTP status.", value: ws.rejectedHandshakes },
   );
+  if (stats.rooms !== undefined) {
+    const r = stats.rooms;
+    metrics.push(
+      { name: "rooms_active", type: "gauge", help: "Rooms that exist.", value: r.active },
+      { name: "rooms_members", type: "gauge", help: "Room members on this process.", value: r.members },
+      { name: "rooms_broadcasts_total", type: "counter", help: "Room broadcasts.", value: r.broadcasts },
+      { name: "rooms_deliveries_total", type: "counter", help: "Messages written to room members.", value: r.deliveries },
+      { name: "rooms_skipped_total", type: "counter", help: "Deliveries skipped for slow members.", value: r.skipped },
+      { name: "rooms_closed_slow_total", type: "counter", help: "Members closed for being too slow.", value: r.closedSlow },
+    );
+  }
   for (const [code, count] of Object.entries(ws.closeCodes)) {
     metrics.push({ name: "websockets_close_codes_total", type: "counter", help: "Close codes at the end of connections.", value: count, labels: `code="${code}"` });
   }

@@ -73,8 +73,24 @@ export interface MemoryStats {
   externalBytes: number;
 }
 
+/** Room statistics, as `app.stats().rooms`. */
+export interface RoomsStats {
+  /** Rooms that exist now. */
+  active: number;
+  /** Members on this process, over all rooms. */
+  members: number;
+  broadcasts: number;
+  /** Messages written to members. */
+  deliveries: number;
+  /** Deliveries skipped for slow members. */
+  skipped: number;
+  /** Members closed for being too slow. */
+  closedSlow: number;
+}
+
 /** Everything `app.stats()` returns. */
 export interface Stats {
+  rooms?: RoomsStats;
   uptimeMs: number;
   memory: MemoryStats;
   http: HttpStats;

@@ -1,5 +1,6 @@
 import { encodeComment, encodeEvent, type ServerSentEvent } from "../protocol/sse.js";
 import type { StreamWriter } from "../node/stream-writer.js";
+import type { ReplayResult, Room } from "../rooms/room.js";
 import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
 import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
@@ -84,9 +85,55 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
     return headers;
   }
 
-  protected override onStart(writer: StreamWriter): (() => void) | void {
-    if (this.pingMs === 0) return;
-    return addHeartbeat(this.pingMs, { writer, ping: encodeComment(this.pingComment), seen: writer.bytes });
+  /** @internal The stream's writer while it streams, for room broadcasts. */
+  roomWriter: StreamWriter | null = null;
+  private pendingRooms: Array<[Room, string | number | undefined]> | null = null;
+  private joined: Set<Room> | null = null;
+  private requestLastEventId: string | undefined;
+
+  protected override onStart(writer: StreamWriter, lastEventId: string | undefined): (() => void) | void {
+    this.roomWriter = writer;
+    this.requestLastEventId = lastEventId;
+    const pending = this.pendingRooms;
+    this.pendingRooms = null;
+    if (pending !== null) for (const [room, id] of pending) this.joinRoom(room, id);
+    const stopBeat = this.pingMs === 0 ? undefined
+      : addHeartbeat(this.pingMs, { writer, ping: encodeComment(this.pingComment), seen: writer.bytes });
+    return () => {
+      stopBeat?.();
+      this.roomWriter = null;
+      if (this.joined !== null) for (const room of [...this.joined]) room.remove(this);
+    };
+  }
+
+  /**
+   * @internal Join a room (via `room.add(sse)`): now if streaming, else when the stream starts.
+   * Missed broadcasts after the last id (or the request's Last-Event-ID) are written first.
+   */
+  joinRoom(room: Room, lastEventId: string | number | undefined): ReplayResult {
+    const writer = this.roomWriter;
+    if (writer === null) {
+      (this.pendingRooms ??= []).push([room, lastEventId]);
+      return 0;
+    }
+    room.attachSse(this);
+    (this.joined ??= new Set()).add(room);
+    const replay = room.replayText(lastEventId ?? this.requestLastEventId);
+    if (replay !== "") {
+      writer.push(replay);
+      writer.flush();
+    }
+    return replay.startsWith("event: resync") ? "resync" : 0;
+  }
+
+  /** @internal */
+  leftRoom(room: Room): void {
+    this.joined?.delete(room);
+  }
+
+  /** @internal End this stream from the server side (room closed, or too slow for a room). */
+  endStream(): void {
+    this.roomWriter?.cut("shutdown");
   }
 }
 

@@ -160,7 +160,7 @@ export class StreamingResponse<T = Chunk> extends Response {
    * Called once headers are written; the returned function runs when the stream stops.
    * @internal
    */
-  protected onStart(_writer: StreamWriter): (() => void) | void {}
+  protected onStart(_writer: StreamWriter, _lastEventId: string | undefined): (() => void) | void {}
 
   /** @internal */
   override async send(ctx: SendContext): Promise<void> {
@@ -222,7 +222,7 @@ export class StreamingResponse<T = Chunk> extends Response {
     host.trackStream(writer);
     const writeHead = (first: Chunk | undefined): void => {
       res.writeHead(this.status, this.finalHeaders(first).toFlatArray());
-      stop = this.onStart(writer);
+      stop = this.onStart(writer, req.lastEventId);
     };
 
     // Until the first chunk exists nothing is sent, so a failure still becomes an error response.

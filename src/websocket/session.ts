@@ -6,6 +6,7 @@ import type { Request, ClientAddress } from "../app/request.js";
 import type { SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
 import type { ResolvedWebSocketOptions } from "./options.js";
 import type { StatsCollector } from "../metrics/stats.js";
+import type { Room } from "../rooms/room.js";
 
 /** A received message: text as a string, binary as a Buffer. */
 export type Message = string | Buffer;
@@ -32,6 +33,7 @@ export interface SessionHost {
 }
 
 let nextId = 0;
+const EMPTY_ROOMS: ReadonlySet<Room> = new Set();
 
 interface Waiter {
   resolve(message: Message): void;
@@ -71,6 +73,7 @@ export class WebSocket<P = Record<string, string | number>> {
   closeCode = 0;
   /** The close reason the connection ended with. */
   closeReason = "";
+  private joined: Set<Room> | null = null;
 
   constructor(request: Request<P>, options: ResolvedWebSocketOptions, private readonly host: SessionHost) {
     this.id = (++nextId).toString(36);
@@ -266,11 +269,27 @@ export class WebSocket<P = Record<string, string | number>> {
     if (queue.length === this.options.maxQueuedMessages) this.transport!.pause();
   }
 
+  /** Rooms this connection is a member of. */
+  get rooms(): ReadonlySet<Room> {
+    return this.joined ?? EMPTY_ROOMS;
+  }
+
+  /** @internal */
+  joinedRoom(room: Room): void {
+    (this.joined ??= new Set()).add(room);
+  }
+
+  /** @internal */
+  leftRoom(room: Room): void {
+    this.joined?.delete(room);
+  }
+
   /** @internal The connection ended. */
   ended(code: number, reason: string): void {
     this.readyStateValue = ReadyState.Closed;
     this.closeCode = code;
     this.closeReason = reason;
+    if (this.joined !== null) for (const room of [...this.joined]) room.remove(this);
     this.closedWith = new WebSocketDisconnect(code, reason);
     const waiter = this.waiter;
     this.waiter = null;

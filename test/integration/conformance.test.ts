@@ -66,3 +66,23 @@ test("/echo echoes text and binary, compressed, up to 16 MiB", async () => {
   assert.deepEqual(replies, [["hello", false], [16 * 1024 * 1024 - 16, true]]);
   ws.close();
 });
+
+test("/room/{name}: a member's message reaches every member of that room only, sender included", async () => {
+  const open = (path: string) => new Promise<WS>((resolve) => {
+    const ws = new WS(`ws://127.0.0.1:${served.port}${path}`);
+    ws.once("open", () => resolve(ws));
+  });
+  const [a, b, other] = await Promise.all([open("/room/x"), open("/room/x"), open("/room/y")]);
+  const got = { a: [] as string[], b: [] as string[], other: [] as string[] };
+  a.on("message", (d, bin) => got.a.push(bin ? "binary" : String(d)));
+  b.on("message", (d, bin) => got.b.push(bin ? "binary" : String(d)));
+  other.on("message", (d) => got.other.push(String(d)));
+  a.send("hello room");
+  b.send(Buffer.from([1]));
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => got.a.length === 2 && got.b.length === 2 && (clearInterval(timer), resolve()), 10);
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(got, { a: ["hello room", "binary"], b: ["hello room", "binary"], other: [] });
+  for (const ws of [a, b, other]) ws.close();
+});

@@ -168,6 +168,20 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     return this.send(Opcode.Binary, data);
   }
 
+  sendFrame(frame: Uint8Array, payloadBytes: number): SendStatus {
+    if (!this.isOpen) return "closed";
+    const status = this.admit(payloadBytes);
+    if (status === "dropped" || status === "closed") return status;
+    if (this.sendQueue !== null) {
+      this.sendQueue.push({ frame: frame as Buffer, length: payloadBytes });
+      this.queuedBytes += payloadBytes;
+      return status;
+    }
+    this.cork();
+    this.socket.write(frame);
+    return status;
+  }
+
   ping(payload: string | Uint8Array = ""): void {
     if (!this.isOpen) return;
     this.cork();

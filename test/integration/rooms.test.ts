@@ -1,0 +1,211 @@
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { EventSource } from "eventsource";
+import WS from "ws";
+import type { WebSocket } from "../../src/index.js";
+import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
+import { rawWebSocket } from "../ws-helpers.js";
+
+function connect(url: string): Promise<WS> {
+  const ws = new WS(url);
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+  });
+}
+
+describe("rooms on one process", () => {
+  let served: Served;
+  let base: string;
+  const app = testApp({ websocket: { pingIntervalMs: 0 } });
+  const sessions = new Map<string, WebSocket>();
+
+  app.websocket("/chat/{room}", {
+    onOpen(ws) {
+      const lastId = ws.query.get("lastId");
+      const replay = app.rooms.getOrCreate(ws.params.room, { history: ws.params.room.startsWith("h-") ? { maxMessages: 5 } : null })
+        .add(ws, lastId === null ? {} : { lastEventId: lastId });
+      if (replay === "resync") ws.sendText("RESYNC");
+      const name = ws.query.get("name");
+      if (name !== null) sessions.set(name, ws);
+    },
+    onMessage(ws, message) {
+      const room = app.rooms.getOrCreate(ws.params.room);
+      if (ws.query.get("except") === "me") room.broadcast(message, { except: ws });
+      else room.broadcast(message);
+    },
+  });
+  app.get("/live/{room}", (req) => app.rooms.getOrCreate(req.params.room, { history: { maxMessages: 3 } }).eventSource({ pingMs: 0 }));
+  app.room("/global-events", {
+    onConnect: (ws, room) => void room.broadcast(`joined ${ws.query.get("name")}`),
+    onMessage: (ws, message, room) => void room.broadcast(`${ws.query.get("name")}: ${message}`),
+    onDisconnect: (ws, room) => void room.broadcast(`left ${ws.query.get("name")}`),
+  });
+
+  before(async () => {
+    served = await serve(app);
+    base = `ws://127.0.0.1:${served.port}`;
+  });
+  after(() => served.close());
+
+  test("100 members all receive every broadcast in publish order, encoded once", async () => {
+    const clients = await Promise.all(Array.from({ length: 100 }, () => connect(`${base}/chat/lobby`)));
+    const received = clients.map(() => [] as string[]);
+    clients.forEach((c, i) => c.on("message", (d) => received[i]!.push(String(d))));
+    const room = app.rooms.get("lobby")!;
+    assert.equal(room.size, 100);
+    for (let i = 0; i < 50; i++) {
+      const result = room.broadcast(`msg ${i}`);
+      assert.equal(result.delivered, 100);
+      assert.equal(result.id, i + 1);
+    }
+    await waitFor(() => received.every((r) => r.length === 50), 5_000, "all deliveries");
+    const expected = Array.from({ length: 50 }, (_, i) => `msg ${i}`);
+    for (const r of received) assert.deepEqual(r, expected);
+    for (const c of clients) c.close();
+    await waitFor(() => app.rooms.get("lobby") === undefined, 3_000, "the empty room to go");
+  });
+
+  test("a member's message reaches everyone, the sender too, with its type; except leaves one out", async () => {
+    const a = await connect(`${base}/chat/r1`);
+    const b = await connect(`${base}/chat/r1?except=me`);
+    const got = { a: [] as string[], b: [] as string[] };
+    a.on("message", (d, isBinary) => got.a.push(isBinary ? `bin ${(d as Buffer).length}` : String(d)));
+    b.on("message", (d, isBinary) => got.b.push(isBinary ? `bin ${(d as Buffer).length}` : String(d)));
+    a.send("from a");
+    a.send(Buffer.alloc(3));
+    await waitFor(() => got.a.length === 2 && got.b.length === 2);
+    b.send("from b");
+    await waitFor(() => got.a.length === 3);
+    await sleep(50);
+    assert.deepEqual(got, { a: ["from a", "bin 3", "from b"], b: ["from a", "bin 3"] });
+    a.close();
+    b.close();
+  });
+
+  test("a disconnect removes membership", async () => {
+    const a = await connect(`${base}/chat/r2?name=stay`);
+    const b = await connect(`${base}/chat/r2`);
+    const room = app.rooms.get("r2")!;
+    assert.equal(room.size, 2);
+    b.terminate();
+    await waitFor(() => room.size === 1);
+    assert.ok(room.has(sessions.get("stay")!));
+    a.close();
+  });
+
+  test("a member that stops reading is skipped while the others keep receiving", async () => {
+    const slow = await rawWebSocket(served.port, "/chat/r3");
+    slow.socket.pause();
+    const fast = await connect(`${base}/chat/r3`);
+    let fastCount = 0;
+    fast.on("message", () => fastCount++);
+    await waitFor(() => app.rooms.get("r3")?.size === 2);
+    const room = app.rooms.get("r3")!;
+    const block = Buffer.alloc(32 * 1024, 1);
+    let skipped = 0;
+    for (let i = 0; i < 300; i++) {
+      skipped += room.broadcast(block).skipped;
+      if (i % 20 === 0) await sleep(1);
+    }
+    await waitFor(() => fastCount === 300, 10_000, "the fast member to get everything");
+    assert.ok(skipped > 100, `skipped ${skipped}`);
+    assert.equal(room.stats.skipped, skipped);
+    slow.socket.destroy();
+    fast.close();
+  });
+
+  test("with the close policy a slow member is closed with 1013", async () => {
+    const room = app.rooms.getOrCreate("r4", { slowMemberPolicy: "close", maxBufferedBytes: 64 * 1024 });
+    const slow = await rawWebSocket(served.port, "/chat/r4");
+    slow.socket.pause();
+    await waitFor(() => room.size === 1);
+    const block = Buffer.alloc(32 * 1024, 1);
+    let closed = 0;
+    for (let i = 0; i < 200 && closed === 0; i++) {
+      closed += room.broadcast(block).closed;
+      await sleep(1);
+    }
+    assert.equal(closed, 1);
+    slow.socket.resume();
+    assert.equal((await slow.closeFrame(5_000)).code, 1013);
+  });
+
+  test("SSE subscribers are members too and resume after Last-Event-ID", async () => {
+    const room = app.rooms.getOrCreate("game", { history: { maxMessages: 3 } });
+    const ws = await connect(`${base}/chat/game`);
+    const wsGot: string[] = [];
+    ws.on("message", (d) => wsGot.push(String(d)));
+    const source = new EventSource(`${served.url}/live/game`);
+    const sseGot: Array<[string, string]> = [];
+    source.onmessage = (e) => sseGot.push([e.lastEventId, e.data]);
+    await waitFor(() => room.size === 2, 3_000, "the SSE subscriber to join");
+    room.broadcast("goal");
+    room.broadcast({ score: [1, 0] });
+    await waitFor(() => sseGot.length === 2 && wsGot.length === 2);
+    assert.deepEqual(wsGot, ["goal", '{"score":[1,0]}']);
+    assert.deepEqual(sseGot, [[String(room.lastEventId - 1), "goal"], [String(room.lastEventId), '{"score":[1,0]}']]);
+    source.close();
+    await waitFor(() => room.size === 1);
+    const last = room.lastEventId;
+    room.broadcast("missed 1");
+    room.broadcast("missed 2");
+    // A client that saw `last` gets what followed, in order, before live messages.
+    const res = await fetch(`${served.url}/live/game`, { headers: { "Last-Event-ID": String(last) } });
+    const reader = res.body!.getReader();
+    let text = "";
+    while (!text.includes("missed 2")) text += new TextDecoder().decode((await reader.read()).value);
+    assert.equal(text, `id: ${last + 1}\ndata: missed 1\n\nid: ${last + 2}\ndata: missed 2\n\n`);
+    await reader.cancel();
+    // Too old for the history of 3: a resync event.
+    const old = await fetch(`${served.url}/live/game`, { headers: { "Last-Event-ID": "0" } });
+    const oldReader = old.body!.getReader();
+    const first = new TextDecoder().decode((await oldReader.read()).value);
+    assert.equal(first, `event: resync\ndata: ${room.lastEventId}\n\n`);
+    await oldReader.cancel();
+    ws.close();
+  });
+
+  test("WebSocket members resume from a last id, or are told to resync", async () => {
+    const room = app.rooms.getOrCreate("h-feed", { history: { maxMessages: 5 } });
+    const first = await connect(`${base}/chat/h-feed`);
+    for (let i = 1; i <= 4; i++) room.broadcast(`m${i}`);
+    const resumed = new WS(`${base}/chat/h-feed?lastId=2`);
+    const got: string[] = [];
+    resumed.on("message", (d) => got.push(String(d)));
+    await waitFor(() => got.length === 2);
+    room.broadcast("m5");
+    await waitFor(() => got.length === 3);
+    assert.deepEqual(got, ["m3", "m4", "m5"]);
+    for (let i = 6; i <= 12; i++) room.broadcast(`m${i}`);
+    const tooOld = new WS(`${base}/chat/h-feed?lastId=1`);
+    const oldGot: string[] = [];
+    tooOld.on("message", (d) => oldGot.push(String(d)));
+    await waitFor(() => oldGot.length === 1);
+    assert.deepEqual(oldGot, ["RESYNC"]);
+    for (const c of [first, resumed, tooOld]) c.close();
+  });
+
+  test("event-style rooms: connect, message and disconnect handlers get the room", async () => {
+    const ann = await connect(`${base}/global-events?name=ann`);
+    const seen: string[] = [];
+    ann.on("message", (d) => seen.push(String(d)));
+    const bob = await connect(`${base}/global-events?name=bob`);
+    await waitFor(() => seen.includes("joined bob"));
+    bob.send("hi all");
+    await waitFor(() => seen.includes("bob: hi all"));
+    bob.close();
+    await waitFor(() => seen.includes("left bob"));
+    assert.deepEqual(seen, ["joined bob", "bob: hi all", "left bob"]);
+    ann.close();
+    await waitFor(() => app.rooms.get("/global-events") === undefined);
+  });
+
+  test("room statistics", () => {
+    const stats = app.stats().rooms!;
+    assert.ok(stats.broadcasts > 300);
+    assert.ok(stats.deliveries > 5000);
+    assert.ok(stats.skipped > 100);
+    assert.equal(stats.closedSlow, 1);
+  });
+});
