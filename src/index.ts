@@ -44,3 +44,5 @@ export { Room } from "./rooms/room.js";
 export type { RoomOptions, RoomMessage, BroadcastOptions, BroadcastResult, ReplayResult, Member, RoomStats } from "./rooms/room.js";
 export { RoomRegistry } from "./rooms/registry.js";
 export type { RoomsStats } from "./metrics/stats.js";
+export { MemoryBus } from "./rooms/broker.js";
+export type { Broker } from "./rooms/broker.js";

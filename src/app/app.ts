@@ -14,6 +14,7 @@ import { Request } from "./request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
 import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
+import type { Broker } from "../rooms/broker.js";
 import type { Room } from "../rooms/room.js";
 import type { WebSocket, Message } from "../websocket/session.js";
 import type { WebSocketRouteOptions } from "./router.js";
@@ -45,6 +46,12 @@ export type ErrorHandler = (error: unknown, req: Request) => ResponseLike | Prom
 
 /** Where to listen. */
 export interface ListenOptions {
+  /**
+   * Connects rooms across processes and machines: a broadcast on any server reaches members on
+   * every server once. `redisBroker({ url })` from `catzilla/redis`, or your own {@link Broker}.
+   * @default none (rooms span this process)
+   */
+  broker?: Broker;
   /** @default 8000 */
   port?: number;
   /** @default "127.0.0.1" */
@@ -375,6 +382,7 @@ export class Catzilla extends Router {
   async listen(options: ListenOptions = {}): Promise<ListeningAddress> {
     if (this.server !== null) throw new Error("This app is already listening");
     for (const hook of this.startupHooks) await hook();
+    if (options.broker !== undefined) this.rooms.attachBroker(options.broker, this.config.logger);
     const server = createHttpServer(this.config, this.collector.connections, this.handle);
     server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.upgrade(raw, socket, head));
     this.server = server;
@@ -423,6 +431,7 @@ export class Catzilla extends Router {
       await closed;
     }
     if (this.sampler !== null) clearInterval(this.sampler);
+    await this.rooms.detachBroker()?.close().catch((error: unknown) => this.config.logger.error("catzilla: closing the broker failed", error));
     for (const hook of this.shutdownHooks) {
       try {
         await hook();

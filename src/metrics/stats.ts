@@ -86,6 +86,10 @@ export interface RoomsStats {
   skipped: number;
   /** Members closed for being too slow. */
   closedSlow: number;
+  /** Broadcasts that could not be handed to the broker. */
+  brokerFailures: number;
+  /** Broadcasts received from other processes. */
+  remoteBroadcasts: number;
 }
 
 /** Everything `app.stats()` returns. */

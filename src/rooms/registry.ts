@@ -1,21 +1,106 @@
-import { Room, type RoomOptions, type RoomTotals } from "./room.js";
+import { randomBytes } from "node:crypto";
+import type { Logger } from "../options.js";
+import type { Broker } from "./broker.js";
+import { Room, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
+
+const CHANNEL_PREFIX = "catzilla:room:";
+const TEXT = 0;
+const BINARY = 1;
+const ORIGIN_BYTES = 8;
 
 /** The rooms of an app: `app.rooms`. */
-export class RoomRegistry {
+export class RoomRegistry implements RoomLink {
   private readonly rooms = new Map<string, Room>();
   /** @internal */
-  readonly totals: RoomTotals = { broadcasts: 0, deliveries: 0, skipped: 0, closedSlow: 0 };
+  readonly totals: RoomTotals = { broadcasts: 0, deliveries: 0, skipped: 0, closedSlow: 0, brokerFailures: 0, remoteBroadcasts: 0 };
+  /** Identifies this process's publishes, so that it does not deliver them twice. */
+  private readonly origin = randomBytes(ORIGIN_BYTES);
+  private broker: Broker | null = null;
+  private logger: Logger = console;
+  private brokerDown = false;
 
   /** The room with this name, created with `options` when it does not exist. */
   getOrCreate(name: string, options: RoomOptions = {}): Room {
     let room = this.rooms.get(name);
     if (room === undefined) {
-      room = new Room(name, options, (empty) => {
-        if (this.rooms.get(empty.name) === empty) this.rooms.delete(empty.name);
-      }, this.totals);
+      room = new Room(name, options, this, this.totals);
       this.rooms.set(name, room);
+      if (this.broker !== null) this.subscribe(room);
     }
     return room;
+  }
+
+  /**
+   * Connect the rooms to other processes through a broker: every room subscribes to its own
+   * channel while it exists here, and every broadcast is published. @internal
+   */
+  attachBroker(broker: Broker, logger: Logger): void {
+    this.broker = broker;
+    this.logger = logger;
+    for (const room of this.rooms.values()) this.subscribe(room);
+  }
+
+  /** @internal Stop using the broker (at shutdown); the caller closes it. */
+  detachBroker(): Broker | null {
+    const broker = this.broker;
+    this.broker = null;
+    return broker;
+  }
+
+  /** @internal RoomLink */
+  onEmpty(room: Room): void {
+    if (this.rooms.get(room.name) !== room) return;
+    this.rooms.delete(room.name);
+    if (this.broker !== null) void Promise.resolve(this.broker.unsubscribe(CHANNEL_PREFIX + room.name)).catch(() => undefined);
+  }
+
+  /** @internal RoomLink */
+  publish(room: Room, text: string | null, bytes: Uint8Array | null): void {
+    const broker = this.broker;
+    if (broker === null) return;
+    const data = text !== null ? Buffer.from(text) : bytes!;
+    const payload = Buffer.allocUnsafe(1 + ORIGIN_BYTES + data.byteLength);
+    payload[0] = text !== null ? TEXT : BINARY;
+    this.origin.copy(payload, 1);
+    payload.set(data, 1 + ORIGIN_BYTES);
+    try {
+      void Promise.resolve(broker.publish(CHANNEL_PREFIX + room.name, payload)).then(() => this.brokerUp(), (error) => this.brokerFailed(error));
+    } catch (error) {
+      this.brokerFailed(error);
+    }
+  }
+
+  private subscribe(room: Room): void {
+    const broker = this.broker!;
+    const onMessage = (payload: Uint8Array): void => {
+      if (payload.byteLength < 1 + ORIGIN_BYTES) return;
+      const buffer = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      // Our own publish: its members got it already.
+      if (buffer.subarray(1, 1 + ORIGIN_BYTES).equals(this.origin)) return;
+      const data = buffer.subarray(1 + ORIGIN_BYTES);
+      if (buffer[0] === TEXT) room.deliverRemote(data.toString("utf8"), null);
+      else room.deliverRemote(null, data);
+    };
+    try {
+      void Promise.resolve(broker.subscribe(CHANNEL_PREFIX + room.name, onMessage)).catch((error) => this.brokerFailed(error));
+    } catch (error) {
+      this.brokerFailed(error);
+    }
+  }
+
+  private brokerFailed(error: unknown): void {
+    this.totals.brokerFailures++;
+    // Logged once per outage, not once per message.
+    if (!this.brokerDown) {
+      this.brokerDown = true;
+      this.logger.error("catzilla: the room broker is unreachable; local delivery goes on", error);
+    }
+  }
+
+  private brokerUp(): void {
+    if (!this.brokerDown) return;
+    this.brokerDown = false;
+    this.logger.info("catzilla: the room broker is reachable again");
   }
 
   get(name: string): Room | undefined {

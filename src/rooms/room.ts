@@ -61,7 +61,19 @@ export interface RoomStats {
 }
 
 /** Room-level counters shared by a registry. @internal */
-export interface RoomTotals extends RoomStats {}
+export interface RoomTotals extends RoomStats {
+  /** Broadcasts that could not be handed to the broker (it was unreachable). */
+  brokerFailures: number;
+  /** Broadcasts that arrived from other processes through the broker. */
+  remoteBroadcasts: number;
+}
+
+/** What a room needs from its registry to reach other processes. @internal */
+export interface RoomLink {
+  onEmpty(room: Room): void;
+  /** Hand a broadcast to the broker, if there is one. */
+  publish(room: Room, text: string | null, bytes: Uint8Array | null): void;
+}
 
 const DEFAULT_MAX_BUFFERED = 1_048_576;
 
@@ -81,7 +93,7 @@ export class Room {
   private deleted = false;
 
   /** @internal */
-  constructor(name: string, readonly options: RoomOptions, private readonly onEmpty: (room: Room) => void, private readonly totals: RoomTotals) {
+  constructor(name: string, readonly options: RoomOptions, private readonly link: RoomLink, private readonly totals: RoomTotals) {
     this.name = name;
     this.history = options.history ? [] : null;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
@@ -143,20 +155,35 @@ export class Room {
     else member.leftRoom(this);
     if (this.members.size === 0 && !this.options.keepWhenEmpty && this.history === null) {
       this.deleted = true;
-      this.onEmpty(this);
+      this.link.onEmpty(this);
     }
   }
 
-  /** Send a message to every member (but `except`). Text stays text, bytes go as binary. */
+  /**
+   * Send a message to every member (but `except`), here and, through the app's broker, on every
+   * other server. Text stays text, bytes go as binary, other values as JSON text. The result
+   * counts this process's members.
+   */
   broadcast(message: RoomMessage, options: BroadcastOptions = {}): BroadcastResult {
-    const id = ++this.lastId;
     let text: string | null = null;
     let bytes: Uint8Array | null = null;
     if (typeof message === "string") text = message;
     else if (message instanceof Uint8Array) bytes = message;
     else text = JSON.stringify(message);
+    const result = this.deliver(text, bytes, options.except);
+    this.link.publish(this, text, bytes);
+    return result;
+  }
+
+  /** @internal A broadcast made on another process. */
+  deliverRemote(text: string | null, bytes: Uint8Array | null): void {
+    this.totals.remoteBroadcasts++;
+    this.deliver(text, bytes, undefined);
+  }
+
+  private deliver(text: string | null, bytes: Uint8Array | null, except: BroadcastOptions["except"]): BroadcastResult {
+    const id = ++this.lastId;
     if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
-    const except = options.except;
     const excluded = except === undefined ? null : Array.isArray(except) ? new Set(except) : new Set([except as Member]);
     const result: BroadcastResult = { id, delivered: 0, skipped: 0, closed: 0 };
     let frame: Buffer | null = null;

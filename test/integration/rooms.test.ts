@@ -209,3 +209,37 @@ describe("rooms on one process", () => {
     assert.equal(stats.closedSlow, 1);
   });
 });
+
+describe("rooms across servers", () => {
+  test("with a shared broker a broadcast on any server reaches every member exactly once", async () => {
+    const { MemoryBus } = await import("../../src/index.js");
+    const bus = new MemoryBus();
+    const servers: Served[] = [];
+    for (let i = 0; i < 3; i++) {
+      const app = testApp({ websocket: { pingIntervalMs: 0 } });
+      app.websocket("/room/{name}", {
+        onOpen: (ws) => void app.rooms.getOrCreate(ws.params.name).add(ws),
+        onMessage: (ws, message) => void app.rooms.getOrCreate(ws.params.name).broadcast(message),
+      });
+      const { url, port } = await app.listen({ port: 0, host: "127.0.0.1", broker: bus.broker() });
+      servers.push({ app, url, port, close: () => app.close() });
+    }
+    try {
+      // Two clients on each server.
+      const clients = await Promise.all(servers.flatMap((s) => [0, 1].map(() => connect(`ws://127.0.0.1:${s.port}/room/match`))));
+      const got = clients.map(() => [] as string[]);
+      clients.forEach((c, i) => c.on("message", (d) => got[i]!.push(String(d))));
+      await waitFor(() => servers.every((s) => s.app.rooms.get("match")?.size === 2));
+      clients[0]!.send("from server 0");
+      clients[2]!.send("from server 1");
+      clients[5]!.send("from server 2");
+      await waitFor(() => got.every((g) => g.length === 3), 5_000, "every member to get 3 messages");
+      await sleep(100);
+      for (const g of got) assert.deepEqual([...g].sort(), ["from server 0", "from server 1", "from server 2"]);
+      assert.ok(servers.every((s) => s.app.stats().rooms!.remoteBroadcasts === 2));
+      for (const c of clients) c.close();
+    } finally {
+      for (const s of servers) await s.close();
+    }
+  });
+});
