@@ -1,8 +1,8 @@
 /**
  * The app conformance and benchmark harnesses run against. See README "Conformance app".
- * PORT (default 8000), FILES_DIR (default test/fixtures/files) and MAX_CONNECTIONS (HTTP and
- * WebSocket connections, also per client address; default: the framework's) come from the
- * environment.
+ * PORT (default 8000), FILES_DIR (default test/fixtures/files), MAX_CONNECTIONS (HTTP and
+ * WebSocket connections, also per client address; default: the framework's) and REDIS_URL (rooms
+ * across servers through Redis) come from the environment.
  */
 import { fileURLToPath } from "node:url";
 import { Catzilla, EventSourceResponse, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
@@ -81,6 +81,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const app = createConformanceApp(Number.isSafeInteger(max) && max > 0
     ? { maxConnections: max, websocket: { maxConnections: max, maxConnectionsPerClient: max } }
     : {});
-  const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1" });
+  // With REDIS_URL, rooms span every server joined to that Redis.
+  const broker = process.env.REDIS_URL === undefined ? undefined : (await import("catzilla/redis")).redisBroker({ url: process.env.REDIS_URL });
+  const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1", ...(broker === undefined ? {} : { broker }) });
   console.log(`catzilla conformance app listening on ${url}`);
 }

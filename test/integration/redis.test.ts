@@ -1,0 +1,100 @@
+import { describe, test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import WS from "ws";
+import { redisBroker } from "catzilla/redis";
+import { sleep, testApp, waitFor, type Served } from "../helpers.js";
+import { freePort, startRedis, type RedisServer } from "../redis-server.js";
+
+function connect(url: string): Promise<WS> {
+  const ws = new WS(url);
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+  });
+}
+
+describe("rooms across servers through a real Redis", () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedis();
+  });
+  after(() => redis.stop());
+
+  test("three server processes: a broadcast from each reaches every member exactly once", async () => {
+    const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
+    const servers: Array<{ child: ChildProcess; port: number }> = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const port = await freePort();
+        const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
+          env: { ...process.env, PORT: String(port), REDIS_URL: redis.url },
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        let out = "";
+        child.stdout!.on("data", (d) => (out += d));
+        servers.push({ child, port });
+        await waitFor(() => out.includes("listening"), 20_000, "a server to start");
+      }
+      const clients: WS[] = [];
+      for (const { port } of servers) for (let k = 0; k < 3; k++) clients.push(await connect(`ws://127.0.0.1:${port}/room/final`));
+      const got = clients.map(() => [] as string[]);
+      clients.forEach((c, i) => c.on("message", (d) => got[i]!.push(String(d))));
+      // Subscriptions are made when the rooms are; give Redis a moment to have them all.
+      await sleep(300);
+      clients[0]!.send("a");
+      clients[4]!.send("b");
+      clients[8]!.send("c");
+      await waitFor(() => got.every((g) => g.length >= 3), 10_000, "every member to get 3 messages");
+      await sleep(200);
+      for (const g of got) assert.deepEqual([...g].sort(), ["a", "b", "c"]);
+      for (const c of clients) c.close();
+    } finally {
+      for (const { child } of servers) child.kill("SIGKILL");
+    }
+  });
+
+  test("Redis killed and restarted: local delivery goes on, cross-server delivery resumes", async () => {
+    const apps: Served[] = [];
+    for (let i = 0; i < 2; i++) {
+      const app = testApp({ websocket: { pingIntervalMs: 0 } });
+      app.websocket("/room/{name}", {
+        onOpen: (ws) => void app.rooms.getOrCreate(ws.params.name).add(ws),
+      });
+      const broker = redisBroker({ url: redis.url, minRetryDelayMs: 50, maxRetryDelayMs: 200, logger: { info: () => undefined, error: () => undefined } });
+      const { url, port } = await app.listen({ port: 0, host: "127.0.0.1", broker });
+      apps.push({ app, url, port, close: () => app.close() });
+    }
+    try {
+      const [local, remote] = await Promise.all(apps.map((s) => connect(`ws://127.0.0.1:${s.port}/room/live`)));
+      const atLocal: string[] = [];
+      const atRemote: string[] = [];
+      local!.on("message", (d) => atLocal.push(String(d)));
+      remote!.on("message", (d) => atRemote.push(String(d)));
+      await waitFor(() => apps.every((s) => s.app.rooms.get("live")?.size === 1));
+      await sleep(200);
+      const room = apps[0]!.app.rooms.get("live")!;
+      room.broadcast("before");
+      await waitFor(() => atLocal.length === 1 && atRemote.length === 1, 5_000, "delivery before the outage");
+
+      await redis.kill();
+      room.broadcast("during");
+      await waitFor(() => atLocal.includes("during"), 3_000, "local delivery during the outage");
+      await waitFor(() => apps[0]!.app.stats().rooms!.brokerFailures >= 1, 3_000, "the failure to be counted");
+
+      await redis.restart();
+      // Publish until one gets through again (reconnection takes a backoff step or two).
+      await waitFor(() => {
+        room.broadcast("after");
+        return atRemote.includes("after");
+      }, 10_000, "cross-server delivery to resume");
+      assert.deepEqual(atRemote.slice(0, 1), ["before"]);
+      assert.ok(!atRemote.includes("during"), "the outage's broadcast is not replayed remotely");
+      local!.close();
+      remote!.close();
+    } finally {
+      for (const s of apps) await s.close();
+    }
+  });
+});
