@@ -5,6 +5,7 @@
  * across servers through Redis) come from the environment.
  */
 import { fileURLToPath } from "node:url";
+import { limitsFromEnv } from "./main.js";
 import { Catzilla, EventSourceResponse, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
 
 const filesDir = process.env.FILES_DIR ?? fileURLToPath(new URL("../test/fixtures/files", import.meta.url));
@@ -77,10 +78,7 @@ function intParam(value: string | null, fallback: number): number {
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   // Harnesses that open many connections from 127.0.0.1 raise the limits with MAX_CONNECTIONS.
-  const max = Number(process.env.MAX_CONNECTIONS);
-  const app = createConformanceApp(Number.isSafeInteger(max) && max > 0
-    ? { maxConnections: max, websocket: { maxConnections: max, maxConnectionsPerClient: max } }
-    : {});
+  const app = createConformanceApp(limitsFromEnv());
   // With REDIS_URL, rooms span every server joined to that Redis.
   const broker = process.env.REDIS_URL === undefined ? undefined : (await import("catzilla/redis")).redisBroker({ url: process.env.REDIS_URL });
   const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1", ...(broker === undefined ? {} : { broker }) });
