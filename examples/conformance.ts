@@ -1,8 +1,9 @@
 /**
  * The app conformance and benchmark harnesses run against. See README "Conformance app".
  * PORT (default 8000), FILES_DIR (default test/fixtures/files), MAX_CONNECTIONS (HTTP and
- * WebSocket connections, also per client address; default: the framework's) and REDIS_URL (rooms
- * across servers through Redis) come from the environment.
+ * WebSocket connections, also per client address; default: the framework's), REDIS_URL (rooms
+ * across servers through Redis) and WORKERS (worker processes sharing the port) come from the
+ * environment.
  */
 import { fileURLToPath } from "node:url";
 import { limitsFromEnv } from "./main.js";
@@ -81,6 +82,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   const app = createConformanceApp(limitsFromEnv());
   // With REDIS_URL, rooms span every server joined to that Redis.
   const broker = process.env.REDIS_URL === undefined ? undefined : (await import("catzilla/redis")).redisBroker({ url: process.env.REDIS_URL });
-  const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1", ...(broker === undefined ? {} : { broker }) });
+  // With WORKERS=N, N worker processes share the port; rooms span them.
+  const workers = Number(process.env.WORKERS ?? 1);
+  const { url } = await app.listen({ port: Number(process.env.PORT ?? 8000), host: "127.0.0.1", workers, ...(broker === undefined ? {} : { broker }) });
   console.log(`catzilla conformance app listening on ${url}`);
 }

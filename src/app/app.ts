@@ -15,6 +15,7 @@ import { RouteTable, Router, type ResponseLike } from "./router.js";
 import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
 import type { Broker } from "../rooms/broker.js";
+import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../node/cluster.js";
 import type { Room } from "../rooms/room.js";
 import type { WebSocket, Message } from "../websocket/session.js";
 import type { WebSocketRouteOptions } from "./router.js";
@@ -52,6 +53,14 @@ export interface ListenOptions {
    * @default none (rooms span this process)
    */
   broker?: Broker;
+  /**
+   * Run this many worker processes (node:cluster) sharing the port; this process becomes their
+   * primary: it relays room broadcasts between them (unless `broker` connects them another way),
+   * restarts a worker that dies, and stops them on `close()`/SIGTERM. The script runs in every
+   * worker too, so it must be the one that calls `listen()`.
+   * @default 1 (no workers)
+   */
+  workers?: number;
   /** @default 8000 */
   port?: number;
   /** @default "127.0.0.1" */
@@ -380,9 +389,13 @@ export class Catzilla extends Router {
    * @returns the address actually bound (useful with `port: 0`).
    */
   async listen(options: ListenOptions = {}): Promise<ListeningAddress> {
-    if (this.server !== null) throw new Error("This app is already listening");
+    if (this.server !== null || this.primary !== null) throw new Error("This app is already listening");
+    const workers = options.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`Option workers must be a positive integer, got ${workers}`);
+    if (workers > 1 && cluster.isPrimary) return this.startWorkers(workers);
     for (const hook of this.startupHooks) await hook();
-    if (options.broker !== undefined) this.rooms.attachBroker(options.broker, this.config.logger);
+    const broker = options.broker ?? (workers > 1 && cluster.isWorker ? clusterBroker() : undefined);
+    if (broker !== undefined) this.rooms.attachBroker(broker, this.config.logger);
     const server = createHttpServer(this.config, this.collector.connections, this.handle);
     server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.upgrade(raw, socket, head));
     this.server = server;
@@ -399,8 +412,20 @@ export class Catzilla extends Router {
       process.once("SIGINT", this.signalHandler);
     }
     const address = server.address() as AddressInfo;
-    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
-    return { host: address.address, port: address.port, url: `http://${host}:${address.port}` };
+    if (cluster.isWorker) announceListening(address.port, address.address);
+    return addressOf(address.address, address.port);
+  }
+
+  private primary: ClusterPrimary | null = null;
+
+  private async startWorkers(count: number): Promise<ListeningAddress> {
+    const primary = (this.primary = new ClusterPrimary(count, this.config.logger));
+    const { port, host } = await primary.start();
+    if (this.config.handleSignals) {
+      process.once("SIGTERM", this.signalHandler);
+      process.once("SIGINT", this.signalHandler);
+    }
+    return addressOf(host, port);
   }
 
   /**
@@ -415,6 +440,7 @@ export class Catzilla extends Router {
     this.shuttingDown = true;
     process.off("SIGTERM", this.signalHandler);
     process.off("SIGINT", this.signalHandler);
+    if (this.primary !== null) await this.primary.stop();
     const server = this.server;
     if (server !== null) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -440,6 +466,11 @@ export class Catzilla extends Router {
       }
     }
   }
+}
+
+function addressOf(address: string, port: number): ListeningAddress {
+  const host = address.includes(":") ? `[${address}]` : address;
+  return { host: address, port, url: `http://${host}:${port}` };
 }
 
 /** Turn what a handler returned into a Response. */

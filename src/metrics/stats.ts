@@ -94,6 +94,8 @@ export interface RoomsStats {
 
 /** Everything `app.stats()` returns. */
 export interface Stats {
+  /** The process these counters belong to (each worker of `listen({ workers })` has its own). */
+  pid: number;
   rooms?: RoomsStats;
   uptimeMs: number;
   memory: MemoryStats;
@@ -145,6 +147,7 @@ export class StatsCollector {
   snapshot(): Stats {
     const memory = process.memoryUsage();
     return {
+      pid: process.pid,
       uptimeMs: Date.now() - this.startedAt,
       memory: { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed, externalBytes: memory.external },
       http: { ...this.http, responses: { ...this.http.responses } },

@@ -1,0 +1,123 @@
+import cluster, { type Worker } from "node:cluster";
+import type { Broker } from "../rooms/broker.js";
+import type { Logger } from "../options.js";
+
+/** IPC messages between the primary and the workers. */
+type HubMessage =
+  | { cz: "sub"; channel: string }
+  | { cz: "unsub"; channel: string }
+  | { cz: "pub"; channel: string; payload: Uint8Array }
+  | { cz: "msg"; channel: string; payload: Uint8Array }
+  | { cz: "listening"; port: number; host: string };
+
+function isHubMessage(message: unknown): message is HubMessage {
+  return typeof message === "object" && message !== null && "cz" in message;
+}
+
+/**
+ * The primary of `listen({ workers })`: forks the workers (they run the same script and share
+ * the port), relays room broadcasts between them over IPC, restarts a worker that dies, and
+ * stops them all on `stop()`.
+ */
+export class ClusterPrimary {
+  private readonly subscriptions = new Map<Worker, Set<string>>();
+  private stopping = false;
+
+  constructor(private readonly count: number, private readonly logger: Logger) {
+    // Structured clone over IPC: payloads travel as bytes, not as JSON arrays of numbers.
+    cluster.setupPrimary({ serialization: "advanced" });
+  }
+
+  /** Fork the workers; resolves with the address once every one of them listens. */
+  async start(): Promise<{ port: number; host: string }> {
+    const listening: Array<Promise<{ port: number; host: string }>> = [];
+    for (let i = 0; i < this.count; i++) listening.push(this.fork());
+    const addresses = await Promise.all(listening);
+    return addresses[0]!;
+  }
+
+  /** Stop every worker (SIGTERM: each closes gracefully) and wait for them to exit. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const exits = [...this.subscriptions.keys()].map((worker) => new Promise<void>((resolve) => {
+      if (worker.isDead()) return resolve();
+      worker.once("exit", () => resolve());
+      worker.process.kill("SIGTERM");
+    }));
+    await Promise.all(exits);
+  }
+
+  private fork(): Promise<{ port: number; host: string }> {
+    const worker = cluster.fork();
+    this.subscriptions.set(worker, new Set());
+    let listened = false;
+    return new Promise((resolve, reject) => {
+      worker.on("message", (message: unknown) => {
+        if (!isHubMessage(message)) return;
+        switch (message.cz) {
+          case "listening":
+            listened = true;
+            resolve({ port: message.port, host: message.host });
+            return;
+          case "sub":
+            this.subscriptions.get(worker)?.add(message.channel);
+            return;
+          case "unsub":
+            this.subscriptions.get(worker)?.delete(message.channel);
+            return;
+          case "pub":
+            // Every worker with the channel gets it, the sender too (rooms skip their own).
+            for (const [other, channels] of this.subscriptions) {
+              if (channels.has(message.channel) && other.isConnected()) {
+                other.send({ cz: "msg", channel: message.channel, payload: message.payload } satisfies HubMessage);
+              }
+            }
+            return;
+        }
+      });
+      worker.once("exit", (code, signal) => {
+        this.subscriptions.delete(worker);
+        reject(new Error(`Worker ${worker.process.pid} exited (${signal ?? code}) before listening`));
+        // A worker that dies after it served is replaced; one that never got to listen is not
+        // (it would fail the same way again).
+        if (!this.stopping && listened) {
+          this.logger.error(`catzilla: worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
+          void this.fork().catch((error: unknown) => this.logger.error("catzilla: a replacement worker failed", error));
+        }
+      });
+    });
+  }
+}
+
+/** In a worker: tell the primary where we listen. */
+export function announceListening(port: number, host: string): void {
+  process.send?.({ cz: "listening", port, host } satisfies HubMessage);
+}
+
+/** The broker of a worker: room broadcasts go to the other workers through the primary. */
+export function clusterBroker(): Broker {
+  const handlers = new Map<string, (payload: Uint8Array) => void>();
+  const onMessage = (message: unknown): void => {
+    if (isHubMessage(message) && message.cz === "msg") handlers.get(message.channel)?.(message.payload);
+  };
+  process.on("message", onMessage);
+  return {
+    publish(channel, payload) {
+      process.send?.({ cz: "pub", channel, payload } satisfies HubMessage);
+    },
+    subscribe(channel, handler) {
+      handlers.set(channel, handler);
+      process.send?.({ cz: "sub", channel } satisfies HubMessage);
+    },
+    unsubscribe(channel) {
+      handlers.delete(channel);
+      process.send?.({ cz: "unsub", channel } satisfies HubMessage);
+    },
+    async close() {
+      handlers.clear();
+      process.off("message", onMessage);
+    },
+  };
+}
+
+export { cluster };
