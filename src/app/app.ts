@@ -392,7 +392,11 @@ export class Catzilla extends Router {
     if (this.server !== null || this.primary !== null) throw new Error("This app is already listening");
     const workers = options.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`Option workers must be a positive integer, got ${workers}`);
-    if (workers > 1 && cluster.isPrimary) return this.startWorkers(workers);
+    if (workers > 1 && cluster.isPrimary) {
+      // The workers make their own broker connections; the primary's copy is not used.
+      if (options.broker !== undefined) await options.broker.close();
+      return this.startWorkers(workers);
+    }
     for (const hook of this.startupHooks) await hook();
     const broker = options.broker ?? (workers > 1 && cluster.isWorker ? clusterBroker() : undefined);
     if (broker !== undefined) this.rooms.attachBroker(broker, this.config.logger);
