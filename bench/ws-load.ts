@@ -5,6 +5,8 @@
  * MODE=echo   CONNECTIONS, INFLIGHT, SIZE, SECONDS: echoed messages per second
  * MODE=latency                      SIZE, SECONDS: round trips on one connection, p50/p99
  * MODE=idle   CONNECTIONS: open them, print "ready", hold until stdin closes
+ * MODE=fanout CONNECTIONS receivers in one room (the first also sends), BROADCASTS, SIZE: each
+ *             broadcast is sent when the previous one reached everybody; deliveries/s, p99
  * Prints one JSON line with the result and the generator's own CPU time.
  */
 import { connect, type Socket } from "node:net";
@@ -212,4 +214,55 @@ async function idle(): Promise<void> {
   setTimeout(() => process.exit(0), 120_000).unref();
 }
 
-await (mode === "latency" ? latency() : mode === "idle" ? idle() : echo());
+async function fanout(): Promise<void> {
+  const broadcasts = Number(process.env.BROADCASTS ?? 100);
+  let received = 0;
+  let target = 0;
+  let wake: (() => void) | null = null;
+  const onMessage = (_conn: Conn, count: number): void => {
+    received += count;
+    if (received >= target && wake !== null) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  const conns: Conn[] = [];
+  for (let i = 0; i < connections; i += 200) {
+    conns.push(...await Promise.all(Array.from({ length: Math.min(200, connections - i) }, () => open(onMessage))));
+  }
+  // The harness reads the server's CPU time at this line, before the broadcasts.
+  console.log("connected");
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const latencies: number[] = [];
+  let lost = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  for (let b = 0; b < broadcasts; b++) {
+    target = received + connections;
+    const sent = process.hrtime.bigint();
+    const done = new Promise<boolean>((resolve) => {
+      wake = () => resolve(true);
+      setTimeout(() => resolve(false), 5_000).unref();
+    });
+    conns[0]!.socket.write(message);
+    if (!(await done)) {
+      lost += target - received;
+      received = target;
+      wake = null;
+    }
+    latencies.push(Number(process.hrtime.bigint() - sent) / 1000);
+  }
+  const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  console.log(JSON.stringify({
+    deliveries: broadcasts * connections - lost, lost, seconds: elapsed,
+    deliveriesPerSec: (broadcasts * connections - lost) / elapsed,
+    p50ms: sorted[Math.floor(sorted.length / 2)]! / 1000, p99ms: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]! / 1000,
+    clientCpu: (cpu.user + cpu.system) / 1e6 / elapsed,
+  }));
+  for (const conn of conns) conn.socket.destroy();
+}
+
+await (mode === "latency" ? latency() : mode === "idle" ? idle() : mode === "fanout" ? fanout() : echo());

@@ -1,0 +1,99 @@
+/**
+ * Fan-out benchmark: RECEIVERS WebSocket members in one room (default 10,000), 100 broadcasts of
+ * 64 bytes, each sent when the previous one reached everybody. Catzilla (/room/{name} of the
+ * conformance app) against ws (a loop over clients), uWebSockets.js (publish) and Socket.IO rooms.
+ * Server on CPU 0, one load-generator process on CPU 1.
+ *
+ *   npm run bench:fanout
+ *   BENCH_RECEIVERS=2000 BENCH_REPEAT=1 npm run bench:fanout
+ */
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import { median, pinned, root, startServer, stopServer } from "./harness.js";
+
+const receivers = Number(process.env.BENCH_RECEIVERS ?? 10_000);
+const broadcasts = Number(process.env.BENCH_BROADCASTS ?? 100);
+const repeat = Number(process.env.BENCH_REPEAT ?? 3);
+const port = Number(process.env.BENCH_PORT ?? 9500);
+
+const targets = [
+  { name: "catzilla", script: "examples/conformance.ts", protocol: "ws" },
+  { name: "ws", script: "bench/peers/ws-room.ts", protocol: "ws" },
+  { name: "uWebSockets.js", script: "bench/peers/uws-room.ts", protocol: "ws" },
+  { name: "socket.io", script: "bench/peers/socketio-room.ts", protocol: "socketio" },
+].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
+
+/** Server CPU time (user + system) in microseconds, from /proc. */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100);
+}
+
+async function run(target: (typeof targets)[number]): Promise<Record<string, number>> {
+  const server = await startServer(target.name, target.script, { PORT: String(port), MAX_CONNECTIONS: String(receivers + 1000) });
+  try {
+    const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
+    const client = spawn(command, args, {
+      cwd: root,
+      env: {
+        ...process.env, URL: `ws://127.0.0.1:${port}/room/bench`, PROTOCOL: target.protocol, MODE: "fanout",
+        CONNECTIONS: String(receivers), BROADCASTS: String(broadcasts), SIZE: "64",
+      },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    let cpuAtStart = 0;
+    const result = await new Promise<Record<string, number>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${target.name}: fan-out timed out`)), 300_000);
+      client.stdout!.on("data", (d) => {
+        out += d;
+        if (cpuAtStart === 0 && out.includes("connected")) cpuAtStart = cpuMicros(server.pid!);
+        const last = out.trim().split("\n").pop()!;
+        if (last.startsWith("{")) {
+          clearTimeout(timer);
+          resolve(JSON.parse(last) as Record<string, number>);
+        }
+      });
+      client.once("exit", (code) => code !== 0 && reject(new Error(`${target.name}: generator exited with ${code}: ${out}`)));
+    });
+    const serverCpu = cpuMicros(server.pid!) - cpuAtStart;
+    return { ...result, serverCpuPerDeliveryUs: serverCpu / result.deliveries! };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
+    `${receivers} receivers, ${broadcasts} broadcasts of 64 B; server on CPU 0, generator on CPU 1; median of ${repeat}`);
+  const results: Record<string, Record<string, number>> = {};
+  for (const target of targets) {
+    process.stdout.write(`measuring ${target.name}… `);
+    const runs: Array<Record<string, number>> = [];
+    for (let i = 0; i < repeat; i++) runs.push(await run(target));
+    results[target.name] = Object.fromEntries(Object.keys(runs[0]!).map((k) => [k, median(runs.map((r) => r[k]!))]));
+    console.log(`lost ${results[target.name]!.lost}`);
+  }
+  const names = targets.map((t) => t.name);
+  const peers = names.filter((n) => n !== "catzilla");
+  const rows: Array<[string, string, (v: number) => string, string]> = [
+    ["deliveriesPerSec", "deliveries/s", (v) => Math.round(v).toLocaleString("en-US"), "≥ ws, ≥ 0.9× uWebSockets.js"],
+    ["p99ms", "p99 publish → last receiver (ms)", (v) => v.toFixed(1), "≤ ws"],
+    ["serverCpuPerDeliveryUs", "server CPU per delivery (µs)", (v) => v.toFixed(2), "≤ 0.5× ws"],
+    ["clientCpu", "load generator CPU (cores)", (v) => v.toFixed(2), ""],
+    ["lost", "deliveries lost", (v) => String(v), "0"],
+  ];
+  console.log(`\n| Figure | ${names.join(" | ")} | ${peers.map((p) => `catzilla / ${p}`).join(" | ")} | target |`);
+  console.log(`|---|${names.map(() => "---:").join("|")}|${peers.map(() => "---:").join("|")}|---|`);
+  for (const [key, label, fmt, target] of rows) {
+    const ours = results.catzilla?.[key];
+    const ratios = peers.map((p) => {
+      const theirs = results[p]?.[key];
+      return ours === undefined || theirs === undefined || theirs === 0 || key === "lost" ? "–" : `${(ours / theirs).toFixed(2)}×`;
+    });
+    console.log(`| ${label} | ${names.map((n) => (results[n]?.[key] === undefined ? "–" : fmt(results[n]![key]!))).join(" | ")} | ${ratios.join(" | ")} | ${target} |`);
+  }
+}
+
+await main();
