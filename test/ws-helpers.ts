@@ -118,3 +118,14 @@ export async function rawWebSocket(port: number, path = "/", headers: Record<str
   };
   return client;
 }
+
+/** Open a connection with the `ws` client; rejects on an error or a refused upgrade. */
+export async function connectWs(url: string, protocols?: string[], options?: import("ws").ClientOptions): Promise<import("ws").WebSocket> {
+  const { WebSocket } = await import("ws");
+  const ws = new WebSocket(url, protocols, options);
+  return new Promise((resolve, reject) => {
+    ws.once("open", () => resolve(ws));
+    ws.once("error", reject);
+    ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+  });
+}

@@ -84,8 +84,7 @@ export class Router {
     handler: Handler<P, D>,
     options: RouteOptions<D> = {},
   ): this {
-    const full = this.prefix + path;
-    new RoutePattern(full);
+    const full = this.prefixed(path);
     this.routes.push({
       methods: methods.map((m) => m.toUpperCase()),
       path: full,
@@ -131,8 +130,7 @@ export class Router {
     handler: WebSocketHandler<P, D>,
     options: WebSocketRouteOptions<D> = {},
   ): this {
-    const full = this.prefix + path;
-    new RoutePattern(full);
+    const full = this.prefixed(path);
     const { dependencies, ...rest } = options;
     this.websocketRoutes.push({
       path: full,
@@ -146,18 +144,17 @@ export class Router {
 
   /** Mount every route of another router under this router's prefix. */
   include(router: Router): this {
-    for (const route of router.routes) {
-      const path = this.prefix + route.path;
-      new RoutePattern(path);
-      this.routes.push({ ...route, path });
-    }
-    for (const route of router.websocketRoutes) {
-      const path = this.prefix + route.path;
-      new RoutePattern(path);
-      this.websocketRoutes.push({ ...route, path });
-    }
+    for (const route of router.routes) this.routes.push({ ...route, path: this.prefixed(route.path) });
+    for (const route of router.websocketRoutes) this.websocketRoutes.push({ ...route, path: this.prefixed(route.path) });
     this.changed();
     return this;
+  }
+
+  /** The full path of a route of this router; a malformed pattern fails here, at registration. */
+  private prefixed(path: string): string {
+    const full = this.prefix + path;
+    new RoutePattern(full);
+    return full;
   }
 
   /** Hook for subclasses that cache a compiled route table. @internal */

@@ -2,18 +2,13 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import WS from "ws";
+import type WS from "ws";
 import { redisBroker } from "catzilla/redis";
 import { sleep, testApp, waitFor, type Served } from "../helpers.js";
 import { freePort, startRedis, type RedisServer } from "../redis-server.js";
+import { connectWs } from "../ws-helpers.js";
 
-function connect(url: string): Promise<WS> {
-  const ws = new WS(url);
-  return new Promise((resolve, reject) => {
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-  });
-}
+const connect = (url: string): Promise<WS> => connectWs(url);
 
 describe("rooms across servers through a real Redis", () => {
   let redis: RedisServer;

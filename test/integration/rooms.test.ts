@@ -4,15 +4,9 @@ import { EventSource } from "eventsource";
 import WS from "ws";
 import type { WebSocket } from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
-import { rawWebSocket } from "../ws-helpers.js";
+import { connectWs, rawWebSocket } from "../ws-helpers.js";
 
-function connect(url: string): Promise<WS> {
-  const ws = new WS(url);
-  return new Promise((resolve, reject) => {
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-  });
-}
+const connect = (url: string): Promise<WS> => connectWs(url);
 
 describe("rooms on one process", () => {
   let served: Served;

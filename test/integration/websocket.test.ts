@@ -4,16 +4,9 @@ import { constants, deflateRawSync } from "node:zlib";
 import WS from "ws";
 import { HTTPError, WebSocketDisconnect, WebSocketTimeoutError, type Dependency } from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
-import { clientFrame, rawWebSocket } from "../ws-helpers.js";
+import { clientFrame, connectWs, rawWebSocket } from "../ws-helpers.js";
 
-function open(url: string, options?: WS.ClientOptions, protocols?: string[]): Promise<WS> {
-  const ws = new WS(url, protocols, options);
-  return new Promise((resolve, reject) => {
-    ws.once("open", () => resolve(ws));
-    ws.once("error", reject);
-    ws.once("unexpected-response", (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
-  });
-}
+const open = (url: string, options?: WS.ClientOptions, protocols?: string[]): Promise<WS> => connectWs(url, protocols, options);
 
 function closed(ws: WS): Promise<{ code: number; reason: string }> {
   return new Promise((resolve) => ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })));
