@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../options.js";
 import type { Broker } from "./broker.js";
-import { Room, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
+import { PRESENCE_INTERVAL_MS, Room, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
 
 const CHANNEL_PREFIX = "catzilla:room:";
+const PRESENCE_PREFIX = "catzilla:presence:";
 const TEXT = 0;
 const BINARY = 1;
 const ORIGIN_BYTES = 8;
@@ -38,20 +39,42 @@ export class RoomRegistry implements RoomLink {
     this.broker = broker;
     this.logger = logger;
     for (const room of this.rooms.values()) this.subscribe(room);
+    this.presenceTimer = setInterval(() => {
+      for (const room of this.rooms.values()) if (room.size > 0) this.reportPresence(room, room.size);
+    }, PRESENCE_INTERVAL_MS);
+    this.presenceTimer.unref();
   }
 
   /** @internal Stop using the broker (at shutdown); the caller closes it. */
   detachBroker(): Broker | null {
     const broker = this.broker;
     this.broker = null;
+    if (this.presenceTimer !== null) clearInterval(this.presenceTimer);
+    this.presenceTimer = null;
     return broker;
+  }
+
+  private presenceTimer: NodeJS.Timeout | null = null;
+
+  /** Tell the other servers how many members this one has in a room. */
+  private reportPresence(room: Room, count: number): void {
+    const payload = Buffer.allocUnsafe(ORIGIN_BYTES + 4);
+    this.origin.copy(payload, 0);
+    payload.writeUInt32BE(count, ORIGIN_BYTES);
+    this.send(PRESENCE_PREFIX + room.name, payload);
   }
 
   /** @internal RoomLink */
   onEmpty(room: Room): void {
     if (this.rooms.get(room.name) !== room) return;
     this.rooms.delete(room.name);
-    if (this.broker !== null) void Promise.resolve(this.broker.unsubscribe(CHANNEL_PREFIX + room.name)).catch(() => undefined);
+    const broker = this.broker;
+    if (broker === null) return;
+    // Others should not count our members for the rest of their report's lifetime.
+    this.reportPresence(room, 0);
+    for (const channel of [CHANNEL_PREFIX + room.name, PRESENCE_PREFIX + room.name]) {
+      void Promise.resolve(broker.unsubscribe(channel)).catch(() => undefined);
+    }
   }
 
   /** @internal RoomLink */
@@ -63,8 +86,14 @@ export class RoomRegistry implements RoomLink {
     payload[0] = text !== null ? TEXT : BINARY;
     this.origin.copy(payload, 1);
     payload.set(data, 1 + ORIGIN_BYTES);
+    this.send(CHANNEL_PREFIX + room.name, payload);
+  }
+
+  private send(channel: string, payload: Uint8Array): void {
+    const broker = this.broker;
+    if (broker === null) return;
     try {
-      void Promise.resolve(broker.publish(CHANNEL_PREFIX + room.name, payload)).then(() => this.brokerUp(), (error) => this.brokerFailed(error));
+      void Promise.resolve(broker.publish(channel, payload)).then(() => this.brokerUp(), (error) => this.brokerFailed(error));
     } catch (error) {
       this.brokerFailed(error);
     }
@@ -81,10 +110,21 @@ export class RoomRegistry implements RoomLink {
       if (buffer[0] === TEXT) room.deliverRemote(data.toString("utf8"), null);
       else room.deliverRemote(null, data);
     };
-    try {
-      void Promise.resolve(broker.subscribe(CHANNEL_PREFIX + room.name, onMessage)).catch((error) => this.brokerFailed(error));
-    } catch (error) {
-      this.brokerFailed(error);
+    const onPresence = (payload: Uint8Array): void => {
+      if (payload.byteLength !== ORIGIN_BYTES + 4) return;
+      const buffer = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      const origin = buffer.subarray(0, ORIGIN_BYTES);
+      if (origin.equals(this.origin)) return;
+      const count = buffer.readUInt32BE(ORIGIN_BYTES);
+      if (count === 0) room.remoteCounts.delete(origin.toString("hex"));
+      else room.remoteCounts.set(origin.toString("hex"), { count, at: Date.now() });
+    };
+    for (const [channel, handler] of [[CHANNEL_PREFIX + room.name, onMessage], [PRESENCE_PREFIX + room.name, onPresence]] as const) {
+      try {
+        void Promise.resolve(broker.subscribe(channel, handler)).catch((error) => this.brokerFailed(error));
+      } catch (error) {
+        this.brokerFailed(error);
+      }
     }
   }
 

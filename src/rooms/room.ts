@@ -77,6 +77,11 @@ export interface RoomLink {
 
 const DEFAULT_MAX_BUFFERED = 1_048_576;
 
+/** How often each server reports its member count of each room through the broker. */
+export const PRESENCE_INTERVAL_MS = 1_000;
+/** A server's report counts for this long. */
+export const PRESENCE_TTL_MS = 3 * PRESENCE_INTERVAL_MS;
+
 /**
  * A set of members that receive broadcasts. A broadcast encodes the WebSocket frame once and the
  * SSE event once, and writes those same bytes to every member, in publish order, without ever
@@ -107,6 +112,25 @@ export class Room {
   /** Members on this process. */
   get size(): number {
     return this.members.size;
+  }
+
+  /** Member counts other servers reported for this room, by server. @internal */
+  readonly remoteCounts = new Map<string, { count: number; at: number }>();
+
+  /**
+   * Members on every server. Other servers report their counts through the broker once a second
+   * (and at once when their last member leaves), so the figure can be up to about two seconds
+   * old; a server that stopped reporting drops out after three seconds. Without a broker it is
+   * `size`.
+   */
+  async count(): Promise<number> {
+    let total = this.members.size;
+    const now = Date.now();
+    for (const [origin, report] of this.remoteCounts) {
+      if (now - report.at > PRESENCE_TTL_MS) this.remoteCounts.delete(origin);
+      else total += report.count;
+    }
+    return total;
   }
 
   /** The id of the last broadcast (0 before the first). */
@@ -199,7 +223,7 @@ export class Room {
         this.deliverWs(member, frame, payloadBytes, result);
       }
     }
-    this.count(result);
+    this.tally(result);
     return result;
   }
 
@@ -299,7 +323,7 @@ export class Room {
     while (this.history.length > 0 && now - this.history[0]!.at > maxAge) this.history.shift();
   }
 
-  private count(result: BroadcastResult): void {
+  private tally(result: BroadcastResult): void {
     this.stats.broadcasts++;
     this.stats.deliveries += result.delivered;
     this.stats.skipped += result.skipped;

@@ -70,6 +70,12 @@ describe("rooms across servers through a real Redis", () => {
       await waitFor(() => apps.every((s) => s.app.rooms.get("live")?.size === 1));
       await sleep(200);
       const room = apps[0]!.app.rooms.get("live")!;
+      // One member here and one on the other server, counted through Redis.
+      let total = 0;
+      await waitFor(() => {
+        void room.count().then((n) => (total = n));
+        return total === 2;
+      }, 5_000, "the member count across servers");
       room.broadcast("before");
       await waitFor(() => atLocal.length === 1 && atRemote.length === 1, 5_000, "delivery before the outage");
 

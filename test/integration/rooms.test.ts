@@ -231,6 +231,21 @@ describe("rooms across servers", () => {
       await sleep(100);
       for (const g of got) assert.deepEqual([...g].sort(), ["from server 0", "from server 1", "from server 2"]);
       assert.ok(servers.every((s) => s.app.stats().rooms!.remoteBroadcasts === 2));
+      // The member count across servers, reported through the broker once a second.
+      const rooms = servers.map((s) => s.app.rooms.get("match")!);
+      const counts = async () => Promise.all(rooms.map((room) => room.count()));
+      let seen: number[] = [];
+      await waitFor(() => {
+        void counts().then((c) => (seen = c));
+        return seen.length === 3 && seen.every((c) => c === 6);
+      }, 5_000, "every server to count 6 members");
+      clients[0]!.close();
+      clients[1]!.close();
+      // Server 0's room empties: it says so at once, the others count 4.
+      await waitFor(() => {
+        void counts().then((c) => (seen = c));
+        return seen[1] === 4 && seen[2] === 4;
+      }, 5_000, "the others to count 4");
       for (const c of clients) c.close();
     } finally {
       for (const s of servers) await s.close();
