@@ -39,8 +39,15 @@ export class RoomRegistry implements RoomLink {
     this.broker = broker;
     this.logger = logger;
     for (const room of this.rooms.values()) this.subscribe(room);
+    // A count goes out when it changed, and unchanged every other tick to stay alive at the
+    // other servers: a quiet room costs one message per two seconds per server.
+    let tick = 0;
     this.presenceTimer = setInterval(() => {
-      for (const room of this.rooms.values()) if (room.size > 0) this.reportPresence(room, room.size);
+      const refresh = ++tick % 2 === 0;
+      for (const room of this.rooms.values()) {
+        if (room.size === 0) continue;
+        if (refresh || this.reported.get(room) !== room.size) this.reportPresence(room, room.size);
+      }
     }, PRESENCE_INTERVAL_MS);
     this.presenceTimer.unref();
   }
@@ -55,9 +62,11 @@ export class RoomRegistry implements RoomLink {
   }
 
   private presenceTimer: NodeJS.Timeout | null = null;
+  private readonly reported = new WeakMap<Room, number>();
 
   /** Tell the other servers how many members this one has in a room. */
   private reportPresence(room: Room, count: number): void {
+    this.reported.set(room, count);
     const payload = Buffer.allocUnsafe(ORIGIN_BYTES + 4);
     this.origin.copy(payload, 0);
     payload.writeUInt32BE(count, ORIGIN_BYTES);

@@ -118,10 +118,10 @@ export class Room {
   readonly remoteCounts = new Map<string, { count: number; at: number }>();
 
   /**
-   * Members on every server. Other servers report their counts through the broker once a second
-   * (and at once when their last member leaves), so the figure can be up to about two seconds
-   * old; a server that stopped reporting drops out after three seconds. Without a broker it is
-   * `size`.
+   * Members on every server. Other servers report their counts through the broker within a
+   * second of a change (at once when their last member leaves) and every two seconds anyway, so
+   * the figure can be up to about a second old; a server that stopped reporting drops out after
+   * three seconds. Without a broker it is `size`.
    */
   async count(): Promise<number> {
     let total = this.members.size;
