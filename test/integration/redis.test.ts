@@ -50,6 +50,39 @@ describe("rooms across servers through a real Redis", () => {
     }
   });
 
+  test("workers and Redis together: two workers and a third server share a room", async () => {
+    const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
+    const launch = async (env: Record<string, string>, lines: number) => {
+      const port = await freePort();
+      const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
+        env: { ...process.env, ...env, PORT: String(port), REDIS_URL: redis.url },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      let out = "";
+      child.stdout!.on("data", (d) => (out += d));
+      await waitFor(() => (out.match(/listening/g) ?? []).length >= lines, 30_000, "a server to start");
+      return { child, port };
+    };
+    const clustered = await launch({ WORKERS: "2" }, 3);
+    const single = await launch({}, 1);
+    const clients: WS[] = [];
+    try {
+      for (let i = 0; i < 4; i++) clients.push(await connect(`ws://127.0.0.1:${clustered.port}/room/mixed`));
+      for (let i = 0; i < 2; i++) clients.push(await connect(`ws://127.0.0.1:${single.port}/room/mixed`));
+      const got = clients.map(() => [] as string[]);
+      clients.forEach((c, i) => c.on("message", (d) => got[i]!.push(String(d))));
+      await sleep(300);
+      clients[0]!.send("from a worker");
+      clients[5]!.send("from the single server");
+      await waitFor(() => got.every((g) => g.length >= 2), 10_000, "every member to get both");
+      await sleep(200);
+      for (const g of got) assert.deepEqual([...g].sort(), ["from a worker", "from the single server"]);
+    } finally {
+      for (const c of clients) c.terminate();
+      for (const { child } of [clustered, single]) child.kill("SIGTERM");
+    }
+  });
+
   test("Redis killed and restarted: local delivery goes on, cross-server delivery resumes", async () => {
     const apps: Served[] = [];
     for (let i = 0; i < 2; i++) {
