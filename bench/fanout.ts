@@ -7,7 +7,7 @@
  *   npm run bench:fanout
  *   BENCH_RECEIVERS=2000 BENCH_REPEAT=1 npm run bench:fanout
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { median, pinned, root, startServer, stopServer } from "./harness.js";
@@ -64,6 +64,37 @@ async function run(target: (typeof targets)[number]): Promise<Record<string, num
   }
 }
 
+/**
+ * Two Catzilla servers joined by a redis-server of the benchmark's own: receivers split over
+ * both, the sender on the first, so half of every broadcast crosses Redis.
+ */
+async function acrossRedis(): Promise<Record<string, number> | null> {
+  if (spawnSync("sh", ["-c", "command -v redis-server"]).status !== 0) return null;
+  const redisPort = port + 50;
+  const redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const env = (p: number) => ({ PORT: String(p), MAX_CONNECTIONS: String(receivers + 1000), REDIS_URL: `redis://127.0.0.1:${redisPort}` });
+  const first = await startServer("catzilla A", "examples/conformance.ts", env(port));
+  const second = await startServer("catzilla B", "examples/conformance.ts", env(port + 1));
+  try {
+    const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
+    const run = spawnSync(command, args, {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 300_000,
+      env: {
+        ...process.env, URL: `ws://127.0.0.1:${port}/room/bench`, URL2: `ws://127.0.0.1:${port + 1}/room/bench`,
+        MODE: "fanout", CONNECTIONS: String(receivers), BROADCASTS: String(broadcasts), SIZE: "64",
+      },
+    });
+    return JSON.parse(run.stdout.trim().split("\n").pop()!) as Record<string, number>;
+  } finally {
+    await stopServer(first);
+    await stopServer(second);
+    redis.kill("SIGKILL");
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
     `${receivers} receivers, ${broadcasts} broadcasts of 64 B; server on CPU 0, generator on CPU 1; median of ${repeat}`);
@@ -93,6 +124,14 @@ async function main(): Promise<void> {
       return ours === undefined || theirs === undefined || theirs === 0 || key === "lost" ? "–" : `${(ours / theirs).toFixed(2)}×`;
     });
     console.log(`| ${label} | ${names.map((n) => (results[n]?.[key] === undefined ? "–" : fmt(results[n]![key]!))).join(" | ")} | ${ratios.join(" | ")} | ${target} |`);
+  }
+  if (process.env.BENCH_SKIP_REDIS === undefined) {
+    const redis = await acrossRedis();
+    if (redis === null) console.log("\nredis-server not found: the cross-server figure is skipped");
+    else {
+      console.log(`\nTwo Catzilla servers joined by Redis (receivers split over both, sender on the first): ` +
+        `${Math.round(redis.deliveriesPerSec!).toLocaleString("en-US")} deliveries/s, p99 ${redis.p99ms!.toFixed(1)} ms, lost ${redis.lost}`);
+    }
   }
 }
 

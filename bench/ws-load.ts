@@ -6,7 +6,8 @@
  * MODE=latency                      SIZE, SECONDS: round trips on one connection, p50/p99
  * MODE=idle   CONNECTIONS: open them, print "ready", hold until stdin closes
  * MODE=fanout CONNECTIONS receivers in one room (the first also sends), BROADCASTS, SIZE: each
- *             broadcast is sent when the previous one reached everybody; deliveries/s, p99
+ *             broadcast is sent when the previous one reached everybody; deliveries/s, p99.
+ *             With URL2, half of the receivers are on a second server.
  * Prints one JSON line with the result and the generator's own CPU time.
  */
 import { connect, type Socket } from "node:net";
@@ -102,9 +103,14 @@ function countFrames(conn: Conn, data: Buffer): number {
   }
 }
 
+/** With URL2, every other connection goes to a second server (fan-out across servers). */
+const url2 = process.env.URL2 === undefined ? null : new URL(process.env.URL2);
+let opened = 0;
+
 function open(onMessage: (conn: Conn, count: number) => void): Promise<Conn> {
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(url.port), url.hostname);
+    const target = url2 !== null && opened++ % 2 === 1 ? url2 : url;
+    const socket = connect(Number(target.port), target.hostname);
     socket.setNoDelay(true);
     const path = protocol === "socketio" ? "/socket.io/?EIO=4&transport=websocket" : `${url.pathname}${url.search}`;
     const conn: Conn = { socket, head: null, skip: 0, counting: false, open: false };
