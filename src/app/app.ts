@@ -25,6 +25,7 @@ import type { PathParams } from "./route-pattern.js";
 interface Exchange extends SendContext {
   req: Request;
   scope: DependencyScope | null;
+  settled: boolean;
 }
 
 const NO_DEPENDENCIES = Object.freeze({}) as never;
@@ -245,7 +246,7 @@ export class Catzilla extends Router {
     stats.requests++;
     stats.active++;
     const req = new Request(raw, this.config.maxBodyBytes);
-    const exchange: Exchange = { req, res, host: this.host, scope: null };
+    const exchange: Exchange = { req, res, host: this.host, scope: null, settled: false };
     let result: Response | Promise<Response>;
     try {
       result = this.runChain(exchange);
@@ -253,14 +254,21 @@ export class Catzilla extends Router {
       result = this.renderError(error, req);
     }
     // Plain responses from synchronous handlers are sent without a promise in between.
-    if (result instanceof Response) {
-      void this.send(exchange, result);
-    } else {
-      void result.then(
+    const sent = result instanceof Response
+      ? this.send(exchange, result)
+      : result.then(
         (response) => this.send(exchange, response),
         (error: unknown) => this.renderError(error, req).then((response) => this.send(exchange, response)),
       );
-    }
+    // Nothing may escape as an unhandled rejection: that would end the process.
+    if (sent !== undefined) sent.catch((error: unknown) => this.fail(exchange, error));
+  }
+
+  /** The last resort when even the error response could not be made: log, cut, count. */
+  private fail(exchange: Exchange, error: unknown): void {
+    this.config.logger.error("catzilla: could not answer a request", error);
+    exchange.res.destroy();
+    this.settle(exchange);
   }
 
   private send(exchange: Exchange, response: Response): void | Promise<void> {
@@ -300,6 +308,8 @@ export class Catzilla extends Router {
 
   /** The response is done (sent, streamed or cut): count it and close the dependencies. */
   private settle(exchange: Exchange): void {
+    if (exchange.settled) return;
+    exchange.settled = true;
     this.collector.http.active--;
     this.collector.countResponse(exchange.res.statusCode);
     if (exchange.scope !== null) {
@@ -377,7 +387,12 @@ export class Catzilla extends Router {
       }
     }
     if (error instanceof HTTPError) {
-      return new JSONResponse({ detail: error.detail }, { status: error.status, headers: error.headers ?? {} });
+      try {
+        return new JSONResponse({ detail: error.detail }, { status: error.status, headers: error.headers ?? {} });
+      } catch (renderFailure) {
+        // A detail that does not serialise or a header that is not valid: the 500 below.
+        error = renderFailure;
+      }
     }
     this.collector.http.unhandledErrors++;
     this.config.logger.error(`catzilla: unhandled error in ${req.method} ${req.path}`, error);

@@ -243,6 +243,33 @@ describe("error handler and limits", () => {
     }
   });
 
+  test("an error response that cannot be rendered becomes a 500, never a crash", async () => {
+    const app = testApp();
+    app.get("/bad-header", () => {
+      throw new HTTPError(400, "x", { "X-Bad": "line\nbreak" });
+    });
+    app.get("/circular", () => {
+      const detail: Record<string, unknown> = {};
+      detail.self = detail;
+      throw new HTTPError(422, detail);
+    });
+    app.onError((error) => (error instanceof RangeError ? { cyclic: (() => { const o: Record<string, unknown> = {}; o.o = o; return o; })() } : undefined));
+    app.get("/handler-result-cyclic", () => {
+      throw new RangeError("x");
+    });
+    const served = await serve(app);
+    try {
+      for (const path of ["/bad-header", "/circular", "/handler-result-cyclic"]) {
+        const res = await fetch(`${served.url}${path}`);
+        assert.equal(res.status, 500, path);
+        assert.deepEqual(await res.json(), { detail: "Internal Server Error" });
+      }
+      assert.equal((await fetch(`${served.url}/bad-header`)).status, 500, "the server is still up");
+    } finally {
+      await served.close();
+    }
+  });
+
   test("the rate limit answers 429 with Retry-After per client address", async () => {
     const app = testApp({ rateLimit: { requests: 3, windowMs: 60_000 } });
     app.get("/x", () => "ok");
