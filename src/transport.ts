@@ -39,6 +39,12 @@ export interface WebSocketTransport {
   readonly isOpen: boolean;
   /** The negotiated extensions header value, if any. */
   readonly extensions: string | undefined;
+  /**
+   * The window of the server's compressor when permessage-deflate was negotiated with
+   * `server_no_context_takeover` (every message compresses on its own, so one compressed frame
+   * can go to every such member); `null` otherwise.
+   */
+  readonly sharedCompressionWindowBits: number | null;
   sendText(text: string): SendStatus;
   sendBinary(data: Uint8Array): SendStatus;
   /**

@@ -49,6 +49,7 @@ export function renderPrometheus(stats: Stats, prefix = "catzilla"): string {
       { name: "rooms_active", type: "gauge", help: "Rooms that exist.", value: r.active },
       { name: "rooms_members", type: "gauge", help: "Room members on this process.", value: r.members },
       { name: "rooms_broadcasts_total", type: "counter", help: "Room broadcasts.", value: r.broadcasts },
+      { name: "rooms_compressed_broadcasts_total", type: "counter", help: "Room broadcasts compressed once for shared-context members.", value: r.compressed },
       { name: "rooms_deliveries_total", type: "counter", help: "Messages written to room members.", value: r.deliveries },
       { name: "rooms_skipped_total", type: "counter", help: "Deliveries skipped for slow members.", value: r.skipped },
       { name: "rooms_closed_slow_total", type: "counter", help: "Members closed for being too slow.", value: r.closedSlow },

@@ -80,6 +80,8 @@ export interface RoomsStats {
   /** Members on this process, over all rooms. */
   members: number;
   broadcasts: number;
+  /** Broadcasts also sent compressed (once per window size) to members that share a context. */
+  compressed: number;
   /** Messages written to members. */
   deliveries: number;
   /** Deliveries skipped for slow members. */

@@ -1,3 +1,4 @@
+import { deflateRaw, constants as zlibConstants } from "node:zlib";
 import { Opcode, CloseCode } from "../protocol/websocket/constants.js";
 import { encodeFrame } from "../protocol/websocket/frame.js";
 import { encodeEvent } from "../protocol/sse.js";
@@ -22,6 +23,14 @@ export interface RoomOptions {
   slowMemberPolicy?: "skip" | "close";
   /** Keep recent broadcasts so that reconnecting clients get what they missed. @default null */
   history?: { maxMessages: number; maxAgeMs?: number } | null;
+  /**
+   * Broadcasts of at least this many bytes are compressed once per window size for members whose
+   * connection negotiated permessage-deflate with `server_no_context_takeover` (others get the
+   * uncompressed frame). Compression runs off the event loop; later broadcasts wait behind it so
+   * that every member still gets them in publish order. `false` turns it off.
+   * @default 1024
+   */
+  compressionThreshold?: number | false;
 }
 
 /** Options of one broadcast. */
@@ -34,6 +43,11 @@ export interface BroadcastOptions {
 export interface BroadcastResult {
   /** The broadcast's id, increasing by one per broadcast of this room. */
   id: number;
+  /**
+   * Whether delivery happens later: the message is being compressed, or waits behind one that
+   * is. The counts are then 0 here and go to `room.stats` when it is delivered.
+   */
+  queued: boolean;
   delivered: number;
   skipped: number;
   closed: number;
@@ -55,6 +69,8 @@ interface Entry {
 /** Counters of a room. */
 export interface RoomStats {
   broadcasts: number;
+  /** Broadcasts sent compressed to members with a shared compression context. */
+  compressed: number;
   deliveries: number;
   skipped: number;
   closedSlow: number;
@@ -89,7 +105,7 @@ export const PRESENCE_TTL_MS = 3 * PRESENCE_INTERVAL_MS;
  */
 export class Room {
   readonly name: string;
-  readonly stats: RoomStats = { broadcasts: 0, deliveries: 0, skipped: 0, closedSlow: 0 };
+  readonly stats: RoomStats = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0 };
   private readonly members = new Set<Member>();
   private lastId = 0;
   private readonly history: Entry[] | null;
@@ -209,15 +225,80 @@ export class Room {
     const id = ++this.lastId;
     if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
     const excluded = except === undefined ? null : Array.isArray(except) ? new Set(except) : new Set([except as Member]);
-    const result: BroadcastResult = { id, delivered: 0, skipped: 0, closed: 0 };
+    const payloadBytes = text !== null ? Buffer.byteLength(text) : bytes!.byteLength;
+    const threshold = this.options.compressionThreshold ?? 1024;
+    const windows = threshold !== false && payloadBytes >= threshold ? this.sharedWindows() : null;
+    if (this.pending !== null || windows !== null) {
+      // Compressed, or behind a compressed one: delivered in order once the compression is done.
+      const job = { id, text, bytes, excluded, payloadBytes, windows };
+      (this.pending ??= []).push(job);
+      if (this.pending.length === 1) this.runPending();
+      return { id, queued: true, delivered: 0, skipped: 0, closed: 0 };
+    }
+    return this.fanOut(id, text, bytes, excluded, payloadBytes, null);
+  }
+
+  /** Broadcasts waiting for a compression ahead of them, in publish order. */
+  private pending: Array<{
+    id: number; text: string | null; bytes: Uint8Array | null; excluded: Set<Member> | null;
+    payloadBytes: number; windows: Set<number> | null;
+  }> | null = null;
+
+  private runPending(): void {
+    const job = this.pending?.[0];
+    if (job === undefined) {
+      this.pending = null;
+      return;
+    }
+    const payload = job.text !== null ? Buffer.from(job.text) : job.bytes!;
+    const windows = job.windows === null ? [] : [...job.windows];
+    void Promise.all(windows.map((bits) => compress(payload, bits))).then((outputs) => {
+      const frames = new Map<number, Buffer>();
+      windows.forEach((bits, i) => frames.set(bits, encodeFrame(job.text !== null ? Opcode.Text : Opcode.Binary, outputs[i]!, { rsv1: true })));
+      this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, frames);
+      if (frames.size > 0) {
+        this.stats.compressed++;
+        this.totals.compressed++;
+      }
+      this.pending!.shift();
+      this.runPending();
+    }, () => {
+      // Compression failed (it should not): deliver uncompressed rather than lose the message.
+      this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, null);
+      this.pending!.shift();
+      this.runPending();
+    });
+  }
+
+  /** Window sizes of members that can share one compressed frame, or null when there are none. */
+  private sharedWindows(): Set<number> | null {
+    let windows: Set<number> | null = null;
+    for (const member of this.members) {
+      if (isSse(member)) continue;
+      const bits = member.transport?.sharedCompressionWindowBits ?? null;
+      if (bits !== null) (windows ??= new Set()).add(bits);
+    }
+    return windows;
+  }
+
+  private fanOut(
+    id: number, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null,
+    payloadBytes: number, compressed: Map<number, Buffer> | null,
+  ): BroadcastResult {
+    const result: BroadcastResult = { id, queued: false, delivered: 0, skipped: 0, closed: 0 };
     let frame: Buffer | null = null;
     let event: string | null = null;
-    const payloadBytes = text !== null ? Buffer.byteLength(text) : bytes!.byteLength;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
       if (isSse(member)) {
         event ??= sseEvent(id, text, bytes);
         this.deliverSse(member, event, result);
+        continue;
+      }
+      const bits = compressed === null ? null : member.transport?.sharedCompressionWindowBits ?? null;
+      const shared = bits === null ? undefined : compressed!.get(bits);
+      if (shared !== undefined) {
+        this.deliverWs(member, shared, payloadBytes, result);
       } else {
         frame ??= text !== null ? encodeFrame(Opcode.Text, text) : encodeFrame(Opcode.Binary, bytes!);
         this.deliverWs(member, frame, payloadBytes, result);
@@ -348,4 +429,16 @@ function sseEvent(id: number, text: string | null, bytes: Uint8Array | null): st
 /** The producer of a room-only SSE subscriber: nothing of its own until the client leaves. */
 async function* untilClientLeaves(stream: StreamController): AsyncGenerator<EventItem> {
   if (!stream.signal.aborted) await new Promise((resolve) => stream.signal.addEventListener("abort", resolve, { once: true }));
+}
+
+const TRAILER_LENGTH = 4;
+
+/** One message compressed on its own (no context takeover), as RFC 7692 §7.2.1 sends it. */
+function compress(payload: Uint8Array, windowBits: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    deflateRaw(payload, { windowBits, finishFlush: zlibConstants.Z_SYNC_FLUSH }, (error, output) => {
+      if (error !== null) reject(error);
+      else resolve(output.subarray(0, output.length - TRAILER_LENGTH));
+    });
+  });
 }

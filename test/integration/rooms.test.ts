@@ -195,6 +195,49 @@ describe("rooms on one process", () => {
     await waitFor(() => app.rooms.get("/global-events") === undefined);
   });
 
+  test("a large broadcast is compressed once for members without context takeover, in publish order", async () => {
+    const { inflateRawSync, constants: zlibConstants } = await import("node:zlib");
+    const app2 = testApp({ websocket: { pingIntervalMs: 0 } });
+    app2.websocket("/c/{room}", {
+      onOpen: (ws) => void app2.rooms.getOrCreate(ws.params.room).add(ws),
+    }, { perMessageDeflate: { serverNoContextTakeover: true, threshold: 1_000_000 } });
+    const served2 = await serve(app2);
+    try {
+      const shared = await rawWebSocket(served2.port, "/c/news", { "Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover" });
+      assert.match(shared.head, /server_no_context_takeover/);
+      const plain = await rawWebSocket(served2.port, "/c/news");
+      const viaWs = await connectWs(`ws://127.0.0.1:${served2.port}/c/news`, undefined, { perMessageDeflate: { serverNoContextTakeover: true } });
+      const wsGot: string[] = [];
+      viaWs.on("message", (d) => wsGot.push(String(d)));
+      await waitFor(() => app2.rooms.get("news")?.size === 3);
+      const room = app2.rooms.get("news")!;
+      const big = "breaking news ".repeat(2_000);
+      const first = room.broadcast(big);
+      const second = room.broadcast("small, after the big one");
+      assert.equal(first.queued, true);
+      assert.equal(second.queued, true, "a later broadcast waits behind the compression");
+      await waitFor(() => shared.frames.length === 2 && plain.frames.length === 2 && wsGot.length === 2, 5_000, "all deliveries");
+      // The shared-context member got the big one compressed (RSV1), the other member uncompressed.
+      assert.equal(shared.frames[0]!.rsv1, true);
+      const inflated = inflateRawSync(Buffer.concat([shared.frames[0]!.payload, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlibConstants.Z_SYNC_FLUSH }).toString();
+      assert.equal(inflated, big);
+      assert.ok(shared.frames[0]!.payload.length < big.length / 10);
+      assert.equal(plain.frames[0]!.rsv1, false);
+      assert.equal(plain.frames[0]!.payload.toString(), big);
+      // Publish order holds for everybody.
+      assert.equal(shared.frames[1]!.payload.toString(), "small, after the big one");
+      assert.equal(plain.frames[1]!.payload.toString(), "small, after the big one");
+      assert.deepEqual(wsGot, [big, "small, after the big one"]);
+      assert.equal(room.stats.compressed, 1);
+      assert.equal(room.stats.deliveries, 6);
+      shared.socket.destroy();
+      plain.socket.destroy();
+      viaWs.close();
+    } finally {
+      await served2.close();
+    }
+  });
+
   test("room statistics", () => {
     const stats = app.stats().rooms!;
     assert.ok(stats.broadcasts > 300);

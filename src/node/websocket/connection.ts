@@ -97,6 +97,7 @@ export class ConnectionRegistry {
  */
 export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   user: unknown = null;
+  readonly sharedCompressionWindowBits: number | null;
   readonly remoteAddress: string;
   readonly remotePort: number;
   private readonly protocol: WebSocketProtocol;
@@ -134,6 +135,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
       compression: deflate !== null,
     });
     this.deflate = deflate === null ? null : new PerMessageDeflate(deflate, options.maxMessageBytes);
+    this.sharedCompressionWindowBits = deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null;
     this.lastReceivedAt = this.lastMessageAt = Date.now();
     const s = socket as SocketWithConnection;
     s[kConnection] = this;
