@@ -14,7 +14,7 @@ import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { get } from "node:http";
-import { canPin as pin, hasCommand, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
+import { canPin as pin, firstLine, hasCommand, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
@@ -117,17 +117,7 @@ async function idleSseBytesPerConnection(server: ChildProcess): Promise<number> 
     stdio: ["pipe", "pipe", "inherit"],
   });
   try {
-    const line = await new Promise<string>((resolve, reject) => {
-      let out = "";
-      const timer = setTimeout(() => reject(new Error("SSE clients did not connect in time")), 90_000);
-      client.stdout!.on("data", (d) => {
-        out += d;
-        if (out.includes("\n")) {
-          clearTimeout(timer);
-          resolve(out.trim());
-        }
-      });
-    });
+    const line = await firstLine(client, 90_000, "the SSE clients");
     if (!line.startsWith(`ready ${sseConnections} `)) throw new Error(`SSE clients: ${line}`);
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     return (rssOf(server.pid!) - before) / sseConnections;

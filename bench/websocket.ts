@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
+import { firstLine, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
@@ -67,17 +67,7 @@ async function idleBytes(target: Target): Promise<number> {
       stdio: ["pipe", "pipe", "inherit"],
     });
     try {
-      const line = await new Promise<string>((resolve, reject) => {
-        let out = "";
-        const timer = setTimeout(() => reject(new Error("idle clients did not connect in time")), 120_000);
-        client.stdout!.on("data", (d) => {
-          out += d;
-          if (out.includes("\n")) {
-            clearTimeout(timer);
-            resolve(out.trim());
-          }
-        });
-      });
+      const line = await firstLine(client, 120_000, "the idle clients");
       if (!line.startsWith(`ready ${idleConnections} `)) throw new Error(`${target.name}: ${line}`);
       await new Promise((resolve) => setTimeout(resolve, 3_000));
       return (rssOf(server.pid!) - before) / idleConnections;

@@ -1,4 +1,6 @@
-import { connect, type Socket } from "node:net";
+import { spawn, type ChildProcess } from "node:child_process";
+import { connect, createServer, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
 import { Catzilla, type AppOptions } from "../src/index.js";
 
 /** An app listening on an ephemeral port of 127.0.0.1; `close()` shuts it down. */
@@ -91,3 +93,41 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what 
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A free TCP port on 127.0.0.1 (asked of the OS, then released). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** A script of the repository running in its own process. */
+export interface ScriptProcess {
+  child: ChildProcess;
+  port: number;
+}
+
+/**
+ * Run a script of the repository (e.g. "examples/conformance.ts") in its own process on a free
+ * port; resolves once it printed "listening" `lines` times (a cluster primary and its workers
+ * print one each). A process that does not get there is killed.
+ */
+export async function startScript(script: string, env: Record<string, string> = {}, lines = 1): Promise<ScriptProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", fileURLToPath(new URL(`../${script}`, import.meta.url))], {
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  try {
+    await waitFor(() => (out.match(/listening/g) ?? []).length >= lines, 30_000, `${script} to listen`);
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+  return { child, port };
+}

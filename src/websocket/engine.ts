@@ -108,7 +108,7 @@ export class WebSocketEngine implements SessionHost {
     const ws = new WebSocket(req, options, this);
     this.sessions.add(ws);
     const timer = setTimeout(() => {
-      if (ws.readyState === 0) this.rejectAndLog(ws, 408, "Handshake not completed in time");
+      this.refuseIfConnecting(ws, 408, "Handshake not completed in time");
     }, options.handshakeTimeoutMs);
     // A client that leaves during the handshake ends the session.
     const onEarlyClose = (): void => {
@@ -168,7 +168,7 @@ export class WebSocketEngine implements SessionHost {
   /** Close every connection with 1001 and refuse new ones; resolves when all ended or at the deadline. */
   async shutdown(deadline: number): Promise<void> {
     for (const ws of this.sessions) {
-      if (ws.readyState === 0) this.rejectAndLog(ws, 503, "Server is shutting down");
+      if (ws.readyState === 0) this.refuseIfConnecting(ws, 503, "Server is shutting down");
       else ws.close(CloseCode.GoingAway, "Server shutting down");
     }
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -208,16 +208,16 @@ export class WebSocketEngine implements SessionHost {
         await ws.accept();
         ws.close(code, reason);
       } else if (ws.readyState === 0) {
-        this.rejectAndLog(ws, 403, "The handler did not accept the connection");
+        this.refuseIfConnecting(ws, 403, "The handler did not accept the connection");
       } else if (listener === null && ws.readyState === 1) {
         ws.close(CloseCode.Normal);
       }
     } catch (error) {
       if (ws.readyState === 0) {
-        if (error instanceof HTTPError) this.rejectAndLog(ws, error.status, typeof error.detail === "string" ? error.detail : statusText(error.status));
+        if (error instanceof HTTPError) this.refuseIfConnecting(ws, error.status, typeof error.detail === "string" ? error.detail : statusText(error.status));
         else {
           this.host.logger.error(`catzilla: unhandled error in WebSocket ${ws.path}`, error);
-          this.rejectAndLog(ws, 500, "Internal Server Error");
+          this.refuseIfConnecting(ws, 500, "Internal Server Error");
         }
       } else if (ws.readyState === 1) {
         this.host.logger.error(`catzilla: unhandled error in WebSocket ${ws.path}`, error);
@@ -237,7 +237,7 @@ export class WebSocketEngine implements SessionHost {
     this.endWaiters.set(ws, callback);
   }
 
-  private rejectAndLog(ws: WebSocket<any>, status: number, detail: string): void {
+  private refuseIfConnecting(ws: WebSocket<any>, status: number, detail: string): void {
     if (ws.readyState === 0) ws.reject(status, detail);
   }
 

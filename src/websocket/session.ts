@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "../errors.js";
-import { CloseCode, ReadyState } from "../protocol/websocket/constants.js";
-import { isSendableCloseCode } from "../protocol/websocket/constants.js";
+import { CloseCode, ReadyState, isSendableCloseCode } from "../protocol/websocket/constants.js";
 import type { Request, ClientAddress } from "../app/request.js";
 import type { SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
 import type { ResolvedWebSocketOptions } from "./options.js";

@@ -1,11 +1,9 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import type WS from "ws";
 import { redisBroker } from "catzilla/redis";
-import { sleep, testApp, waitFor, type Served } from "../helpers.js";
-import { freePort, startRedis, type RedisServer } from "../redis-server.js";
+import { sleep, startScript, testApp, waitFor, type ScriptProcess, type Served } from "../helpers.js";
+import { startRedis, type RedisServer } from "../redis-server.js";
 import { connectWs } from "../ws-helpers.js";
 
 const connect = (url: string): Promise<WS> => connectWs(url);
@@ -18,20 +16,9 @@ describe("rooms across servers through a real Redis", () => {
   after(() => redis.stop());
 
   test("three server processes: a broadcast from each reaches every member exactly once", async () => {
-    const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
-    const servers: Array<{ child: ChildProcess; port: number }> = [];
+    const servers: ScriptProcess[] = [];
     try {
-      for (let i = 0; i < 3; i++) {
-        const port = await freePort();
-        const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
-          env: { ...process.env, PORT: String(port), REDIS_URL: redis.url },
-          stdio: ["ignore", "pipe", "inherit"],
-        });
-        let out = "";
-        child.stdout!.on("data", (d) => (out += d));
-        servers.push({ child, port });
-        await waitFor(() => out.includes("listening"), 20_000, "a server to start");
-      }
+      for (let i = 0; i < 3; i++) servers.push(await startScript("examples/conformance.ts", { REDIS_URL: redis.url }));
       const clients: WS[] = [];
       for (const { port } of servers) for (let k = 0; k < 3; k++) clients.push(await connect(`ws://127.0.0.1:${port}/room/final`));
       const got = clients.map(() => [] as string[]);
@@ -51,20 +38,8 @@ describe("rooms across servers through a real Redis", () => {
   });
 
   test("workers and Redis together: two workers and a third server share a room", async () => {
-    const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
-    const launch = async (env: Record<string, string>, lines: number) => {
-      const port = await freePort();
-      const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
-        env: { ...process.env, ...env, PORT: String(port), REDIS_URL: redis.url },
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      let out = "";
-      child.stdout!.on("data", (d) => (out += d));
-      await waitFor(() => (out.match(/listening/g) ?? []).length >= lines, 30_000, "a server to start");
-      return { child, port };
-    };
-    const clustered = await launch({ WORKERS: "2" }, 3);
-    const single = await launch({}, 1);
+    const clustered = await startScript("examples/conformance.ts", { WORKERS: "2", REDIS_URL: redis.url }, 3);
+    const single = await startScript("examples/conformance.ts", { REDIS_URL: redis.url });
     const clients: WS[] = [];
     try {
       for (let i = 0; i < 4; i++) clients.push(await connect(`ws://127.0.0.1:${clustered.port}/room/mixed`));

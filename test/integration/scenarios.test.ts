@@ -1,23 +1,8 @@
 // The plan's scenario tests, scaled to run in CI: servers in their own processes, real clients.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import WS from "ws";
-import { sleep, waitFor } from "../helpers.js";
-import { freePort } from "../redis-server.js";
-
-async function startScript(script: string, env: Record<string, string>): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", fileURLToPath(new URL(script, import.meta.url))], {
-    env: { ...process.env, ...env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout!.on("data", (d) => (out += d));
-  await waitFor(() => out.includes("listening"), 20_000, `${script} to start`);
-  return { child, port };
-}
+import { sleep, startScript, waitFor } from "../helpers.js";
 
 async function openMany(url: string, count: number): Promise<WS[]> {
   const sockets: WS[] = [];
@@ -33,7 +18,7 @@ async function openMany(url: string, count: number): Promise<WS[]> {
 
 test("live game event: 5,000 viewers receive 4 events, at least 95 % of them within 1 s each", async () => {
   const viewers = 5_000;
-  const { child, port } = await startScript("../../examples/conformance.ts", { MAX_CONNECTIONS: String(viewers + 100) });
+  const { child, port } = await startScript("examples/conformance.ts", { MAX_CONNECTIONS: String(viewers + 100) });
   let sockets: WS[] = [];
   try {
     sockets = await openMany(`ws://127.0.0.1:${port}/room/final`, viewers);
@@ -61,7 +46,7 @@ test("live game event: 5,000 viewers receive 4 events, at least 95 % of them wit
 
 test("IoT: 1,000 devices send telemetry and every reading is acknowledged", async () => {
   const devices = 1_000;
-  const { child, port } = await startScript("../../examples/iot-telemetry.ts", { MAX_CONNECTIONS: String(devices + 100) });
+  const { child, port } = await startScript("examples/iot-telemetry.ts", { MAX_CONNECTIONS: String(devices + 100) });
   let sockets: WS[] = [];
   try {
     sockets = [];

@@ -1,10 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { connect, createServer } from "node:net";
-import { fileURLToPath } from "node:url";
+import { connect } from "node:net";
 import { StreamingResponse } from "../../src/index.js";
-import { serve, sleep, testApp, waitFor } from "../helpers.js";
+import { serve, sleep, startScript, testApp, waitFor } from "../helpers.js";
 
 function connectionRefused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -68,21 +66,8 @@ test("streams still running at the shutdown deadline are cut", async () => {
 });
 
 test("SIGTERM shuts the conformance app down gracefully", async () => {
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-  const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const { child, port } = await startScript("examples/conformance.ts");
   try {
-    let output = "";
-    child.stdout.on("data", (d) => (output += d));
-    await waitFor(() => output.includes("listening"), 15_000, "the app to listen");
     const res = await fetch(`http://127.0.0.1:${port}/hello`);
     assert.equal(await res.text(), "Hello, World!");
     const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

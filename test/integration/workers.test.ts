@@ -1,11 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { get } from "node:http";
-import { fileURLToPath } from "node:url";
 import WS from "ws";
-import { sleep, waitFor } from "../helpers.js";
-import { freePort } from "../redis-server.js";
+import { sleep, startScript, waitFor } from "../helpers.js";
 
 function statsPid(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -18,17 +15,10 @@ function statsPid(port: number): Promise<number> {
 }
 
 test("workers: 2 share the port, and a room spans both workers", async () => {
-  const port = await freePort();
-  const script = fileURLToPath(new URL("../../examples/conformance.ts", import.meta.url));
-  const primary = spawn(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", script], {
-    env: { ...process.env, PORT: String(port), WORKERS: "2" },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  primary.stdout!.on("data", (d) => (out += d));
+  // The primary and its two workers each print a "listening" line.
+  const { child: primary, port } = await startScript("examples/conformance.ts", { WORKERS: "2" }, 3);
   const clients: WS[] = [];
   try {
-    await waitFor(() => (out.match(/listening/g) ?? []).length >= 3, 30_000, "the primary and two workers");
     const pids = new Set<number>();
     for (let i = 0; i < 20; i++) pids.add(await statsPid(port));
     assert.equal(pids.size, 2, `requests served by ${[...pids].join(", ")}`);
