@@ -41,8 +41,8 @@ export { CloseCode, Opcode, ReadyState } from "./protocol/websocket/constants.js
 export { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "./errors.js";
 export type { WebSocketStats } from "./metrics/stats.js";
 export { Room } from "./rooms/room.js";
-export type { RoomOptions, RoomMessage, BroadcastOptions, BroadcastResult, ReplayResult, Member, RoomStats } from "./rooms/room.js";
+export type { RoomOptions, RoomMessage, BroadcastOptions, BroadcastResult, ReplayResult, Joined, RoomEntry, Member, RoomStats } from "./rooms/room.js";
 export { RoomRegistry } from "./rooms/registry.js";
 export type { RoomsStats } from "./metrics/stats.js";
 export { MemoryBus } from "./rooms/broker.js";
-export type { Broker } from "./rooms/broker.js";
+export type { Broker, BrokerLog, LogEntry, LogLimits } from "./rooms/broker.js";

@@ -1,5 +1,5 @@
 import cluster, { type Worker } from "node:cluster";
-import type { Broker } from "../rooms/broker.js";
+import { ChannelLogs, type Broker, type LogEntry, type LogLimits } from "../rooms/broker.js";
 import type { Logger } from "../options.js";
 
 /** IPC messages between the primary and the workers. */
@@ -7,7 +7,11 @@ type HubMessage =
   | { cz: "sub"; channel: string }
   | { cz: "unsub"; channel: string }
   | { cz: "pub"; channel: string; payload: Uint8Array }
-  | { cz: "msg"; channel: string; payload: Uint8Array }
+  | { cz: "msg"; channel: string; payload: Uint8Array; id?: number }
+  | { cz: "append"; seq: number; channel: string; payload: Uint8Array; limits: LogLimits }
+  | { cz: "appended"; seq: number; id: number }
+  | { cz: "read"; seq: number; channel: string; afterId: number; limits: LogLimits }
+  | { cz: "entries"; seq: number; lastId: number; entries: LogEntry[] }
   | { cz: "listening"; port: number; host: string };
 
 function isHubMessage(message: unknown): message is HubMessage {
@@ -17,10 +21,12 @@ function isHubMessage(message: unknown): message is HubMessage {
 /**
  * The primary of `listen({ workers })`: forks the workers (they run the same script and share
  * the port), relays room broadcasts between them over IPC, restarts a worker that dies, and
- * stops them all on `stop()`.
+ * stops them all on `stop()`. It also keeps the room logs of rooms with history, so that ids are
+ * the same on every worker.
  */
 export class ClusterPrimary {
   private readonly subscriptions = new Map<Worker, Set<string>>();
+  private readonly logs = new ChannelLogs();
   private stopping = false;
 
   constructor(private readonly count: number, private readonly logger: Logger) {
@@ -47,6 +53,13 @@ export class ClusterPrimary {
     await Promise.all(exits);
   }
 
+  /** Every worker with the channel gets it, the sender too (rooms skip their own plain publishes). */
+  private relay(channel: string, payload: Uint8Array, id: number | undefined): void {
+    for (const [worker, channels] of this.subscriptions) {
+      if (channels.has(channel) && worker.isConnected()) worker.send({ cz: "msg", channel, payload, id } satisfies HubMessage);
+    }
+  }
+
   private fork(): Promise<{ port: number; host: string }> {
     const worker = cluster.fork();
     this.subscriptions.set(worker, new Set());
@@ -66,13 +79,19 @@ export class ClusterPrimary {
             this.subscriptions.get(worker)?.delete(message.channel);
             return;
           case "pub":
-            // Every worker with the channel gets it, the sender too (rooms skip their own).
-            for (const [other, channels] of this.subscriptions) {
-              if (channels.has(message.channel) && other.isConnected()) {
-                other.send({ cz: "msg", channel: message.channel, payload: message.payload } satisfies HubMessage);
-              }
-            }
+            this.relay(message.channel, message.payload, undefined);
             return;
+          case "append": {
+            const id = this.logs.append(message.channel, message.payload, message.limits, Date.now());
+            this.relay(message.channel, message.payload, id);
+            if (worker.isConnected()) worker.send({ cz: "appended", seq: message.seq, id } satisfies HubMessage);
+            return;
+          }
+          case "read": {
+            const { lastId, entries } = this.logs.read(message.channel, message.afterId, message.limits, Date.now());
+            if (worker.isConnected()) worker.send({ cz: "entries", seq: message.seq, lastId, entries } satisfies HubMessage);
+            return;
+          }
         }
       });
       worker.once("exit", (code, signal) => {
@@ -96,12 +115,34 @@ export function announceListening(port: number, host: string): void {
 
 /** The broker of a worker: room broadcasts go to the other workers through the primary. */
 export function clusterBroker(): Broker {
-  const handlers = new Map<string, (payload: Uint8Array) => void>();
+  const handlers = new Map<string, (payload: Uint8Array, id?: number) => void>();
+  const waiting = new Map<number, { resolve(message: HubMessage): void; reject(error: Error): void }>();
+  let seq = 0;
   const onMessage = (message: unknown): void => {
-    if (isHubMessage(message) && message.cz === "msg") handlers.get(message.channel)?.(message.payload);
+    if (!isHubMessage(message)) return;
+    if (message.cz === "msg") handlers.get(message.channel)?.(message.payload, message.id);
+    else if (message.cz === "appended" || message.cz === "entries") {
+      waiting.get(message.seq)?.resolve(message);
+      waiting.delete(message.seq);
+    }
   };
   process.on("message", onMessage);
+  const ask = (request: HubMessage & { seq: number }): Promise<HubMessage> => new Promise((resolve, reject) => {
+    if (process.send === undefined || !process.connected) return reject(new Error("The cluster primary is gone"));
+    waiting.set(request.seq, { resolve, reject });
+    process.send(request);
+  });
   return {
+    log: {
+      async append(channel, payload, limits) {
+        const reply = await ask({ cz: "append", seq: ++seq, channel, payload, limits });
+        return reply.cz === "appended" ? reply.id : 0;
+      },
+      async read(channel, afterId, limits) {
+        const reply = await ask({ cz: "read", seq: ++seq, channel, afterId, limits });
+        return reply.cz === "entries" ? { lastId: reply.lastId, entries: reply.entries } : { lastId: 0, entries: [] };
+      },
+    },
     publish(channel, payload) {
       process.send?.({ cz: "pub", channel, payload } satisfies HubMessage);
     },
@@ -115,6 +156,8 @@ export function clusterBroker(): Broker {
     },
     async close() {
       handlers.clear();
+      for (const request of waiting.values()) request.reject(new Error("The cluster broker closed"));
+      waiting.clear();
       process.off("message", onMessage);
     },
   };

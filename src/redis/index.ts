@@ -7,7 +7,7 @@
  * await app.listen({ port: 8000, broker: redisBroker({ url: "redis://127.0.0.1:6379" }) });
  */
 import { Redis, type RedisOptions } from "ioredis";
-import type { Broker } from "../rooms/broker.js";
+import { firstLogId, type Broker, type BrokerLog, type LogEntry, type LogLimits } from "../rooms/broker.js";
 import type { Logger } from "../options.js";
 
 /** Options of {@link redisBroker}. */
@@ -29,15 +29,53 @@ export interface RedisBrokerOptions {
  * while the room exists here). When Redis goes away, publishing fails fast (rooms count it and
  * keep delivering locally) instead of queueing; both connections come back with backoff and the
  * subscriptions are restored, without a restart.
+ *
+ * Its log (rooms with history) is a capped Redis stream per channel, `{<channel>}:log`, with the
+ * last id in `{<channel>}:id`: one script appends, trims and publishes, so every server sees the
+ * same ids in the same order. With `maxAgeMs` both keys expire that long after the last append.
  */
 export function redisBroker(options: RedisBrokerOptions = {}): Broker {
   return new RedisBroker(options);
 }
 
+/** Channel messages start with a tag: a plain publish, or a logged one (then the id and a colon). */
+const PLAIN = 0;
+const LOGGED = 1;
+const COLON = 0x3a;
+
+/**
+ * KEYS: id counter, stream. ARGV: channel, payload, maxMessages, now (ms), first id, ttl (ms, 0
+ * for none). Ids are kept as strings in Lua: its numbers print 16 digits inexactly.
+ */
+const APPEND_SCRIPT = `
+local id = redis.call('INCR', KEYS[1])
+if id == 1 then
+  redis.call('SET', KEYS[1], ARGV[5])
+  id = ARGV[5]
+else
+  id = string.format('%.0f', id)
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], id .. '-0', 't', ARGV[4], 'p', ARGV[2])
+if ARGV[6] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
+end
+redis.call('PUBLISH', ARGV[1], '\\1' .. id .. ':' .. ARGV[2])
+return id
+`;
+
+interface AppendCommand {
+  czLogAppend(idKey: string, streamKey: string, channel: string, payload: Buffer, max: number, now: number, first: number, ttl: number): Promise<string>;
+}
+
+const idKey = (channel: string) => `{${channel}}:id`;
+const streamKey = (channel: string) => `{${channel}}:log`;
+
 class RedisBroker implements Broker {
+  readonly log: BrokerLog;
   private readonly pub: Redis;
   private readonly sub: Redis;
-  private readonly handlers = new Map<string, (payload: Uint8Array) => void>();
+  private readonly handlers = new Map<string, (payload: Uint8Array, id?: number) => void>();
   private readonly logger: Logger;
   private down = false;
   private wasReady = false;
@@ -58,7 +96,9 @@ class RedisBroker implements Broker {
     // Subscriptions are ours to restore: on every (re)connection the channels of the rooms that
     // exist here are subscribed again, and none is sent before the connection is ready.
     this.sub = new Redis(url, { ...common, autoResubscribe: false, enableOfflineQueue: false });
-    this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.handlers.get(channel.toString())?.(message));
+    this.pub.defineCommand("czLogAppend", { numberOfKeys: 2, lua: APPEND_SCRIPT });
+    this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.received(channel.toString(), message));
+    this.log = { append: (c, p, l) => this.append(c, p, l), read: (c, a, l) => this.read(c, a, l) };
     this.sub.on("ready", () => {
       if (this.handlers.size > 0) this.sub.subscribe(...this.handlers.keys()).catch(() => undefined);
     });
@@ -70,10 +110,55 @@ class RedisBroker implements Broker {
   }
 
   async publish(channel: string, payload: Uint8Array): Promise<void> {
-    await this.pub.publish(channel, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+    const message = Buffer.allocUnsafe(1 + payload.byteLength);
+    message[0] = PLAIN;
+    message.set(payload, 1);
+    await this.pub.publish(channel, message);
   }
 
-  async subscribe(channel: string, onMessage: (payload: Uint8Array) => void): Promise<void> {
+  private received(channel: string, message: Buffer): void {
+    const handler = this.handlers.get(channel);
+    if (handler === undefined || message.length === 0) return;
+    if (message[0] === PLAIN) return handler(message.subarray(1));
+    const colon = message.indexOf(COLON, 1);
+    if (message[0] !== LOGGED || colon < 0) return;
+    handler(message.subarray(colon + 1), Number(message.toString("latin1", 1, colon)));
+  }
+
+  private async append(channel: string, payload: Uint8Array, limits: LogLimits): Promise<number> {
+    const now = Date.now();
+    const id = await (this.pub as unknown as AppendCommand).czLogAppend(
+      idKey(channel), streamKey(channel), channel, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      limits.maxMessages, now, firstLogId(now), limits.maxAgeMs ?? 0,
+    );
+    return Number(id);
+  }
+
+  private async read(channel: string, afterId: number, limits: LogLimits): Promise<{ lastId: number; entries: LogEntry[] }> {
+    const results = await this.pub.multi()
+      .get(idKey(channel))
+      .xrangeBuffer(streamKey(channel), `${afterId + 1}-0`, "+", "COUNT", limits.maxMessages)
+      .exec();
+    if (results === null) throw new Error("Redis aborted the read of a room log");
+    for (const [error] of results) if (error) throw error;
+    const lastId = Number(results[0]![1] ?? 0);
+    const oldest = limits.maxAgeMs === undefined ? -Infinity : Date.now() - limits.maxAgeMs;
+    const entries: LogEntry[] = [];
+    for (const [id, fields] of results[1]![1] as Array<[Buffer, Buffer[]]>) {
+      let at = 0;
+      let payload: Buffer | undefined;
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = fields[i]!.toString();
+        if (name === "t") at = Number(fields[i + 1]!.toString());
+        else if (name === "p") payload = fields[i + 1]!;
+      }
+      const entryId = Number(id.toString().split("-")[0]);
+      if (payload !== undefined && at >= oldest) entries.push({ id: entryId, at, payload });
+    }
+    return { lastId, entries };
+  }
+
+  async subscribe(channel: string, onMessage: (payload: Uint8Array, id?: number) => void): Promise<void> {
     this.handlers.set(channel, onMessage);
     if (this.sub.status === "ready") await this.sub.subscribe(channel);
   }
