@@ -7,7 +7,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { limitsFromEnv } from "./main.js";
-import { Catzilla, EventSourceResponse, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
+import { Catzilla, EventSourceResponse, Response, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
 
 const filesDir = process.env.FILES_DIR ?? fileURLToPath(new URL("../test/fixtures/files", import.meta.url));
 
@@ -46,6 +46,15 @@ export function createConformanceApp(options: AppOptions = {}): Catzilla {
     onMessage(ws, message) {
       app.rooms.getOrCreate(ws.params.name).broadcast(message);
     },
+  });
+
+  // A news feed with history: GET is an SSE member of the feed (resumes after Last-Event-ID, on
+  // any server or worker: ids and history are shared), POST broadcasts its body as one event.
+  const feed = (name: string) => app.rooms.getOrCreate(`news:${name}`, { history: { maxMessages: 100, maxAgeMs: 300_000 } });
+  app.get("/news/{name}", (req) => feed(req.params.name).eventSource({ pingMs: 15_000 }));
+  app.post("/news/{name}", async (req) => {
+    feed(req.params.name).broadcast(await req.text());
+    return new Response(null, { status: 202 });
   });
 
   app.get("/stats", () => app.stats());

@@ -1,6 +1,6 @@
 import { encodeComment, encodeEvent, type ServerSentEvent } from "../protocol/sse.js";
 import type { StreamWriter } from "../node/stream-writer.js";
-import type { ReplayResult, Room } from "../rooms/room.js";
+import type { Joined, Room } from "../rooms/room.js";
 import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
 import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
@@ -110,20 +110,14 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
    * @internal Join a room (via `room.add(sse)`): now if streaming, else when the stream starts.
    * Missed broadcasts after the last id (or the request's Last-Event-ID) are written first.
    */
-  joinRoom(room: Room, lastEventId: string | number | undefined): ReplayResult {
+  joinRoom(room: Room, lastEventId: string | number | undefined): Joined {
     const writer = this.roomWriter;
     if (writer === null) {
       (this.pendingRooms ??= []).push([room, lastEventId]);
       return 0;
     }
-    room.attachSse(this);
     (this.joined ??= new Set()).add(room);
-    const replay = room.replayText(lastEventId ?? this.requestLastEventId);
-    if (replay !== "") {
-      writer.push(replay);
-      writer.flush();
-    }
-    return replay.startsWith("event: resync") ? "resync" : 0;
+    return room.attach(this, lastEventId ?? this.requestLastEventId);
   }
 
   /** @internal */

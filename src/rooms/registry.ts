@@ -1,13 +1,21 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../options.js";
 import type { Broker } from "./broker.js";
-import { PRESENCE_INTERVAL_MS, Room, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
+import { PRESENCE_INTERVAL_MS, Room, type Member, type RoomEntry, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
 
 const CHANNEL_PREFIX = "catzilla:room:";
 const PRESENCE_PREFIX = "catzilla:presence:";
+/**
+ * A room's envelope on the broker: a kind byte, the publishing process's origin, then the payload.
+ * A logged broadcast (shared history) carries the publisher's sequence number after the origin,
+ * by which the publisher finds the broadcast's `except` again when it comes back with its id.
+ */
 const TEXT = 0;
 const BINARY = 1;
+const LOGGED = 2;
 const ORIGIN_BYTES = 8;
+const SEQ_BYTES = 4;
+const MAX_PENDING_EXCLUDES = 65_536;
 
 /** The rooms of an app: `app.rooms`. */
 export class RoomRegistry implements RoomLink {
@@ -17,6 +25,9 @@ export class RoomRegistry implements RoomLink {
   /** Identifies this process's publishes, so that it does not deliver them twice. */
   private readonly origin = randomBytes(ORIGIN_BYTES);
   private broker: Broker | null = null;
+  /** `except` sets of this process's logged broadcasts until they come back, by sequence number. */
+  private readonly excludedBySeq = new Map<number, Set<Member>>();
+  private seq = 0;
   private logger: Logger = console;
   private brokerDown = false;
 
@@ -98,6 +109,51 @@ export class RoomRegistry implements RoomLink {
     this.send(CHANNEL_PREFIX + room.name, payload);
   }
 
+  /** @internal RoomLink */
+  logged(room: Room): boolean {
+    return this.broker?.log !== undefined && room.options.history != null;
+  }
+
+  /** @internal RoomLink */
+  append(room: Room, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null): void {
+    const log = this.broker!.log!;
+    const seq = this.seq = (this.seq + 1) >>> 0;
+    const data = text !== null ? Buffer.from(text) : bytes!;
+    const payload = Buffer.allocUnsafe(1 + ORIGIN_BYTES + SEQ_BYTES + data.byteLength);
+    payload[0] = LOGGED | (text !== null ? TEXT : BINARY);
+    this.origin.copy(payload, 1);
+    payload.writeUInt32BE(seq, 1 + ORIGIN_BYTES);
+    payload.set(data, 1 + ORIGIN_BYTES + SEQ_BYTES);
+    if (excluded !== null) {
+      this.excludedBySeq.set(seq, excluded);
+      // A broadcast whose copy never came back (lost in an outage) is not remembered forever.
+      if (this.excludedBySeq.size > MAX_PENDING_EXCLUDES) this.excludedBySeq.delete(this.excludedBySeq.keys().next().value!);
+    }
+    const failed = (error: unknown): void => {
+      this.excludedBySeq.delete(seq);
+      this.brokerFailed(error);
+      room.deliverUnlogged(text, bytes, excluded);
+    };
+    try {
+      log.append(CHANNEL_PREFIX + room.name, payload, room.options.history!).then(() => this.brokerUp(), failed);
+    } catch (error) {
+      failed(error);
+    }
+  }
+
+  /** @internal RoomLink */
+  async read(room: Room, afterId: number): Promise<{ lastId: number; entries: RoomEntry[] }> {
+    const log = this.broker?.log;
+    if (log === undefined) return { lastId: 0, entries: [] };
+    const { lastId, entries } = await log.read(CHANNEL_PREFIX + room.name, afterId, room.options.history!);
+    const decoded: RoomEntry[] = [];
+    for (const entry of entries) {
+      const message = decodeLogged(entry.payload);
+      if (message !== null) decoded.push({ id: entry.id, at: entry.at, ...message });
+    }
+    return { lastId, entries: decoded };
+  }
+
   private send(channel: string, payload: Uint8Array): void {
     const broker = this.broker;
     if (broker === null) return;
@@ -110,9 +166,10 @@ export class RoomRegistry implements RoomLink {
 
   private subscribe(room: Room): void {
     const broker = this.broker!;
-    const onMessage = (payload: Uint8Array): void => {
+    const onMessage = (payload: Uint8Array, id?: number): void => {
       if (payload.byteLength < 1 + ORIGIN_BYTES) return;
       const buffer = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      if (id !== undefined) return this.receiveLogged(room, buffer, id);
       // Our own publish: its members got it already.
       if (buffer.subarray(1, 1 + ORIGIN_BYTES).equals(this.origin)) return;
       const data = buffer.subarray(1 + ORIGIN_BYTES);
@@ -135,6 +192,20 @@ export class RoomRegistry implements RoomLink {
         this.brokerFailed(error);
       }
     }
+  }
+
+  /** A logged broadcast, ours included: every server delivers it when it comes with its id. */
+  private receiveLogged(room: Room, buffer: Buffer, id: number): void {
+    const message = decodeLogged(buffer);
+    if (message === null) return;
+    const local = buffer.subarray(1, 1 + ORIGIN_BYTES).equals(this.origin);
+    let excluded: Set<Member> | null = null;
+    if (local) {
+      const seq = buffer.readUInt32BE(1 + ORIGIN_BYTES);
+      excluded = this.excludedBySeq.get(seq) ?? null;
+      this.excludedBySeq.delete(seq);
+    }
+    room.receiveLogged({ id, at: Date.now(), ...message }, excluded, local);
   }
 
   private brokerFailed(error: unknown): void {
@@ -182,4 +253,11 @@ export class RoomRegistry implements RoomLink {
     for (const room of this.rooms.values()) members += room.size;
     return { active: this.rooms.size, members, ...this.totals };
   }
+}
+
+function decodeLogged(payload: Uint8Array): { text: string | null; bytes: Uint8Array | null } | null {
+  const start = 1 + ORIGIN_BYTES + SEQ_BYTES;
+  if (payload.byteLength < start || (payload[0]! & LOGGED) === 0) return null;
+  const data = Buffer.from(payload.buffer, payload.byteOffset + start, payload.byteLength - start);
+  return (payload[0]! & BINARY) === 0 ? { text: data.toString("utf8"), bytes: null } : { text: null, bytes: data };
 }

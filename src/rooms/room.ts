@@ -41,11 +41,16 @@ export interface BroadcastOptions {
 
 /** What one broadcast did. */
 export interface BroadcastResult {
-  /** The broadcast's id, increasing by one per broadcast of this room. */
-  id: number;
   /**
-   * Whether delivery happens later: the message is being compressed, or waits behind one that
-   * is. The counts are then 0 here and go to `room.stats` when it is delivered.
+   * The broadcast's id, increasing by one per broadcast of this room; `null` when the room's
+   * history is shared through the broker, which gives the id (delivery waits for it, on every
+   * server alike).
+   */
+  id: number | null;
+  /**
+   * Whether delivery happens later: the message is being compressed, waits behind one that is,
+   * or waits for its id from the broker's shared log. The counts are then 0 here and go to
+   * `room.stats` when it is delivered.
    */
   queued: boolean;
   delivered: number;
@@ -56,15 +61,24 @@ export interface BroadcastResult {
 /** Result of joining with a last-seen id: how many missed messages were replayed, or "resync". */
 export type ReplayResult = number | "resync";
 
+/**
+ * What `room.add` returns: at once when this server's history answers, or a promise when the
+ * room's shared history (in the broker) must be read first. `await` it either way.
+ */
+export type Joined = ReplayResult | Promise<ReplayResult>;
+
 /** A room member: a WebSocket session or an SSE stream. */
 export type Member = WebSocket<any> | EventSourceResponse;
 
-interface Entry {
+/** One broadcast as history keeps it. */
+export interface RoomEntry {
   id: number;
+  /** When this server delivered it (ms since the epoch). */
   at: number;
   text: string | null;
   bytes: Uint8Array | null;
 }
+type Entry = RoomEntry;
 
 /** Counters of a room. */
 export interface RoomStats {
@@ -89,6 +103,15 @@ export interface RoomLink {
   onEmpty(room: Room): void;
   /** Hand a broadcast to the broker, if there is one. */
   publish(room: Room, text: string | null, bytes: Uint8Array | null): void;
+  /** Whether the room's history is the broker's shared log. */
+  logged(room: Room): boolean;
+  /**
+   * Append a broadcast to the shared log; it comes back through `receiveLogged` with its id, or
+   * through `deliverUnlogged` when the broker cannot take it.
+   */
+  append(room: Room, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null): void;
+  /** The shared log after an id. */
+  read(room: Room, afterId: number): Promise<{ lastId: number; entries: Entry[] }>;
 }
 
 const DEFAULT_MAX_BUFFERED = 1_048_576;
@@ -109,6 +132,14 @@ export class Room {
   private readonly members = new Set<Member>();
   private lastId = 0;
   private readonly history: Entry[] | null;
+  /** The history is complete from this id on (a gap that could not be filled moves it). */
+  private completeFrom = 0;
+  /** Whether this server has seen an entry of the shared log yet (the first sets the baseline). */
+  private logSeen = false;
+  /** Logged broadcasts that arrived while a gap before them is being filled, in arrival order. */
+  private inbox: Array<[Entry, Set<Member> | null]> | null = null;
+  /** Members reading the shared history: live broadcasts wait here for them, in order. */
+  private catchingUp: Map<Member, Entry[]> | null = null;
   private readonly maxBufferedBytes: number;
   private readonly policy: "skip" | "close";
   private deleted = false;
@@ -168,12 +199,59 @@ export class Room {
    * when the history no longer covers them. An SSE member that has not started streaming joins
    * when it starts, and resumes from its request's `Last-Event-ID`.
    */
-  add(member: Member, options: { lastEventId?: string | number } = {}): ReplayResult {
+  add(member: Member, options: { lastEventId?: string | number } = {}): Joined {
     if (this.deleted) throw new Error(`Room ${this.name} was deleted`);
     if (isSse(member)) return member.joinRoom(this, options.lastEventId);
-    this.members.add(member);
     member.joinedRoom(this);
-    return options.lastEventId === undefined ? 0 : this.replay(member, options.lastEventId);
+    return this.attach(member, options.lastEventId);
+  }
+
+  /**
+   * @internal Make a member (an SSE one once it streams) receive broadcasts, after what it missed
+   * since `lastEventId`.
+   */
+  attach(member: Member, lastEventId: string | number | undefined): Joined {
+    this.members.add(member);
+    if (lastEventId === undefined || lastEventId === "") return 0;
+    const last = Number(lastEventId);
+    const local = this.since(last);
+    if (local !== "resync" || !this.link.logged(this) || !Number.isSafeInteger(last) || last < 0) {
+      if (local === "resync") this.sendResync(member);
+      else this.sendEntries(member, local);
+      return local === "resync" ? "resync" : local.length;
+    }
+    // This server's history does not reach back far enough (or the client saw more than it has
+    // yet): read the shared log; live broadcasts wait for this member meanwhile.
+    const waiting: Entry[] = [];
+    (this.catchingUp ??= new Map()).set(member, waiting);
+    const caughtUp = (): void => {
+      setImmediate(() => {
+        // After the caller's continuation (it may tell the client to resync first).
+        if (this.catchingUp?.get(member) !== waiting) return;
+        this.catchingUp.delete(member);
+        this.sendEntries(member, waiting.filter((e) => e.id > upTo));
+      });
+    };
+    let upTo = last;
+    return this.link.read(this, last).then(({ lastId, entries }) => {
+      if (this.catchingUp?.get(member) !== waiting) return 0;
+      const first = entries[0];
+      if (last > lastId || (last < lastId && (first === undefined || first.id > last + 1))) {
+        upTo = Math.max(last, lastId);
+        this.sendResync(member);
+        caughtUp();
+        return "resync";
+      }
+      this.sendEntries(member, entries);
+      upTo = entries.at(-1)?.id ?? last;
+      caughtUp();
+      return entries.length;
+    }, () => {
+      upTo = -1;
+      this.sendResync(member);
+      caughtUp();
+      return "resync" as const;
+    });
   }
 
   /**
@@ -191,6 +269,7 @@ export class Room {
   /** Remove a member (done for you on disconnect). */
   remove(member: Member): void {
     if (!this.members.delete(member)) return;
+    this.catchingUp?.delete(member);
     if (isSse(member)) member.leftRoom(this);
     else member.leftRoom(this);
     if (this.members.size === 0 && !this.options.keepWhenEmpty && this.history === null) {
@@ -210,7 +289,15 @@ export class Room {
     if (typeof message === "string") text = message;
     else if (message instanceof Uint8Array) bytes = message;
     else text = JSON.stringify(message);
-    const result = this.deliver(text, bytes, options.except);
+    const { except } = options;
+    const excluded = except === undefined ? null : Array.isArray(except) ? new Set(except) : new Set([except as Member]);
+    if (this.history !== null && this.link.logged(this)) {
+      this.link.append(this, text, bytes, excluded);
+      return { id: null, queued: true, delivered: 0, skipped: 0, closed: 0 };
+    }
+    const id = ++this.lastId;
+    if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
+    const result = this.deliver(id, text, bytes, excluded);
     this.link.publish(this, text, bytes);
     return result;
   }
@@ -218,13 +305,70 @@ export class Room {
   /** @internal A broadcast made on another process. */
   deliverRemote(text: string | null, bytes: Uint8Array | null): void {
     this.totals.remoteBroadcasts++;
-    this.deliver(text, bytes, undefined);
-  }
-
-  private deliver(text: string | null, bytes: Uint8Array | null, except: BroadcastOptions["except"]): BroadcastResult {
     const id = ++this.lastId;
     if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
-    const excluded = except === undefined ? null : Array.isArray(except) ? new Set(except) : new Set([except as Member]);
+    this.deliver(id, text, bytes, null);
+  }
+
+  /**
+   * @internal A broadcast of the shared log, with its id, from this server or another; `excluded`
+   * is the `except` of this server's own broadcasts. Entries are delivered in id order: a gap
+   * (a message this server did not get) is filled from the log first.
+   */
+  receiveLogged(entry: Entry, excluded: Set<Member> | null, local: boolean): void {
+    if (!local) this.totals.remoteBroadcasts++;
+    if (this.inbox !== null) {
+      this.inbox.push([entry, excluded]);
+      return;
+    }
+    if (this.logSeen && entry.id <= this.lastId) return;
+    if (this.logSeen && entry.id > this.lastId + 1) {
+      this.inbox = [[entry, excluded]];
+      void this.fillGap();
+      return;
+    }
+    this.acceptLogged(entry, excluded);
+  }
+
+  private async fillGap(): Promise<void> {
+    try {
+      const { entries } = await this.link.read(this, this.lastId);
+      const first = entries[0];
+      if (first !== undefined && first.id > this.lastId + 1) this.completeFrom = first.id;
+      for (const entry of entries) if (entry.id > this.lastId) this.acceptLogged(entry, null);
+    } catch {
+      // The log cannot be read: the gap stays, the history is complete only after it.
+    }
+    const inbox = this.inbox!;
+    this.inbox = null;
+    for (const [entry, excluded] of inbox) {
+      if (entry.id > this.lastId + 1) this.completeFrom = entry.id;
+      if (entry.id > this.lastId) this.acceptLogged(entry, excluded);
+    }
+  }
+
+  private acceptLogged(entry: Entry, excluded: Set<Member> | null): void {
+    if (!this.logSeen) {
+      this.logSeen = true;
+      this.completeFrom = entry.id;
+      // Entries this server numbered itself before it had a shared log do not mix with these.
+      this.history?.splice(0);
+    }
+    this.lastId = entry.id;
+    this.history?.push(entry);
+    this.trim(entry.at);
+    this.deliver(entry.id, entry.text, entry.bytes, excluded);
+  }
+
+  /**
+   * @internal The broker could not take a broadcast for the shared log: local members get it
+   * anyway, without an id (it is in no history).
+   */
+  deliverUnlogged(text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null): void {
+    this.deliver(null, text, bytes, excluded);
+  }
+
+  private deliver(id: number | null, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null): BroadcastResult {
     const payloadBytes = text !== null ? Buffer.byteLength(text) : bytes!.byteLength;
     const threshold = this.options.compressionThreshold ?? 1024;
     const windows = threshold !== false && payloadBytes >= threshold ? this.sharedWindows() : null;
@@ -240,7 +384,7 @@ export class Room {
 
   /** Broadcasts waiting for a compression ahead of them, in publish order. */
   private pending: Array<{
-    id: number; text: string | null; bytes: Uint8Array | null; excluded: Set<Member> | null;
+    id: number | null; text: string | null; bytes: Uint8Array | null; excluded: Set<Member> | null;
     payloadBytes: number; windows: Set<number> | null;
   }> | null = null;
 
@@ -282,7 +426,7 @@ export class Room {
   }
 
   private fanOut(
-    id: number, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null,
+    id: number | null, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null,
     payloadBytes: number, compressed: Map<number, Buffer> | null,
   ): BroadcastResult {
     const result: BroadcastResult = { id, queued: false, delivered: 0, skipped: 0, closed: 0 };
@@ -290,6 +434,11 @@ export class Room {
     let event: string | null = null;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
+      const waiting = this.catchingUp?.get(member);
+      if (waiting !== undefined) {
+        if (id !== null) waiting.push({ id, at: 0, text, bytes });
+        continue;
+      }
       if (isSse(member)) {
         event ??= sseEvent(id, text, bytes);
         this.deliverSse(member, event, result);
@@ -317,44 +466,43 @@ export class Room {
   }
 
   /**
-   * The broadcasts after `lastEventId`, oldest first, or `"resync"` when the history does not
-   * reach back that far (or the room keeps none).
+   * The broadcasts after `lastEventId` that this server's history holds, oldest first, or
+   * `"resync"` when it does not reach back that far (or the room keeps none). With a shared
+   * history, `room.add(member, { lastEventId })` also reads the broker's log.
    */
   since(lastEventId: string | number): Entry[] | "resync" {
     const last = Number(lastEventId);
     if (!Number.isSafeInteger(last) || last < 0 || last > this.lastId) return "resync";
-    if (last === this.lastId) return [];
+    if (last === this.lastId && (this.lastId > 0 || !this.link.logged(this))) return [];
     if (this.history === null) return "resync";
     this.prune(Date.now());
     const first = this.history[0];
-    if (first === undefined || first.id > last + 1) return "resync";
+    if (first === undefined || Math.max(first.id, this.completeFrom) > last + 1) return "resync";
     return this.history.filter((e) => e.id > last);
   }
 
-  /** @internal Send missed messages to one WebSocket member. */
-  private replay(ws: WebSocket<any>, lastEventId: string | number): ReplayResult {
-    const missed = this.since(lastEventId);
-    if (missed === "resync") return "resync";
-    for (const entry of missed) {
-      if (entry.text !== null) ws.sendText(entry.text);
-      else ws.sendBytes(entry.bytes!);
+  private sendEntries(member: Member, entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    if (isSse(member)) {
+      const writer = member.roomWriter;
+      if (writer === null) return;
+      let out = "";
+      for (const entry of entries) out += sseEvent(entry.id, entry.text, entry.bytes);
+      writer.push(out);
+      writer.flush();
+      return;
     }
-    return missed.length;
+    for (const entry of entries) {
+      if (entry.text !== null) member.sendText(entry.text);
+      else member.sendBytes(entry.bytes!);
+    }
   }
 
-  /** @internal Missed messages for an SSE member, as event text (with a resync event when too old). */
-  replayText(lastEventId: string | number | undefined): string {
-    if (lastEventId === undefined || lastEventId === "") return "";
-    const missed = this.since(lastEventId);
-    if (missed === "resync") return encodeEvent({ event: "resync", data: String(this.lastId) });
-    let out = "";
-    for (const entry of missed) out += sseEvent(entry.id, entry.text, entry.bytes);
-    return out;
-  }
-
-  /** @internal An SSE member started streaming. */
-  attachSse(member: EventSourceResponse): void {
-    this.members.add(member);
+  /** SSE members get `event: resync` (data: the last id); WebSocket members are told by the caller. */
+  private sendResync(member: Member): void {
+    if (!isSse(member) || member.roomWriter === null) return;
+    member.roomWriter.push(encodeEvent({ event: "resync", data: String(this.lastId) }));
+    member.roomWriter.flush();
   }
 
   private deliverWs(ws: WebSocket<any>, frame: Buffer, payloadBytes: number, result: BroadcastResult): void {
@@ -392,10 +540,15 @@ export class Room {
   }
 
   private remember(entry: Entry): void {
-    const history = this.history!;
-    history.push(entry);
+    this.history!.push(entry);
+    this.trim(entry.at);
+  }
+
+  private trim(now: number): void {
+    const history = this.history;
+    if (history === null) return;
     if (history.length > this.options.history!.maxMessages) history.shift();
-    this.prune(entry.at);
+    this.prune(now);
   }
 
   private prune(now: number): void {
@@ -420,10 +573,9 @@ function isSse(member: Member): member is EventSourceResponse {
   return "joinRoom" in member;
 }
 
-function sseEvent(id: number, text: string | null, bytes: Uint8Array | null): string {
-  return text !== null
-    ? encodeEvent({ id, data: text })
-    : encodeEvent({ id, event: "binary", data: Buffer.from(bytes!).toString("base64") });
+function sseEvent(id: number | null, text: string | null, bytes: Uint8Array | null): string {
+  const event = text !== null ? { data: text } : { event: "binary", data: Buffer.from(bytes!).toString("base64") };
+  return encodeEvent(id === null ? event : { id, ...event });
 }
 
 /** The producer of a room-only SSE subscriber: nothing of its own until the client leaves. */

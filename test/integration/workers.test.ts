@@ -6,11 +6,13 @@ import { sleep, startScript, waitFor } from "../helpers.js";
 
 function statsPid(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    get({ host: "127.0.0.1", port, path: "/stats", agent: false }, (res) => {
+    const request = get({ host: "127.0.0.1", port, path: "/stats", agent: false }, (res) => {
       let body = "";
       res.on("data", (d) => (body += d));
       res.on("end", () => resolve((JSON.parse(body) as { pid: number }).pid));
     }).on("error", reject);
+    // A connection handed to a worker that just died gets no answer.
+    request.setTimeout(2_000, () => request.destroy(new Error("no answer within 2 s")));
   });
 }
 
@@ -46,5 +48,57 @@ test("workers: 2 share the port, and a room spans both workers", async () => {
   } finally {
     for (const c of clients) c.terminate();
     if (primary.exitCode === null) primary.kill("SIGKILL");
+  }
+});
+
+test("workers: a feed's history is shared, so a client resumes on either worker", { timeout: 30_000 }, async () => {
+  const { child: primary, port } = await startScript("examples/conformance.ts", { WORKERS: "2" }, 3);
+  try {
+    const post = async (body: string) => {
+      const response = await fetch(`http://127.0.0.1:${port}/news/w`, { method: "POST", body });
+      assert.equal(response.status, 202);
+    };
+    /** The first `count` events of the feed, resuming after `lastEventId`. */
+    const read = async (count: number, lastEventId?: string) => {
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), 5_000);
+      const response = await fetch(`http://127.0.0.1:${port}/news/w`, {
+        signal: controller.signal, headers: lastEventId === undefined ? {} : { "Last-Event-ID": lastEventId },
+      });
+      let text = "";
+      const decoder = new TextDecoder();
+      for await (const chunk of response.body!) {
+        text += decoder.decode(chunk, { stream: true });
+        if (text.split("\n\n").length > count) break;
+      }
+      clearTimeout(timer);
+      controller.abort();
+      return text.split("\n\n").slice(0, count)
+        .map((block) => Object.fromEntries(block.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)])));
+    };
+    const first = read(1);
+    await sleep(200);
+    await post("one");
+    const [one] = await first;
+    assert.equal(one!.data, "one");
+    await post("two");
+    await post("three");
+    // A worker that dies is replaced by one that has never seen the feed; the history is in the
+    // primary, so it replays the same as the other.
+    const victim = await statsPid(port);
+    process.kill(victim, "SIGKILL");
+    for (let deadline = Date.now() + 10_000; ; await sleep(100)) {
+      const pids = new Set<number>();
+      for (let i = 0; i < 6; i++) pids.add(await statsPid(port).catch(() => victim));
+      if (pids.size === 2 && !pids.has(victim)) break;
+      assert.ok(Date.now() < deadline, "a replacement worker within 10 s");
+    }
+    // Each request lands on either worker; every one of them replays the same two, same ids.
+    for (let i = 0; i < 6; i++) {
+      const events = await read(2, one!.id);
+      assert.deepEqual(events.map((e) => [e.data, Number(e.id)]), [["two", Number(one!.id) + 1], ["three", Number(one!.id) + 2]]);
+    }
+  } finally {
+    primary.kill("SIGTERM");
   }
 });
