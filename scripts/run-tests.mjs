@@ -1,6 +1,9 @@
-// Runs every *.test.ts under src/ and test/ with node:test, TypeScript loaded by tsx.
+// Runs every *.test.ts under src/ and test/ with node:test, TypeScript loaded by tsx, then the
+// WebSocket and rooms suites a second time on the other engine: the first pass runs the native
+// engine where its addon is built (and must, under CI=true), the second the node:net engine.
 // Usage: node scripts/run-tests.mjs [filter...]   (a file runs when its path holds any filter)
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { spawnSync } from "node:child_process";
 
@@ -15,7 +18,43 @@ for (const dir of ["src", "test"]) {
   }
 }
 files.sort();
-const result = spawnSync(process.execPath, [
-  "--conditions=catzilla-source", "--import", "tsx", "--test", "--test-reporter=spec", ...files,
-], { cwd: root, stdio: "inherit" });
-process.exit(result.status ?? 1);
+
+// Suites whose servers hold WebSocket connections: they run on both engines.
+const BOTH_ENGINES = ["websocket", "rooms", "redis", "scenarios", "test-client", "browser", "shared-history", "workers", "conformance", "examples", "shutdown"];
+const engineFiles = files.filter((file) => file.startsWith("test/integration/") && BOTH_ENGINES.some((name) => file.includes(`/${name}.test.ts`)));
+
+const reports = mkdtempSync(join(tmpdir(), "catzilla-tests-"));
+const totals = { pass: 0, fail: 0 };
+
+function run(label, testFiles, engine) {
+  if (testFiles.length === 0) return;
+  console.log(`\n── ${label} ──\n`);
+  const tap = join(reports, `${totals.pass + totals.fail}-${engine ?? "default"}.tap`);
+  const env = { ...process.env };
+  if (engine !== undefined) env.CATZILLA_ENGINE = engine;
+  spawnSync(process.execPath, [
+    "--conditions=catzilla-source", "--import", "tsx", "--test",
+    "--test-reporter=spec", "--test-reporter-destination=stdout",
+    "--test-reporter=tap", `--test-reporter-destination=${tap}`,
+    ...testFiles,
+  ], { cwd: root, stdio: "inherit", env });
+  let text = "";
+  try {
+    text = readFileSync(tap, "utf8");
+  } catch {
+    totals.fail++;
+    return;
+  }
+  const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, "m").exec(text)?.[1] ?? 0);
+  totals.pass += count("pass");
+  totals.fail += count("fail") + count("cancelled");
+  if (!/^# pass \d+$/m.test(text)) totals.fail++;
+}
+
+// Under CI the native engine is not optional: an addon that did not build fails the first pass.
+const first = process.env.CATZILLA_ENGINE ?? (process.env.CI === "true" ? "native" : undefined);
+run(`all suites (engine: ${first ?? "auto"})`, files, first);
+run("WebSocket and rooms suites again on the node:net engine", engineFiles, "node");
+rmSync(reports, { recursive: true, force: true });
+console.log(`\n${totals.pass} passed, ${totals.fail} failed`);
+process.exit(totals.fail === 0 ? 0 : 1);

@@ -74,11 +74,22 @@ export interface AppOptions {
   /** WebSocket limits and timers for every WebSocket route (a route can override them). */
   websocket?: WebSocketOptions;
   /**
+   * Which engine owns WebSocket connections after the upgrade: `"native"` (the C core; the addon
+   * must load, or the app fails at construction), `"node"` (node:net, in TypeScript), or
+   * `"auto"` (native where the addon loaded, node:net otherwise). The `CATZILLA_ENGINE`
+   * environment variable sets it when this option is not given.
+   * @default "auto"
+   */
+  engine?: EngineChoice;
+  /**
    * Where unhandled errors and failures of cleanup code go.
    * @default console
    */
   logger?: Logger;
 }
+
+/** The WebSocket engine to run; see {@link AppOptions.engine}. */
+export type EngineChoice = "auto" | "native" | "node";
 
 /** The logger the framework writes to; `console` fits. */
 export interface Logger {
@@ -102,6 +113,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
   rateLimit: null,
   shutdownTimeoutMs: 10_000,
   handleSignals: true,
+  engine: "auto",
 });
 
 const POSITIVE_INTEGERS = [
@@ -131,6 +143,12 @@ export function resolveAppOptions(options: AppOptions = {}): ResolvedAppOptions 
     }
     assertPositiveInteger("rateLimit.requests", resolved.rateLimit.requests);
     assertPositiveInteger("rateLimit.windowMs", resolved.rateLimit.windowMs);
+  }
+  if (options.engine === undefined && process.env.CATZILLA_ENGINE !== undefined && process.env.CATZILLA_ENGINE !== "") {
+    resolved.engine = process.env.CATZILLA_ENGINE as EngineChoice;
+  }
+  if (!["auto", "native", "node"].includes(resolved.engine)) {
+    throw new TypeError(`Option engine (or CATZILLA_ENGINE) must be "auto", "native" or "node", got ${String(resolved.engine)}`);
   }
   if (typeof resolved.handleSignals !== "boolean") {
     throw new TypeError(`Option handleSignals must be a boolean, got ${String(resolved.handleSignals)}`);

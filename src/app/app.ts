@@ -83,6 +83,9 @@ export interface ListeningAddress {
  * app.get("/hello", () => "Hello, World!");
  * await app.listen({ port: 8000 });
  */
+/** The engine in use is logged once per process, by the first app with WebSocket routes. */
+let engineLogged = false;
+
 export class Catzilla extends Router {
   /** The options in effect, defaults filled in. */
   readonly config: ResolvedAppOptions;
@@ -138,6 +141,7 @@ export class Catzilla extends Router {
       () => this.websocketRoutes,
       this.websocketMiddleware,
       this.config.websocket,
+      this.config.engine,
     );
   }
 
@@ -227,7 +231,7 @@ export class Catzilla extends Router {
 
   /** A snapshot of the statistics. */
   stats(): Stats {
-    return { ...this.collector.snapshot(), rooms: this.rooms.summary() };
+    return { ...this.collector.snapshot(), engine: this.websockets.engineName, rooms: this.rooms.summary() };
   }
 
   /** The node:http request listener, for mounting the app on a server of your own. */
@@ -426,6 +430,10 @@ export class Catzilla extends Router {
       });
     });
     this.sampler = setInterval(() => this.collector.sample(), 1000).unref();
+    if (this.websocketRoutes.length > 0 && !engineLogged) {
+      engineLogged = true;
+      this.config.logger.info(`catzilla: WebSocket engine: ${this.websockets.engineName === "native" ? "native (C core)" : "node:net"}`);
+    }
     if (this.config.handleSignals) {
       process.once("SIGTERM", this.signalHandler);
       process.once("SIGINT", this.signalHandler);

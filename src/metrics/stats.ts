@@ -98,6 +98,8 @@ export interface RoomsStats {
 export interface Stats {
   /** The process these counters belong to (each worker of `listen({ workers })` has its own). */
   pid: number;
+  /** The engine that owns WebSocket connections: `"native"` (the C core) or `"node"` (node:net). */
+  engine?: "native" | "node";
   rooms?: RoomsStats;
   uptimeMs: number;
   memory: MemoryStats;

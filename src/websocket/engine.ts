@@ -5,7 +5,7 @@ import { DependencyScope } from "../app/dependencies.js";
 import { Request } from "../app/request.js";
 import { RoutePattern } from "../app/route-pattern.js";
 import type { WebSocketRouteDefinition } from "../app/router.js";
-import type { Logger } from "../options.js";
+import type { EngineChoice, Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import { CloseCode } from "../protocol/websocket/constants.js";
 import { negotiateDeflate, type DeflateParams } from "../protocol/websocket/extensions.js";
@@ -13,6 +13,8 @@ import { acceptResponse, checkHandshake, rejectResponse, selectProtocol, type Ha
 import { acceptKey } from "../node/websocket/accept-key.js";
 import { ConnectionRegistry, NodeConnection, type ConnectionOptions } from "../node/websocket/connection.js";
 import type { TransportEvents, WebSocketTransport } from "../transport.js";
+import { loadBinding } from "../node/native/binding.js";
+import { NativeEngine } from "../node/native/connection.js";
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from "./options.js";
 import { WebSocket, sessionEvents, type AcceptOptions, type SessionHost, type WebSocketListener } from "./session.js";
 
@@ -56,6 +58,10 @@ export class WebSocketEngine implements SessionHost {
   private readonly perClient = new Map<string, number>();
   private readonly events: TransportEvents;
   private readonly registry: ConnectionRegistry;
+  /** The native engine when it runs; connections it cannot take stay on node:net. */
+  private readonly native: NativeEngine | null;
+  /** Which engine owns the connections. */
+  readonly engineName: "native" | "node";
   readonly stats: StatsCollector;
 
   constructor(
@@ -63,7 +69,10 @@ export class WebSocketEngine implements SessionHost {
     private readonly routes: () => readonly WebSocketRouteDefinition[],
     private readonly middleware: readonly WebSocketMiddleware[],
     private readonly appOptions: WebSocketOptions | undefined,
+    engine: EngineChoice = "auto",
   ) {
+    this.native = engine === "node" ? null : nativeEngine(engine === "native");
+    this.engineName = this.native === null ? "node" : "native";
     this.stats = host.stats;
     this.registry = new ConnectionRegistry();
     this.events = sessionEvents(host.stats, (error) => host.logger.error("catzilla: a WebSocket handler threw", error), (ws) => this.ended(ws));
@@ -141,12 +150,21 @@ export class WebSocketEngine implements SessionHost {
     socket.off("close", onEarlyClose);
     socket.off("error", ignore);
     this.pending.delete(ws);
-    socket.write(acceptResponse(acceptKey(check.key), subprotocol, extensions, Object.entries(options.headers ?? {})));
+    const response = acceptResponse(acceptKey(check.key), subprotocol, extensions, Object.entries(options.headers ?? {}));
     ws.subprotocol = subprotocol;
     ws.request.detach();
+    const stats = this.stats.websockets;
+    // permessage-deflate connections stay on node:net: the native engine does not compress yet.
+    if (this.native !== null && deflate === null && NativeEngine.canAdopt(socket)) {
+      const connection = this.native.adopt(socket, route.connection, this.events, Buffer.from(response), head);
+      connection.user = ws;
+      stats.opened++;
+      stats.active++;
+      return connection;
+    }
+    socket.write(response);
     const connection = new NodeConnection(socket, this.registry, route.connection, this.events, deflate, extensions);
     connection.user = ws;
-    const stats = this.stats.websockets;
     stats.opened++;
     stats.active++;
     connection.start(head);
@@ -297,4 +315,24 @@ function ignore(): void {}
 
 function destroySocket(socket: Socket): void {
   socket.destroy();
+}
+
+let sharedNative: NativeEngine | null = null;
+
+/**
+ * The process's native engine, or null when the addon cannot load (then `required` throws: an
+ * explicit "native" never falls back silently).
+ */
+function nativeEngine(required: boolean): NativeEngine | null {
+  if (sharedNative !== null) return sharedNative;
+  const loaded = loadBinding();
+  if ("error" in loaded) {
+    if (!required) return null;
+    throw new Error(
+      `The native WebSocket engine was asked for (engine: "native" or CATZILLA_ENGINE=native) but its addon cannot load: ${loaded.error.message}. ` +
+      'Build it with "npm rebuild catzilla" (needs python3, make and a C compiler), or use engine "auto" or "node".',
+    );
+  }
+  sharedNative = new NativeEngine(loaded.binding);
+  return sharedNative;
 }

@@ -1,0 +1,517 @@
+/*
+ * Node-API glue of the native engine: JavaScript calls in (adopt, send, close, ...), engine
+ * events out to one handler object, inside one callback scope per batch of events (so that
+ * promise jobs and nextTicks run after each batch, as after any I/O callback).
+ */
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "frame.h"
+
+typedef struct {
+  napi_env env;
+  cz_engine_t *engine;
+  napi_ref handlers; /* { onMessage, onPing, onPong, onDrain, onClose } */
+  napi_ref resource;
+  napi_async_context context;
+  napi_handle_scope scope;
+  napi_callback_scope callback_scope;
+  napi_value handler_object; /* valid inside a batch */
+  uint8_t *scratch;
+  size_t scratch_cap;
+} addon_t;
+
+#define CHECK(call)                                  \
+  do {                                               \
+    if ((call) != napi_ok) return throw_last(env);   \
+  } while (0)
+
+static napi_value throw_last(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, "ERR_CATZILLA_NATIVE", info != NULL && info->error_message != NULL ? info->error_message : "Node-API call failed");
+  return NULL;
+}
+
+static addon_t *get_addon(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+/* ---- engine events -> JavaScript ---- */
+
+static void ev_begin(void *ctx) {
+  addon_t *a = ctx;
+  napi_env env = a->env;
+  napi_open_handle_scope(env, &a->scope);
+  napi_value resource;
+  napi_get_reference_value(env, a->resource, &resource);
+  napi_open_callback_scope(env, resource, a->context, &a->callback_scope);
+  napi_get_reference_value(env, a->handlers, &a->handler_object);
+}
+
+static void ev_end(void *ctx) {
+  addon_t *a = ctx;
+  napi_close_callback_scope(a->env, a->callback_scope);
+  napi_close_handle_scope(a->env, a->scope);
+  a->handler_object = NULL;
+}
+
+static void call(addon_t *a, const char *name, size_t argc, napi_value *argv) {
+  napi_env env = a->env;
+  napi_value fn;
+  if (a->handler_object == NULL || napi_get_named_property(env, a->handler_object, name, &fn) != napi_ok) return;
+  napi_status status = napi_call_function(env, a->handler_object, fn, argc, argv, NULL);
+  if (status == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
+static napi_value u32(napi_env env, uint32_t v) {
+  napi_value out;
+  napi_create_uint32(env, v, &out);
+  return out;
+}
+
+static napi_value bytes(napi_env env, const uint8_t *data, size_t len) {
+  napi_value out;
+  void *copy;
+  napi_create_buffer_copy(env, len, len == 0 ? "" : (const void *)data, &copy, &out);
+  return out;
+}
+
+static void ev_message(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary) {
+  addon_t *a = ctx;
+  napi_value argv[3];
+  argv[0] = u32(a->env, id);
+  argv[1] = bytes(a->env, data, len);
+  napi_get_boolean(a->env, binary != 0, &argv[2]);
+  call(a, "onMessage", 3, argv);
+}
+
+static void ev_ping(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
+  addon_t *a = ctx;
+  napi_value argv[2] = {u32(a->env, id), bytes(a->env, data, len)};
+  call(a, "onPing", 2, argv);
+}
+
+static void ev_pong(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
+  addon_t *a = ctx;
+  napi_value argv[2] = {u32(a->env, id), bytes(a->env, data, len)};
+  call(a, "onPong", 2, argv);
+}
+
+static void ev_drain(void *ctx, uint32_t id) {
+  addon_t *a = ctx;
+  napi_value argv[1] = {u32(a->env, id)};
+  call(a, "onDrain", 1, argv);
+}
+
+static void ev_close(void *ctx, uint32_t id, uint16_t code, const char *reason, size_t reason_len) {
+  addon_t *a = ctx;
+  napi_value argv[3];
+  argv[0] = u32(a->env, id);
+  argv[1] = u32(a->env, code);
+  napi_create_string_utf8(a->env, reason, reason_len, &argv[2]);
+  call(a, "onClose", 3, argv);
+}
+
+static const cz_engine_events_t events = {ev_begin, ev_end, ev_message, ev_ping, ev_pong, ev_drain, ev_close};
+
+/* ---- argument helpers ---- */
+
+static int arg_u32(napi_env env, napi_value v, uint32_t *out) {
+  return napi_get_value_uint32(env, v, out) == napi_ok;
+}
+
+static int arg_f64(napi_env env, napi_value v, double *out) {
+  return napi_get_value_double(env, v, out) == napi_ok;
+}
+
+/* Bytes of a Buffer or any TypedArray/DataView. */
+static int arg_bytes(napi_env env, napi_value v, const uint8_t **data, size_t *len) {
+  bool is = false;
+  napi_is_buffer(env, v, &is);
+  if (is) return napi_get_buffer_info(env, v, (void **)data, len) == napi_ok;
+  napi_is_typedarray(env, v, &is);
+  if (is) {
+    napi_typedarray_type type;
+    size_t length, offset;
+    napi_value ab;
+    void *base;
+    if (napi_get_typedarray_info(env, v, &type, &length, &base, &ab, &offset) != napi_ok) return 0;
+    size_t element = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: element = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: element = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: element = 8; break;
+      default: element = 1;
+    }
+    *data = base;
+    *len = length * element;
+    return 1;
+  }
+  return 0;
+}
+
+/* A string's UTF-8 in the addon's scratch buffer. */
+static int arg_utf8(napi_env env, addon_t *a, napi_value v, const uint8_t **data, size_t *len) {
+  size_t n;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &n) != napi_ok) return 0;
+  if (n + 1 > a->scratch_cap) {
+    size_t cap = a->scratch_cap == 0 ? 4096 : a->scratch_cap;
+    while (cap < n + 1) cap *= 2;
+    uint8_t *s = realloc(a->scratch, cap);
+    if (s == NULL) return 0;
+    a->scratch = s;
+    a->scratch_cap = cap;
+  }
+  size_t written;
+  if (napi_get_value_string_utf8(env, v, (char *)a->scratch, n + 1, &written) != napi_ok) return 0;
+  *data = a->scratch;
+  *len = written;
+  return 1;
+}
+
+#define ARGS(n)                     \
+  size_t argc = n;                  \
+  napi_value argv[n];               \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL)); \
+  addon_t *a = get_addon(env);      \
+  if (a == NULL || a->engine == NULL) { napi_throw_error(env, "ERR_CATZILLA_NATIVE", "The native engine is not initialised"); return NULL; }
+
+static napi_value type_error(napi_env env, const char *message) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+  return NULL;
+}
+
+/* ---- JavaScript API ---- */
+
+/* init(handlers) */
+static napi_value js_init(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_t *a = get_addon(env);
+  if (argc < 1) return type_error(env, "init(handlers)");
+  if (a->handlers != NULL) napi_delete_reference(env, a->handlers);
+  CHECK(napi_create_reference(env, argv[0], 1, &a->handlers));
+  return NULL;
+}
+
+/* profile(maxMessage, maxFrame, maxBuffered, idleMs, pingMs, closeMs, maxPerSecond, policy) -> index */
+static napi_value js_profile(napi_env env, napi_callback_info info) {
+  ARGS(8);
+  double v[8];
+  if (argc < 8) return type_error(env, "profile() takes 8 numbers");
+  for (int i = 0; i < 8; i++) if (!arg_f64(env, argv[i], &v[i]) || v[i] < 0) return type_error(env, "profile() takes 8 non-negative numbers");
+  cz_profile_t p;
+  memset(&p, 0, sizeof p);
+  p.max_message = (uint64_t)v[0];
+  p.max_frame = (uint64_t)v[1];
+  p.max_buffered = (uint64_t)v[2];
+  p.idle_ms = (uint32_t)v[3];
+  p.ping_ms = (uint32_t)v[4];
+  p.close_ms = (uint32_t)v[5];
+  p.max_per_second = (uint32_t)v[6];
+  p.policy = (uint8_t)v[7];
+  int index = cz_engine_add_profile(a->engine, &p);
+  if (index < 0) {
+    napi_throw_range_error(env, "ERR_CATZILLA_NATIVE", "Too many distinct WebSocket option sets for the native engine");
+    return NULL;
+  }
+  return u32(env, (uint32_t)index);
+}
+
+/* adopt(fd, profile, first, head) -> id */
+static napi_value js_adopt(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  uint32_t fd, profile;
+  const uint8_t *first = NULL, *head = NULL;
+  size_t first_len = 0, head_len = 0;
+  if (argc < 4 || !arg_u32(env, argv[0], &fd) || !arg_u32(env, argv[1], &profile) ||
+      !arg_bytes(env, argv[2], &first, &first_len) || !arg_bytes(env, argv[3], &head, &head_len)) {
+    return type_error(env, "adopt(fd, profile, first, head)");
+  }
+  uint32_t id;
+  int err = cz_adopt(a->engine, (int)fd, (int)profile, first, first_len, head, head_len, &id);
+  if (err != 0) {
+    napi_throw_error(env, uv_err_name(err), uv_strerror(err));
+    return NULL;
+  }
+  return u32(env, id);
+}
+
+/* sendText(id, string) / sendBinary(id, bytes) -> status */
+static napi_value js_send_text(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint32_t id;
+  const uint8_t *data;
+  size_t len;
+  if (argc < 2 || !arg_u32(env, argv[0], &id) || !arg_utf8(env, a, argv[1], &data, &len)) return type_error(env, "sendText(id, text)");
+  return u32(env, (uint32_t)cz_send(a->engine, id, CZ_OP_TEXT, data, len));
+}
+
+static napi_value js_send_binary(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint32_t id;
+  const uint8_t *data;
+  size_t len;
+  if (argc < 2 || !arg_u32(env, argv[0], &id) || !arg_bytes(env, argv[1], &data, &len)) return type_error(env, "sendBinary(id, bytes)");
+  return u32(env, (uint32_t)cz_send(a->engine, id, CZ_OP_BINARY, data, len));
+}
+
+/* sendFrame(id, frame, payloadBytes) -> status */
+static napi_value js_send_frame(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  uint32_t id;
+  double payload;
+  const uint8_t *data;
+  size_t len;
+  if (argc < 3 || !arg_u32(env, argv[0], &id) || !arg_bytes(env, argv[1], &data, &len) || !arg_f64(env, argv[2], &payload)) {
+    return type_error(env, "sendFrame(id, frame, payloadBytes)");
+  }
+  return u32(env, (uint32_t)cz_send_frame(a->engine, id, data, len, (size_t)payload));
+}
+
+/* ping(id, payload) */
+static napi_value js_ping(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  uint32_t id;
+  const uint8_t *data;
+  size_t len;
+  if (argc < 2 || !arg_u32(env, argv[0], &id)) return type_error(env, "ping(id, payload)");
+  if (!arg_bytes(env, argv[1], &data, &len) && !arg_utf8(env, a, argv[1], &data, &len)) return type_error(env, "ping(id, payload)");
+  cz_ping(a->engine, id, data, len);
+  return NULL;
+}
+
+/* close(id, code, reason) — code 0: a close frame without a code */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  uint32_t id, code;
+  const uint8_t *reason;
+  size_t len;
+  if (argc < 3 || !arg_u32(env, argv[0], &id) || !arg_u32(env, argv[1], &code) || !arg_utf8(env, a, argv[2], &reason, &len)) {
+    return type_error(env, "close(id, code, reason)");
+  }
+  cz_close(a->engine, id, (uint16_t)code, (const char *)reason, len);
+  return NULL;
+}
+
+#define ID_ONLY(name, fn)                                                   \
+  static napi_value name(napi_env env, napi_callback_info info) {          \
+    ARGS(1);                                                                \
+    uint32_t id;                                                            \
+    if (argc < 1 || !arg_u32(env, argv[0], &id)) return type_error(env, "expected a connection id"); \
+    fn(a->engine, id);                                                      \
+    return NULL;                                                            \
+  }
+
+ID_ONLY(js_terminate, cz_terminate)
+ID_ONLY(js_pause, cz_pause)
+ID_ONLY(js_resume, cz_resume)
+
+static napi_value js_buffered(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t id;
+  if (argc < 1 || !arg_u32(env, argv[0], &id)) return type_error(env, "buffered(id)");
+  napi_value out;
+  napi_create_int64(env, cz_buffered(a->engine, id), &out);
+  return out;
+}
+
+static napi_value js_is_open(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t id;
+  if (argc < 1 || !arg_u32(env, argv[0], &id)) return type_error(env, "isOpen(id)");
+  napi_value out;
+  napi_get_boolean(env, cz_is_open(a->engine, id) != 0, &out);
+  return out;
+}
+
+static void set_number(napi_env env, napi_value object, const char *name, double value) {
+  napi_value v;
+  napi_create_double(env, value, &v);
+  napi_set_named_property(env, object, name, v);
+}
+
+static napi_value js_stats(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  (void)argv;
+  cz_engine_stats_t s;
+  cz_engine_stats(a->engine, &s);
+  napi_value out;
+  CHECK(napi_create_object(env, &out));
+  set_number(env, out, "connections", (double)s.connections);
+  set_number(env, out, "adopted", (double)s.adopted);
+  set_number(env, out, "messagesIn", (double)s.messages_in);
+  set_number(env, out, "messagesOut", (double)s.messages_out);
+  set_number(env, out, "bytesIn", (double)s.bytes_in);
+  set_number(env, out, "bytesOut", (double)s.bytes_out);
+  set_number(env, out, "writes", (double)s.writes);
+  set_number(env, out, "connectionBytes", (double)cz_connection_size());
+  return out;
+}
+
+/* ---- the parser on its own, for differential tests against the TypeScript codec ---- */
+
+typedef struct {
+  napi_env env;
+  napi_value events;
+  uint32_t count;
+  uint8_t *message;
+  size_t len;
+  size_t cap;
+} parse_run_t;
+
+static void push_event(parse_run_t *r, size_t argc, napi_value *argv) {
+  napi_value event;
+  napi_create_array_with_length(r->env, argc, &event);
+  for (size_t i = 0; i < argc; i++) napi_set_element(r->env, event, (uint32_t)i, argv[i]);
+  napi_set_element(r->env, r->events, r->count++, event);
+}
+
+static napi_value str(napi_env env, const char *s, size_t len) {
+  napi_value out;
+  napi_create_string_utf8(env, s, len, &out);
+  return out;
+}
+
+static int t_data(void *user, const uint8_t *data, size_t len, int first, int last, int binary) {
+  parse_run_t *r = user;
+  if (first) r->len = 0;
+  if (r->len + len > r->cap) {
+    size_t cap = r->cap == 0 ? 256 : r->cap;
+    while (cap < r->len + len) cap *= 2;
+    uint8_t *m = realloc(r->message, cap);
+    if (m == NULL) return 1;
+    r->message = m;
+    r->cap = cap;
+  }
+  if (len > 0) memcpy(r->message + r->len, data, len);
+  r->len += len;
+  if (last) {
+    napi_value argv[3] = {str(r->env, "message", 7), bytes(r->env, r->message, r->len), NULL};
+    napi_get_boolean(r->env, binary != 0, &argv[2]);
+    push_event(r, 3, argv);
+    r->len = 0;
+  }
+  return 0;
+}
+
+static int t_control(void *user, int opcode, const uint8_t *data, size_t len) {
+  parse_run_t *r = user;
+  napi_value argv[2] = {str(r->env, opcode == CZ_OP_PING ? "ping" : "pong", 4), bytes(r->env, data, len)};
+  push_event(r, 2, argv);
+  return 0;
+}
+
+static void t_close(void *user, uint16_t code, const uint8_t *reason, size_t len) {
+  parse_run_t *r = user;
+  napi_value argv[3] = {str(r->env, "close", 5), u32(r->env, code), str(r->env, (const char *)reason, len)};
+  push_event(r, 3, argv);
+}
+
+static void t_error(void *user, uint16_t code, const char *reason) {
+  parse_run_t *r = user;
+  napi_value argv[3] = {str(r->env, "error", 5), u32(r->env, code), str(r->env, reason, strlen(reason))};
+  push_event(r, 3, argv);
+}
+
+static const cz_parser_events_t test_events = {t_data, t_control, t_close, t_error};
+
+/* parse(chunks, maxMessage, maxFrame) -> events, feeding the chunks one by one */
+static napi_value js_parse(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  double max_message, max_frame;
+  uint32_t n;
+  if (argc < 3 || napi_get_array_length(env, argv[0], &n) != napi_ok || !arg_f64(env, argv[1], &max_message) || !arg_f64(env, argv[2], &max_frame)) {
+    return type_error(env, "parse(chunks, maxMessage, maxFrame)");
+  }
+  cz_parser_t parser;
+  cz_parser_init(&parser, (uint64_t)max_message, (uint64_t)max_frame);
+  parse_run_t run = {env, NULL, 0, NULL, 0, 0};
+  CHECK(napi_create_array(env, &run.events));
+  for (uint32_t i = 0; i < n && !cz_parser_done(&parser); i++) {
+    napi_value chunk;
+    const uint8_t *data;
+    size_t len;
+    if (napi_get_element(env, argv[0], i, &chunk) != napi_ok || !arg_bytes(env, chunk, &data, &len)) {
+      free(run.message);
+      return type_error(env, "chunks must be Buffers");
+    }
+    uint8_t *copy = malloc(len == 0 ? 1 : len);
+    if (copy == NULL) break;
+    memcpy(copy, data, len);
+    size_t done = 0;
+    while (done < len && !cz_parser_done(&parser)) done += cz_parse(&parser, copy + done, len - done, &test_events, &run);
+    free(copy);
+  }
+  free(run.message);
+  return run.events;
+}
+
+/* ---- module ---- */
+
+static void cleanup(void *data) {
+  addon_t *a = data;
+  if (a->engine != NULL) cz_engine_free(a->engine);
+  a->engine = NULL;
+  if (a->context != NULL) napi_async_destroy(a->env, a->context);
+  free(a->scratch);
+  free(a);
+}
+
+static void finalize_instance(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+  /* Freed by the cleanup hook, which runs once the environment is torn down. */
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  addon_t *a = calloc(1, sizeof *a);
+  if (a == NULL) return NULL;
+  a->env = env;
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  a->engine = cz_engine_new(loop, &events, a);
+  if (a->engine == NULL) return NULL;
+  napi_value resource, name;
+  napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &a->resource);
+  napi_create_string_utf8(env, "catzilla.websocket", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, resource, name, &a->context);
+  napi_set_instance_data(env, a, finalize_instance, NULL);
+  napi_add_env_cleanup_hook(env, cleanup, a);
+
+  napi_property_descriptor props[] = {
+    {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
+    {"profile", NULL, js_profile, NULL, NULL, NULL, napi_default, NULL},
+    {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
+    {"sendText", NULL, js_send_text, NULL, NULL, NULL, napi_default, NULL},
+    {"sendBinary", NULL, js_send_binary, NULL, NULL, NULL, napi_default, NULL},
+    {"sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default, NULL},
+    {"ping", NULL, js_ping, NULL, NULL, NULL, napi_default, NULL},
+    {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+    {"terminate", NULL, js_terminate, NULL, NULL, NULL, napi_default, NULL},
+    {"pause", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
+    {"resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL},
+    {"buffered", NULL, js_buffered, NULL, NULL, NULL, napi_default, NULL},
+    {"isOpen", NULL, js_is_open, NULL, NULL, NULL, napi_default, NULL},
+    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
+    {"parse", NULL, js_parse, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

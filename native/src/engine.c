@@ -1,0 +1,853 @@
+#define _GNU_SOURCE
+#include "engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "frame.h"
+
+#define READ_SLAB (64 * 1024)
+#define INDEX_BITS 22
+#define INDEX_MASK ((1u << INDEX_BITS) - 1)
+#define DIRECT_WRITE_MIN (16 * 1024)
+#define MAX_PROFILES 256
+
+enum {
+  F_CLOSE_SENT = 1 << 0,
+  F_CLOSE_RECEIVED = 1 << 1,
+  F_FINISHED = 1 << 2,   /* on_close was reported */
+  F_CLOSING = 1 << 3,    /* uv_close was called */
+  F_PAUSED = 1 << 4,
+  F_DIRTY = 1 << 5,      /* on the engine's list of connections with output to flush */
+  F_OVER_LIMIT = 1 << 6, /* a send went over max_buffered: report the drain */
+  F_ENDING = 1 << 7,     /* close handshake over (or failed): shut down once the output is out */
+  F_SHUT = 1 << 8,       /* shutdown requested */
+  F_STOP = 1 << 9,       /* stop parsing the current read */
+};
+
+typedef struct cz_conn cz_conn_t;
+
+struct cz_conn {
+  uv_tcp_t tcp;
+  cz_engine_t *engine;
+  const cz_profile_t *profile;
+  cz_conn_t *next_dirty;
+  uint8_t *message; /* a message that came in several pieces */
+  size_t message_len;
+  size_t message_cap;
+  uint8_t *out; /* output not yet handed to the kernel */
+  size_t out_len;
+  size_t out_cap;
+  size_t inflight; /* bytes of the write in progress */
+  uint8_t *input;  /* bytes read but not parsed (paused mid-read) */
+  size_t input_len;
+  uint64_t last_received;
+  uint64_t last_message;
+  uint64_t ping_sent;
+  uint64_t ending_since;
+  uint64_t rate_start;
+  uint32_t rate_count;
+  uint32_t id;
+  uint16_t flags;
+  uint16_t peer_code;
+  const char *fail_reason; /* our reason when we failed the connection; else the peer's, in the parser */
+  cz_parser_t parser;
+};
+
+typedef struct {
+  uv_write_t req;
+  cz_conn_t *conn;
+  uint8_t *data;
+  size_t len;
+} cz_write_t;
+
+struct cz_engine {
+  uv_loop_t *loop;
+  cz_engine_events_t events;
+  void *ctx;
+  cz_conn_t **slots;
+  uint16_t *generations;
+  uint32_t *free_slots;
+  uint32_t slot_count;
+  uint32_t slot_cap;
+  uint32_t free_count;
+  cz_conn_t *dirty;
+  /* Connections to start or resume reading (bytes kept in `input` go first), on the next idle. */
+  uint32_t *starting;
+  uint32_t starting_len;
+  uint32_t starting_cap;
+  int batch_depth;
+  uv_idle_t flusher;
+  uv_timer_t sweeper;
+  uint64_t sweep_period;
+  int handles_open;
+  int freeing;
+  cz_profile_t profiles[MAX_PROFILES];
+  int profile_count;
+  cz_engine_stats_t stats;
+  uint8_t slab[READ_SLAB];
+  int slab_busy;
+};
+
+size_t cz_connection_size(void) {
+  return sizeof(cz_conn_t);
+}
+
+/* ---- batches of events: the addon opens one JavaScript scope per batch ---- */
+
+static void flush_dirty(cz_engine_t *e);
+
+static void begin(cz_engine_t *e) {
+  if (e->batch_depth++ == 0) e->events.begin(e->ctx);
+}
+
+static void end(cz_engine_t *e) {
+  if (e->batch_depth == 1) flush_dirty(e);
+  if (--e->batch_depth == 0) e->events.end(e->ctx);
+}
+
+/* ---- connections by id ---- */
+
+static cz_conn_t *find(cz_engine_t *e, uint32_t id) {
+  uint32_t index = id & INDEX_MASK;
+  if (index >= e->slot_count) return NULL;
+  cz_conn_t *c = e->slots[index];
+  return c != NULL && c->id == id ? c : NULL;
+}
+
+static int take_slot(cz_engine_t *e, cz_conn_t *c) {
+  uint32_t index;
+  if (e->free_count > 0) {
+    index = e->free_slots[--e->free_count];
+  } else {
+    if (e->slot_count == INDEX_MASK) return UV_EMFILE;
+    if (e->slot_count == e->slot_cap) {
+      uint32_t cap = e->slot_cap == 0 ? 1024 : e->slot_cap * 2;
+      cz_conn_t **slots = realloc(e->slots, cap * sizeof *slots);
+      if (slots == NULL) return UV_ENOMEM;
+      e->slots = slots;
+      uint16_t *gens = realloc(e->generations, cap * sizeof *gens);
+      if (gens == NULL) return UV_ENOMEM;
+      e->generations = gens;
+      uint32_t *free_slots = realloc(e->free_slots, cap * sizeof *free_slots);
+      if (free_slots == NULL) return UV_ENOMEM;
+      e->free_slots = free_slots;
+      e->slot_cap = cap;
+    }
+    index = e->slot_count++;
+    e->generations[index] = 0;
+  }
+  uint16_t gen = (uint16_t)((e->generations[index] + 1) & ((1u << (32 - INDEX_BITS)) - 1));
+  if (gen == 0) gen = 1;
+  e->generations[index] = gen;
+  e->slots[index] = c;
+  c->id = ((uint32_t)gen << INDEX_BITS) | index;
+  return 0;
+}
+
+static void release_slot(cz_engine_t *e, cz_conn_t *c) {
+  uint32_t index = c->id & INDEX_MASK;
+  e->slots[index] = NULL;
+  e->free_slots[e->free_count++] = index;
+}
+
+static void do_close(cz_conn_t *c);
+static void on_idle(uv_idle_t *idle);
+static cz_conn_t *find(cz_engine_t *e, uint32_t id);
+
+/* ---- output ---- */
+
+static size_t buffered(const cz_conn_t *c) {
+  return c->out_len + c->inflight;
+}
+
+static void mark_dirty(cz_conn_t *c) {
+  if (c->flags & F_DIRTY) return;
+  c->flags |= F_DIRTY;
+  cz_engine_t *e = c->engine;
+  c->next_dirty = e->dirty;
+  e->dirty = c;
+  /* Outside a batch, the idle handle flushes before the loop waits for I/O again. */
+  if (e->batch_depth == 0 && !uv_is_active((uv_handle_t *)&e->flusher)) uv_idle_start(&e->flusher, on_idle);
+}
+
+static uint8_t *reserve(cz_conn_t *c, size_t n) {
+  if (c->out_len + n > c->out_cap) {
+    size_t cap = c->out_cap == 0 ? 512 : c->out_cap;
+    while (cap < c->out_len + n) cap *= 2;
+    uint8_t *out = realloc(c->out, cap);
+    if (out == NULL) return NULL;
+    c->out = out;
+    c->out_cap = cap;
+  }
+  uint8_t *at = c->out + c->out_len;
+  c->out_len += n;
+  mark_dirty(c);
+  return at;
+}
+
+static int append_frame(cz_conn_t *c, int opcode, const uint8_t *data, size_t len) {
+  size_t header = cz_header_size(len);
+  uint8_t *at = reserve(c, header + len);
+  if (at == NULL) return -1;
+  cz_write_header(at, opcode, len, 0);
+  if (len > 0) memcpy(at + header, data, len);
+  c->engine->stats.messages_out++;
+  return 0;
+}
+
+static void flush(cz_conn_t *c);
+
+/* A send went over the limit earlier and the output fell below it again: report it once. */
+static void check_drain(cz_conn_t *c) {
+  if ((c->flags & F_OVER_LIMIT) && buffered(c) < c->profile->max_buffered) {
+    c->flags &= ~F_OVER_LIMIT;
+    cz_engine_t *e = c->engine;
+    if (!(c->flags & F_FINISHED)) e->events.on_drain(e->ctx, c->id);
+  }
+}
+
+static void after_shutdown(uv_shutdown_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+static void maybe_shutdown(cz_conn_t *c) {
+  if (!(c->flags & F_ENDING) || (c->flags & (F_SHUT | F_CLOSING)) || buffered(c) > 0) return;
+  c->flags |= F_SHUT;
+  uv_shutdown_t *req = malloc(sizeof *req);
+  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, after_shutdown) != 0) {
+    free(req);
+    do_close(c);
+  }
+}
+
+static void after_write(uv_write_t *req, int status) {
+  cz_write_t *w = (cz_write_t *)req;
+  cz_conn_t *c = w->conn;
+  free(w->data);
+  free(w);
+  c->inflight = 0;
+  if (c->flags & F_CLOSING) return;
+  if (status < 0) {
+    do_close(c);
+    return;
+  }
+  cz_engine_t *e = c->engine;
+  begin(e);
+  if (c->out_len > 0) flush(c);
+  check_drain(c);
+  maybe_shutdown(c);
+  end(e);
+}
+
+/* Hand the output to the kernel: what it takes now, the rest in one write request. */
+static void flush(cz_conn_t *c) {
+  if (c->inflight > 0 || (c->flags & F_CLOSING)) return;
+  if (c->out_len == 0) {
+    check_drain(c);
+    return;
+  }
+  uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)c->out_len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+  c->engine->stats.writes++;
+  if (n == UV_EAGAIN) n = 0;
+  if (n < 0) {
+    c->out_len = 0;
+    do_close(c);
+    return;
+  }
+  c->engine->stats.bytes_out += (uint64_t)n;
+  size_t rest = c->out_len - (size_t)n;
+  if (rest == 0) {
+    c->out_len = 0;
+    /* An idle connection keeps no output buffer. */
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
+    check_drain(c);
+    maybe_shutdown(c);
+    return;
+  }
+  cz_write_t *w = malloc(sizeof *w);
+  if (w == NULL) {
+    do_close(c);
+    return;
+  }
+  if (n > 0) memmove(c->out, c->out + n, rest);
+  w->conn = c;
+  w->data = c->out;
+  w->len = rest;
+  c->out = NULL;
+  c->out_len = 0;
+  c->out_cap = 0;
+  c->inflight = rest;
+  buf = uv_buf_init((char *)w->data, (unsigned)rest);
+  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, after_write) != 0) {
+    free(w->data);
+    free(w);
+    c->inflight = 0;
+    do_close(c);
+  }
+}
+
+static void flush_dirty(cz_engine_t *e) {
+  while (e->dirty != NULL) {
+    cz_conn_t *c = e->dirty;
+    e->dirty = c->next_dirty;
+    c->flags &= ~F_DIRTY;
+    flush(c);
+  }
+}
+
+static void start_reading(cz_engine_t *e, cz_conn_t *c);
+
+static void on_idle(uv_idle_t *idle) {
+  cz_engine_t *e = idle->data;
+  uv_idle_stop(idle);
+  begin(e);
+  for (uint32_t i = 0; i < e->starting_len; i++) {
+    cz_conn_t *c = find(e, e->starting[i]);
+    if (c != NULL) start_reading(e, c);
+  }
+  e->starting_len = 0;
+  end(e);
+}
+
+static void schedule_start(cz_engine_t *e, cz_conn_t *c) {
+  if (e->starting_len == e->starting_cap) {
+    uint32_t cap = e->starting_cap == 0 ? 64 : e->starting_cap * 2;
+    uint32_t *starting = realloc(e->starting, cap * sizeof *starting);
+    if (starting == NULL) {
+      do_close(c);
+      return;
+    }
+    e->starting = starting;
+    e->starting_cap = cap;
+  }
+  e->starting[e->starting_len++] = c->id;
+  if (!uv_is_active((uv_handle_t *)&e->flusher)) uv_idle_start(&e->flusher, on_idle);
+}
+
+/* ---- closing ---- */
+
+static void report_close(cz_conn_t *c) {
+  if (c->flags & F_FINISHED) return;
+  c->flags |= F_FINISHED;
+  cz_engine_t *e = c->engine;
+  const char *reason = "";
+  size_t reason_len = 0;
+  if (c->fail_reason != NULL) {
+    reason = c->fail_reason;
+    reason_len = strlen(reason);
+  } else if ((c->flags & F_CLOSE_RECEIVED) && c->parser.control_len > 2) {
+    reason = (const char *)c->parser.control + 2;
+    reason_len = c->parser.control_len - 2u;
+  }
+  e->events.on_close(e->ctx, c->id, c->peer_code, reason, reason_len);
+}
+
+static void after_close(uv_handle_t *handle) {
+  cz_conn_t *c = (cz_conn_t *)handle;
+  cz_engine_t *e = c->engine;
+  if (!e->freeing) {
+    begin(e);
+    report_close(c);
+    end(e);
+  }
+  release_slot(e, c);
+  e->stats.connections--;
+  free(c->message);
+  free(c->out);
+  free(c->input);
+  free(c);
+  if (e->freeing && --e->handles_open == 0) free(e);
+  else if (!e->freeing) e->handles_open--;
+}
+
+static void do_close(cz_conn_t *c) {
+  if (c->flags & F_CLOSING) return;
+  c->flags |= F_CLOSING;
+  uv_close((uv_handle_t *)&c->tcp, after_close);
+}
+
+static void send_close(cz_conn_t *c, uint16_t code, const char *reason, size_t reason_len) {
+  if (c->flags & F_CLOSE_SENT) return;
+  c->flags |= F_CLOSE_SENT;
+  if (reason_len > 123) reason_len = 123;
+  /* Cut the reason on a character boundary. */
+  while (reason_len > 0 && reason_len < strlen(reason) && ((uint8_t)reason[reason_len] & 0xc0) == 0x80) reason_len--;
+  uint8_t payload[125];
+  size_t n = 0;
+  if (code != 0) {
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    memcpy(payload + 2, reason, reason_len);
+    n = 2 + reason_len;
+  }
+  append_frame(c, CZ_OP_CLOSE, payload, n);
+  c->engine->stats.messages_out--;
+  c->ending_since = uv_now(c->engine->loop);
+}
+
+/* Both close frames passed, or the connection failed: the server closes the TCP connection. */
+static void end_connection(cz_conn_t *c) {
+  c->flags |= F_ENDING;
+  c->ending_since = uv_now(c->engine->loop);
+  maybe_shutdown(c);
+}
+
+/* ---- parser events ---- */
+
+static int count_message(cz_conn_t *c) {
+  uint32_t limit = c->profile->max_per_second;
+  if (limit == 0) return 1;
+  uint64_t now = c->last_received;
+  if (now - c->rate_start >= 1000) {
+    c->rate_start = now;
+    c->rate_count = 0;
+  }
+  if (++c->rate_count <= limit) return 1;
+  cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Message rate limit exceeded", 27);
+  return 0;
+}
+
+static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int binary) {
+  cz_conn_t *c = user;
+  cz_engine_t *e = c->engine;
+  if (first && last) {
+    if (count_message(c)) {
+      c->last_message = c->last_received;
+      e->stats.messages_in++;
+      e->events.on_message(e->ctx, c->id, data, len, binary);
+    }
+  } else {
+    if (first) c->message_len = 0;
+    if (c->message_len + len > c->message_cap) {
+      size_t cap = c->message_cap == 0 ? 4096 : c->message_cap;
+      while (cap < c->message_len + len) cap *= 2;
+      uint8_t *m = realloc(c->message, cap);
+      if (m == NULL) {
+        c->fail_reason = "Out of memory";
+        c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
+        do_close(c);
+        return 1;
+      }
+      c->message = m;
+      c->message_cap = cap;
+    }
+    memcpy(c->message + c->message_len, data, len);
+    c->message_len += len;
+    if (last) {
+      if (count_message(c)) {
+        c->last_message = c->last_received;
+        e->stats.messages_in++;
+        e->events.on_message(e->ctx, c->id, c->message, c->message_len, binary);
+      }
+      c->message_len = 0;
+      if (c->message_cap > 65536) {
+        free(c->message);
+        c->message = NULL;
+        c->message_cap = 0;
+      }
+    }
+  }
+  return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
+}
+
+static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
+  cz_conn_t *c = user;
+  cz_engine_t *e = c->engine;
+  if (opcode == CZ_OP_PING) {
+    /* §5.5.2: answer with a pong carrying the same payload, unless closing. */
+    if (!(c->flags & F_CLOSE_SENT)) {
+      append_frame(c, CZ_OP_PONG, data, len);
+      e->stats.messages_out--;
+    }
+    e->events.on_ping(e->ctx, c->id, data, len);
+  } else {
+    c->ping_sent = 0;
+    e->events.on_pong(e->ctx, c->id, data, len);
+  }
+  return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
+}
+
+static void on_peer_close(void *user, uint16_t code, const uint8_t *reason, size_t reason_len) {
+  (void)reason;
+  (void)reason_len;
+  cz_conn_t *c = user;
+  c->flags |= F_CLOSE_RECEIVED;
+  c->peer_code = code;
+  /* §5.5.1: echo the close; without a code in the peer's frame, answer with none either. */
+  send_close(c, code == CZ_CLOSE_NO_STATUS ? 0 : code, "", 0);
+  end_connection(c);
+  report_close(c);
+}
+
+static void on_error(void *user, uint16_t code, const char *reason) {
+  cz_conn_t *c = user;
+  c->peer_code = code;
+  c->fail_reason = reason;
+  send_close(c, code, reason, strlen(reason));
+  end_connection(c);
+  report_close(c);
+}
+
+static const cz_parser_events_t parser_events = {on_data, on_control, on_peer_close, on_error};
+
+/* ---- reading ---- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  cz_engine_t *e = ((cz_conn_t *)handle)->engine;
+  if (e->slab_busy) {
+    /* A read inside a read (cannot happen on one loop); be safe anyway. */
+    buf->base = malloc(READ_SLAB);
+    buf->len = buf->base == NULL ? 0 : READ_SLAB;
+    return;
+  }
+  e->slab_busy = 1;
+  buf->base = (char *)e->slab;
+  buf->len = READ_SLAB;
+}
+
+/* Parse bytes; what is left when the connection pauses is kept for resume. */
+static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
+  size_t done = 0;
+  while (done < len && !cz_parser_done(&c->parser) && !(c->flags & (F_CLOSING | F_PAUSED))) {
+    c->flags &= ~F_STOP;
+    done += cz_parse(&c->parser, data + done, len - done, &parser_events, c);
+  }
+  if (done < len && (c->flags & F_PAUSED) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
+    uint8_t *input = malloc(len - done);
+    if (input == NULL) {
+      do_close(c);
+      return;
+    }
+    memcpy(input, data + done, len - done);
+    c->input = input;
+    c->input_len = len - done;
+  }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  cz_conn_t *c = (cz_conn_t *)stream;
+  cz_engine_t *e = c->engine;
+  int own = buf->base != (char *)e->slab;
+  if (!own) e->slab_busy = 0;
+  if (nread == 0) {
+    if (own) free(buf->base);
+    return;
+  }
+  begin(e);
+  if (nread < 0) {
+    /* EOF or a reset: a peer that leaves without a close frame ends with 1006. */
+    if (!(c->flags & F_FINISHED) && c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+    do_close(c);
+  } else {
+    c->last_received = uv_now(e->loop);
+    e->stats.bytes_in += (uint64_t)nread;
+    if (!cz_parser_done(&c->parser)) consume(c, (uint8_t *)buf->base, (size_t)nread);
+  }
+  end(e);
+  if (own) free(buf->base);
+}
+
+/* ---- sweep: pings, dead peers, idle connections, close timeouts ---- */
+
+static void on_sweep(uv_timer_t *timer) {
+  cz_engine_t *e = timer->data;
+  uint64_t now = uv_now(e->loop);
+  begin(e);
+  for (uint32_t i = 0; i < e->slot_count; i++) {
+    cz_conn_t *c = e->slots[i];
+    if (c == NULL || (c->flags & F_CLOSING)) continue;
+    const cz_profile_t *p = c->profile;
+    if (c->flags & (F_CLOSE_SENT | F_ENDING)) {
+      /* A peer that does not answer the close, or does not close its side, is dropped. */
+      if (now - c->ending_since >= p->close_ms) {
+        if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+        do_close(c);
+      }
+      continue;
+    }
+    if (p->idle_ms > 0 && now - c->last_message >= p->idle_ms) {
+      cz_close(e, c->id, CZ_CLOSE_GOING_AWAY, "Idle timeout", 12);
+      continue;
+    }
+    if (p->ping_ms == 0) continue;
+    if (c->ping_sent != 0) {
+      if (now - c->ping_sent >= p->ping_ms && c->last_received < c->ping_sent) {
+        c->peer_code = CZ_CLOSE_ABNORMAL;
+        c->fail_reason = "Ping timeout";
+        do_close(c);
+      } else if (c->last_received >= c->ping_sent) {
+        c->ping_sent = 0;
+      }
+      continue;
+    }
+    if (now - c->last_received >= p->ping_ms) {
+      c->ping_sent = now;
+      cz_ping(e, c->id, NULL, 0);
+    }
+  }
+  end(e);
+}
+
+static void schedule_sweep(cz_engine_t *e, const cz_profile_t *p) {
+  uint64_t shortest = p->close_ms;
+  if (p->idle_ms > 0 && p->idle_ms < shortest) shortest = p->idle_ms;
+  if (p->ping_ms > 0 && p->ping_ms < shortest) shortest = p->ping_ms;
+  uint64_t period = shortest / 4 < 50 ? 50 : shortest / 4;
+  if (uv_is_active((uv_handle_t *)&e->sweeper) && period >= e->sweep_period) return;
+  e->sweep_period = period;
+  uv_timer_start(&e->sweeper, on_sweep, period, period);
+}
+
+/* ---- the engine ---- */
+
+cz_engine_t *cz_engine_new(uv_loop_t *loop, const cz_engine_events_t *events, void *ctx) {
+  cz_engine_t *e = calloc(1, sizeof *e);
+  if (e == NULL) return NULL;
+  e->loop = loop;
+  e->events = *events;
+  e->ctx = ctx;
+  uv_idle_init(loop, &e->flusher);
+  e->flusher.data = e;
+  uv_unref((uv_handle_t *)&e->flusher);
+  uv_timer_init(loop, &e->sweeper);
+  e->sweeper.data = e;
+  uv_unref((uv_handle_t *)&e->sweeper);
+  e->handles_open = 2;
+  return e;
+}
+
+static void after_engine_handle(uv_handle_t *handle) {
+  cz_engine_t *e = handle->data;
+  if (--e->handles_open == 0) free(e);
+}
+
+void cz_engine_free(cz_engine_t *e) {
+  e->freeing = 1;
+  for (uint32_t i = 0; i < e->slot_count; i++) {
+    cz_conn_t *c = e->slots[i];
+    if (c != NULL) do_close(c);
+  }
+  free(e->slots);
+  free(e->generations);
+  free(e->free_slots);
+  free(e->starting);
+  e->starting = NULL;
+  e->starting_len = 0;
+  e->slots = NULL;
+  e->slot_count = 0;
+  uv_close((uv_handle_t *)&e->flusher, after_engine_handle);
+  uv_close((uv_handle_t *)&e->sweeper, after_engine_handle);
+}
+
+int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile) {
+  for (int i = 0; i < e->profile_count; i++) {
+    if (memcmp(&e->profiles[i], profile, sizeof *profile) == 0) return i;
+  }
+  if (e->profile_count == MAX_PROFILES) return -1;
+  e->profiles[e->profile_count] = *profile;
+  return e->profile_count++;
+}
+
+int cz_adopt(cz_engine_t *e, int fd, int profile, const uint8_t *first, size_t first_len,
+             const uint8_t *head, size_t head_len, uint32_t *id) {
+  if (profile < 0 || profile >= e->profile_count) return UV_EINVAL;
+  int copy = dup(fd);
+  if (copy < 0) return -errno;
+  cz_conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    close(copy);
+    return UV_ENOMEM;
+  }
+  int err = uv_tcp_init(e->loop, &c->tcp);
+  if (err == 0) err = uv_tcp_open(&c->tcp, copy);
+  if (err != 0) {
+    /* uv_tcp_open failed: the descriptor is still ours to close, the handle still libuv's. */
+    close(copy);
+    free(c);
+    return err;
+  }
+  c->engine = e;
+  c->profile = &e->profiles[profile];
+  cz_parser_init(&c->parser, c->profile->max_message, c->profile->max_frame);
+  err = take_slot(e, c);
+  if (err != 0) {
+    c->id = 0;
+    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    return err;
+  }
+  e->handles_open++;
+  e->stats.connections++;
+  e->stats.adopted++;
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->last_received = c->last_message = uv_now(e->loop);
+  *id = c->id;
+  schedule_sweep(e, c->profile);
+  if (first_len > 0) {
+    uint8_t *at = reserve(c, first_len);
+    if (at != NULL) memcpy(at, first, first_len);
+  }
+  /* Reading starts on the next idle, after the caller knows the id; the head goes first. */
+  if (head_len > 0) {
+    c->input = malloc(head_len);
+    if (c->input == NULL) {
+      do_close(c);
+      return 0;
+    }
+    memcpy(c->input, head, head_len);
+    c->input_len = head_len;
+  }
+  schedule_start(e, c);
+  return 0;
+}
+
+/* Parse the bytes kept from before (the head, or a read cut by a pause), then read. */
+static void start_reading(cz_engine_t *e, cz_conn_t *c) {
+  if (c->flags & (F_PAUSED | F_CLOSING)) return;
+  if (c->input != NULL) {
+    uint8_t *input = c->input;
+    size_t len = c->input_len;
+    c->input = NULL;
+    c->input_len = 0;
+    c->last_received = uv_now(e->loop);
+    consume(c, input, len);
+    free(input);
+    if (c->flags & (F_PAUSED | F_CLOSING)) return;
+  }
+  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+    if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+    do_close(c);
+  }
+}
+
+static int admit(cz_conn_t *c, size_t len) {
+  size_t total = buffered(c) + len;
+  uint64_t limit = c->profile->max_buffered;
+  if (total <= limit) return CZ_SEND_OK;
+  switch (c->profile->policy) {
+    case CZ_POLICY_DROP:
+      c->flags |= F_OVER_LIMIT;
+      return CZ_SEND_DROPPED;
+    case CZ_POLICY_CLOSE:
+      cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Send buffer limit exceeded", 26);
+      return CZ_SEND_CLOSED;
+    default:
+      if (total > limit * 4) {
+        cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Send buffer limit exceeded", 26);
+        return CZ_SEND_CLOSED;
+      }
+      c->flags |= F_OVER_LIMIT;
+      return CZ_SEND_BACKPRESSURE;
+  }
+}
+
+static int is_open(const cz_conn_t *c) {
+  return c != NULL && !(c->flags & (F_CLOSE_SENT | F_CLOSING | F_FINISHED | F_ENDING));
+}
+
+int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t len) {
+  cz_conn_t *c = find(e, id);
+  if (!is_open(c)) return CZ_SEND_CLOSED;
+  int status = admit(c, len);
+  if (status == CZ_SEND_DROPPED || status == CZ_SEND_CLOSED) return status;
+  if (len >= DIRECT_WRITE_MIN && buffered(c) == 0) {
+    /* A large payload with nothing queued: header and payload straight to the kernel, no copy. */
+    uint8_t header[10];
+    size_t header_len = cz_write_header(header, opcode, len, 0);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)header, (unsigned)header_len), uv_buf_init((char *)data, (unsigned)len)};
+    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, 2);
+    e->stats.writes++;
+    if (n == UV_EAGAIN) n = 0;
+    if (n < 0) {
+      do_close(c);
+      return CZ_SEND_CLOSED;
+    }
+    e->stats.messages_out++;
+    e->stats.bytes_out += (uint64_t)n;
+    size_t written = (size_t)n;
+    if (written < header_len) {
+      uint8_t *at = reserve(c, header_len - written + len);
+      if (at == NULL) return CZ_SEND_CLOSED;
+      memcpy(at, header + written, header_len - written);
+      memcpy(at + header_len - written, data, len);
+    } else if (written < header_len + len) {
+      size_t rest = header_len + len - written;
+      uint8_t *at = reserve(c, rest);
+      if (at == NULL) return CZ_SEND_CLOSED;
+      memcpy(at, data + (written - header_len), rest);
+    }
+    /* Over the limit but all written: the drain is reported on the next flush. */
+    if (c->flags & F_OVER_LIMIT) mark_dirty(c);
+    return status;
+  }
+  if (append_frame(c, opcode, data, len) != 0) return CZ_SEND_CLOSED;
+  return status;
+}
+
+int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len, size_t payload) {
+  cz_conn_t *c = find(e, id);
+  if (!is_open(c)) return CZ_SEND_CLOSED;
+  int status = admit(c, payload);
+  if (status == CZ_SEND_DROPPED || status == CZ_SEND_CLOSED) return status;
+  uint8_t *at = reserve(c, len);
+  if (at == NULL) return CZ_SEND_CLOSED;
+  memcpy(at, frame, len);
+  e->stats.messages_out++;
+  return status;
+}
+
+void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len) {
+  cz_conn_t *c = find(e, id);
+  if (!is_open(c)) return;
+  if (len > CZ_MAX_CONTROL) len = CZ_MAX_CONTROL;
+  append_frame(c, CZ_OP_PING, data, len);
+  e->stats.messages_out--;
+}
+
+void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, size_t reason_len) {
+  cz_conn_t *c = find(e, id);
+  if (c == NULL || (c->flags & (F_CLOSE_SENT | F_CLOSING | F_FINISHED))) return;
+  send_close(c, code, reason, reason_len);
+  if (c->flags & F_CLOSE_RECEIVED) end_connection(c);
+}
+
+void cz_terminate(cz_engine_t *e, uint32_t id) {
+  cz_conn_t *c = find(e, id);
+  if (c == NULL) return;
+  if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+  do_close(c);
+}
+
+void cz_pause(cz_engine_t *e, uint32_t id) {
+  cz_conn_t *c = find(e, id);
+  if (c == NULL || (c->flags & (F_PAUSED | F_CLOSING))) return;
+  c->flags |= F_PAUSED;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void cz_resume(cz_engine_t *e, uint32_t id) {
+  cz_conn_t *c = find(e, id);
+  if (c == NULL || !(c->flags & F_PAUSED) || (c->flags & F_CLOSING)) return;
+  c->flags &= ~F_PAUSED;
+  schedule_start(e, c);
+}
+
+int64_t cz_buffered(cz_engine_t *e, uint32_t id) {
+  cz_conn_t *c = find(e, id);
+  return c == NULL ? -1 : (int64_t)buffered(c);
+}
+
+int cz_is_open(cz_engine_t *e, uint32_t id) {
+  return is_open(find(e, id));
+}
+
+void cz_engine_stats(cz_engine_t *e, cz_engine_stats_t *out) {
+  *out = e->stats;
+}

@@ -1,0 +1,82 @@
+/*
+ * The native WebSocket engine: connections adopted after the HTTP upgrade, on the libuv loop that
+ * Node.js runs. Reads are parsed in C (frame.h); everything sent while handling one read, or in
+ * one turn of the loop, leaves in one write; pings, idle and close timeouts run on one sweep timer.
+ */
+#ifndef CZ_ENGINE_H
+#define CZ_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+enum { CZ_SEND_OK = 0, CZ_SEND_BACKPRESSURE = 1, CZ_SEND_DROPPED = 2, CZ_SEND_CLOSED = 3 };
+enum { CZ_POLICY_WAIT = 0, CZ_POLICY_DROP = 1, CZ_POLICY_CLOSE = 2 };
+
+/* Limits and timers shared by the connections of one route. */
+typedef struct cz_profile {
+  uint64_t max_message;
+  uint64_t max_frame;
+  uint64_t max_buffered;
+  uint32_t idle_ms;  /* close (1001) after this long without a message; 0: never */
+  uint32_t ping_ms;  /* ping after this long quiet; no answer within as long again: drop; 0: never */
+  uint32_t close_ms; /* how long the peer has to answer a close */
+  uint32_t max_per_second; /* messages per second; over it: 1008; 0: no limit */
+  uint8_t policy;    /* CZ_POLICY_* when a send goes over max_buffered */
+} cz_profile_t;
+
+/* What the engine reports; `begin`/`end` bracket every batch of reports from one loop callback. */
+typedef struct cz_engine_events {
+  void (*begin)(void *ctx);
+  void (*end)(void *ctx);
+  void (*on_message)(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary);
+  void (*on_ping)(void *ctx, uint32_t id, const uint8_t *data, size_t len);
+  void (*on_pong)(void *ctx, uint32_t id, const uint8_t *data, size_t len);
+  void (*on_drain)(void *ctx, uint32_t id);
+  /* Once per connection: the peer's close code (1005 none, 1006 no close frame) or ours on failure. */
+  void (*on_close)(void *ctx, uint32_t id, uint16_t code, const char *reason, size_t reason_len);
+} cz_engine_events_t;
+
+typedef struct cz_engine cz_engine_t;
+
+cz_engine_t *cz_engine_new(uv_loop_t *loop, const cz_engine_events_t *events, void *ctx);
+/* Close every connection at once and free the engine once libuv let go of its handles. */
+void cz_engine_free(cz_engine_t *e);
+int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile);
+
+/*
+ * Adopt a duplicate of `fd` (an accepted TCP socket after the upgrade): `first` is written first
+ * (the 101 response), `head` are bytes already read past the request head. Returns 0 and the
+ * connection's id, or a negative libuv error.
+ */
+int cz_adopt(cz_engine_t *e, int fd, int profile, const uint8_t *first, size_t first_len,
+             const uint8_t *head, size_t head_len, uint32_t *id);
+
+int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t len);
+/* A frame encoded elsewhere (a broadcast); `payload` bytes count toward the buffer limit. */
+int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len, size_t payload);
+void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len);
+/* Start the closing handshake (code 0: a close frame without a code). */
+void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, size_t reason_len);
+void cz_terminate(cz_engine_t *e, uint32_t id);
+void cz_pause(cz_engine_t *e, uint32_t id);
+void cz_resume(cz_engine_t *e, uint32_t id);
+/* Bytes not yet taken by the kernel; -1 for an unknown id. */
+int64_t cz_buffered(cz_engine_t *e, uint32_t id);
+/* Whether messages can still be sent. */
+int cz_is_open(cz_engine_t *e, uint32_t id);
+
+typedef struct cz_engine_stats {
+  uint64_t connections;
+  uint64_t adopted;
+  uint64_t messages_in;
+  uint64_t messages_out;
+  uint64_t bytes_in;
+  uint64_t bytes_out;
+  uint64_t writes;
+} cz_engine_stats_t;
+
+void cz_engine_stats(cz_engine_t *e, cz_engine_stats_t *out);
+size_t cz_connection_size(void);
+
+#endif

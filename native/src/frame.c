@@ -1,0 +1,293 @@
+#include "frame.h"
+
+#include <string.h>
+
+enum { S_HEADER, S_HEADER2, S_LEN16, S_LEN64, S_MASK, S_PAYLOAD, S_DONE };
+
+void cz_utf8_reset(cz_utf8_t *u) {
+  u->needed = 0;
+  u->lower = 0x80;
+  u->upper = 0xbf;
+}
+
+int cz_utf8_feed(cz_utf8_t *u, const uint8_t *data, size_t len) {
+  uint8_t needed = u->needed, lower = u->lower, upper = u->upper;
+  size_t i = 0;
+  for (;;) {
+    if (needed == 0) {
+      /* ASCII runs, eight bytes at a time. */
+      while (i + 8 <= len) {
+        uint64_t word;
+        memcpy(&word, data + i, 8);
+        if (word & 0x8080808080808080ull) break;
+        i += 8;
+      }
+      while (i < len && data[i] < 0x80) i++;
+      if (i == len) break;
+      uint8_t byte = data[i++];
+      if (byte >= 0xc2 && byte <= 0xdf) {
+        needed = 1;
+      } else if (byte >= 0xe0 && byte <= 0xef) {
+        needed = 2;
+        if (byte == 0xe0) lower = 0xa0;      /* overlong three-byte form */
+        else if (byte == 0xed) upper = 0x9f; /* surrogates */
+      } else if (byte >= 0xf0 && byte <= 0xf4) {
+        needed = 3;
+        if (byte == 0xf0) lower = 0x90;      /* overlong four-byte form */
+        else if (byte == 0xf4) upper = 0x8f; /* above U+10FFFF */
+      } else {
+        cz_utf8_reset(u);
+        return 0;
+      }
+      continue;
+    }
+    if (i == len) break;
+    uint8_t byte = data[i++];
+    if (byte < lower || byte > upper) {
+      cz_utf8_reset(u);
+      return 0;
+    }
+    lower = 0x80;
+    upper = 0xbf;
+    needed--;
+  }
+  u->needed = needed;
+  u->lower = lower;
+  u->upper = upper;
+  return 1;
+}
+
+int cz_utf8_valid(const uint8_t *data, size_t len) {
+  cz_utf8_t u;
+  cz_utf8_reset(&u);
+  return cz_utf8_feed(&u, data, len) && u.needed == 0;
+}
+
+int cz_valid_close_code(unsigned code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
+}
+
+void cz_parser_init(cz_parser_t *p, uint64_t max_message, uint64_t max_frame) {
+  memset(p, 0, sizeof *p);
+  p->max_message = max_message;
+  p->max_frame = max_frame;
+  p->state = S_HEADER;
+  cz_utf8_reset(&p->utf8);
+}
+
+int cz_parser_done(const cz_parser_t *p) {
+  return p->state == S_DONE;
+}
+
+static size_t fail(cz_parser_t *p, const cz_parser_events_t *ev, void *user, uint16_t code, const char *reason) {
+  p->state = S_DONE;
+  ev->on_error(user, code, reason);
+  return 0;
+}
+
+/* The frame's length is known: check it against the limits (data frames) before any payload. */
+static int length_known(cz_parser_t *p, const cz_parser_events_t *ev, void *user) {
+  if (p->opcode < 0x8) {
+    if (p->payload_left > p->max_frame) return fail(p, ev, user, CZ_CLOSE_TOO_BIG, "Frame too large"), 0;
+    if (p->message_len + p->payload_left > p->max_message) return fail(p, ev, user, CZ_CLOSE_TOO_BIG, "Message too large"), 0;
+  }
+  p->state = S_MASK;
+  p->have = 0;
+  return 1;
+}
+
+static void unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint8_t pos) {
+  size_t i = 0;
+  /* Byte by byte until the mask lines up with the start, then eight bytes at a time. */
+  while (i < len && pos != 0) {
+    data[i++] ^= mask[pos];
+    pos = (pos + 1) & 3;
+  }
+  size_t aligned = i; /* mask[0] applies here */
+  if (len - i >= 8) {
+    uint8_t m8[8] = {mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]};
+    uint64_t m;
+    memcpy(&m, m8, 8);
+    for (; i + 8 <= len; i += 8) {
+      uint64_t w;
+      memcpy(&w, data + i, 8);
+      w ^= m;
+      memcpy(data + i, &w, 8);
+    }
+  }
+  for (; i < len; i++) data[i] ^= mask[(i - aligned) & 3];
+}
+
+/* A complete control frame is in p->control. Returns 0 to go on, nonzero to stop. */
+static int control_frame(cz_parser_t *p, const cz_parser_events_t *ev, void *user) {
+  const uint8_t *d = p->control;
+  size_t n = p->control_len;
+  if (p->opcode != CZ_OP_CLOSE) return ev->on_control(user, p->opcode, d, n);
+  if (n == 1) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Close frame with a one-byte payload"), 1;
+  uint16_t code = CZ_CLOSE_NO_STATUS;
+  if (n >= 2) {
+    code = (uint16_t)((d[0] << 8) | d[1]);
+    if (!cz_valid_close_code(code)) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Invalid close code"), 1;
+    if (!cz_utf8_valid(d + 2, n - 2)) return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in close reason"), 1;
+  }
+  p->state = S_DONE;
+  ev->on_close(user, code, n >= 2 ? d + 2 : d, n >= 2 ? n - 2 : 0);
+  return 1;
+}
+
+size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_events_t *ev, void *user) {
+  size_t i = 0;
+  while (i < len) {
+    switch (p->state) {
+      case S_HEADER: {
+        uint8_t b = data[i++];
+        p->fin = (b & 0x80) != 0;
+        p->opcode = b & 0x0f;
+        /* No extension is negotiated on this engine: every RSV bit is an error. */
+        if (b & 0x70) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, (b & 0x30) ? "Reserved bits set" : "RSV1 set without a negotiated extension"), i;
+        if (p->opcode >= 0x8) {
+          if (p->opcode > CZ_OP_PONG) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Reserved opcode"), i;
+          if (!p->fin) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Fragmented control frame"), i;
+        } else if (p->opcode > CZ_OP_BINARY) {
+          return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Reserved opcode"), i;
+        } else if (p->opcode == CZ_OP_CONT) {
+          if (p->message_opcode == 0) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Continuation frame without a message"), i;
+        } else if (p->message_opcode != 0) {
+          return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "New data frame inside a fragmented message"), i;
+        }
+        p->state = S_HEADER2;
+        break;
+      }
+      case S_HEADER2: {
+        uint8_t b = data[i++];
+        if (!(b & 0x80)) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Client frame not masked"), i;
+        uint8_t n = b & 0x7f;
+        if (p->opcode >= 0x8 && n > CZ_MAX_CONTROL) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Control frame too long"), i;
+        p->have = 0;
+        if (n == 126) {
+          p->state = S_LEN16;
+        } else if (n == 127) {
+          p->state = S_LEN64;
+        } else {
+          p->payload_left = n;
+          if (!length_known(p, ev, user)) return i;
+        }
+        break;
+      }
+      case S_LEN16:
+      case S_LEN64: {
+        uint8_t need = p->state == S_LEN16 ? 2 : 8;
+        while (p->have < need && i < len) p->scratch[p->have++] = data[i++];
+        if (p->have < need) return i;
+        uint64_t v = 0;
+        for (uint8_t k = 0; k < need; k++) v = (v << 8) | p->scratch[k];
+        /* §5.2: the most significant bit of a 64-bit length must be 0. */
+        if (need == 8 && (v >> 63)) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Frame too large"), i;
+        p->payload_left = v;
+        if (!length_known(p, ev, user)) return i;
+        break;
+      }
+      case S_MASK:
+        while (p->have < 4 && i < len) p->mask[p->have++] = data[i++];
+        if (p->have < 4) return i;
+        p->mask_pos = 0;
+        p->control_len = 0;
+        p->state = S_PAYLOAD;
+        if (p->payload_left == 0) goto frame_end;
+        break;
+      case S_PAYLOAD: {
+        size_t n = len - i;
+        if ((uint64_t)n > p->payload_left) n = (size_t)p->payload_left;
+        uint8_t *chunk = data + i;
+        unmask(chunk, n, p->mask, p->mask_pos);
+        p->mask_pos = (uint8_t)((p->mask_pos + n) & 3);
+        p->payload_left -= n;
+        i += n;
+        if (p->opcode >= 0x8) {
+          memcpy(p->control + p->control_len, chunk, n);
+          p->control_len = (uint8_t)(p->control_len + n);
+          if (p->payload_left == 0) goto frame_end;
+          break;
+        }
+        {
+          int first = 0;
+          if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
+            p->message_opcode = p->opcode;
+            first = 1;
+          }
+          int binary = p->message_opcode == CZ_OP_BINARY;
+          int last = p->fin && p->payload_left == 0;
+          p->message_len += n;
+          if (!binary && !cz_utf8_feed(&p->utf8, chunk, n)) {
+            return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message"), i;
+          }
+          if (last && !binary && p->utf8.needed != 0) {
+            return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, p->message_frames == 0 ? "Invalid UTF-8 in text message" : "Text message ends inside a character"), i;
+          }
+          if (p->payload_left == 0) p->state = S_HEADER;
+          if (p->payload_left == 0 && !p->fin && p->message_frames < 2) p->message_frames++;
+          if (last) {
+            p->message_opcode = 0;
+            p->message_frames = 0;
+            p->message_len = 0;
+            cz_utf8_reset(&p->utf8);
+          }
+          if (ev->on_data(user, chunk, n, first, last, binary)) return i;
+          if (p->state == S_DONE) return i;
+        }
+        break;
+      }
+      default: /* S_DONE */
+        return i;
+    }
+    continue;
+  frame_end:
+    p->state = S_HEADER;
+    if (p->opcode >= 0x8) {
+      if (control_frame(p, ev, user)) return i;
+    } else {
+      /* An empty data frame. */
+      int first = 0;
+      if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
+        p->message_opcode = p->opcode;
+        first = 1;
+      }
+      int binary = p->message_opcode == CZ_OP_BINARY;
+      int last = p->fin;
+      if (last && !binary && p->utf8.needed != 0) {
+        return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Text message ends inside a character"), i;
+      }
+      if (!last && p->message_frames < 2) p->message_frames++;
+      if (last) {
+        p->message_opcode = 0;
+        p->message_frames = 0;
+        p->message_len = 0;
+        cz_utf8_reset(&p->utf8);
+      }
+      if (ev->on_data(user, data + i, 0, first, last, binary)) return i;
+      if (p->state == S_DONE) return i;
+    }
+  }
+  return i;
+}
+
+size_t cz_header_size(uint64_t len) {
+  return len < 126 ? 2 : len < 65536 ? 4 : 10;
+}
+
+size_t cz_write_header(uint8_t *out, int opcode, uint64_t len, int rsv1) {
+  out[0] = (uint8_t)(0x80 | (rsv1 ? 0x40 : 0) | (opcode & 0x0f));
+  if (len < 126) {
+    out[1] = (uint8_t)len;
+    return 2;
+  }
+  if (len < 65536) {
+    out[1] = 126;
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+    return 4;
+  }
+  out[1] = 127;
+  for (int k = 0; k < 8; k++) out[2 + k] = (uint8_t)(len >> (56 - 8 * k));
+  return 10;
+}

@@ -1,0 +1,68 @@
+/**
+ * The native engine's addon (build/Release/catzilla.node, built by node-gyp from native/ at
+ * install), loaded once. Everything that calls it goes through this typed surface.
+ */
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+/** Events the addon reports, to one object. */
+export interface NativeHandlers {
+  onMessage(id: number, data: Buffer, isBinary: boolean): void;
+  onPing(id: number, payload: Buffer): void;
+  onPong(id: number, payload: Buffer): void;
+  onDrain(id: number): void;
+  onClose(id: number, code: number, reason: string): void;
+}
+
+/** Counters of the native engine. */
+export interface NativeEngineStats {
+  connections: number;
+  adopted: number;
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  writes: number;
+  /** Bytes of one connection's struct in C (buffers come on top while they hold data). */
+  connectionBytes: number;
+}
+
+/** The addon's functions. Statuses: 0 ok, 1 backpressure, 2 dropped, 3 closed. */
+export interface NativeBinding {
+  init(handlers: NativeHandlers): void;
+  profile(maxMessage: number, maxFrame: number, maxBuffered: number, idleMs: number, pingMs: number, closeMs: number, maxPerSecond: number, policy: number): number;
+  adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array): number;
+  sendText(id: number, text: string): number;
+  sendBinary(id: number, data: Uint8Array): number;
+  sendFrame(id: number, frame: Uint8Array, payloadBytes: number): number;
+  ping(id: number, payload: string | Uint8Array): void;
+  close(id: number, code: number, reason: string): void;
+  terminate(id: number): void;
+  pause(id: number): void;
+  resume(id: number): void;
+  buffered(id: number): number;
+  isOpen(id: number): boolean;
+  stats(): NativeEngineStats;
+  /** The frame parser alone, fed chunk by chunk (tests compare it with the TypeScript codec). */
+  parse(chunks: readonly Uint8Array[], maxMessage: number, maxFrame: number): Array<[string, ...unknown[]]>;
+}
+
+/** Where the addon is, from src/node/native or dist/node/native alike. */
+export const ADDON_PATH = fileURLToPath(new URL("../../../build/Release/catzilla.node", import.meta.url));
+
+let loaded: { binding: NativeBinding } | { error: Error } | null = null;
+
+/** The addon, or why it cannot be loaded (not built, no compiler at install, Windows). */
+export function loadBinding(): { binding: NativeBinding } | { error: Error } {
+  if (loaded !== null) return loaded;
+  if (process.platform === "win32") {
+    loaded = { error: new Error("The native engine adopts file descriptors, which Windows sockets are not") };
+    return loaded;
+  }
+  try {
+    loaded = { binding: createRequire(import.meta.url)(ADDON_PATH) as NativeBinding };
+  } catch (error) {
+    loaded = { error: error instanceof Error ? error : new Error(String(error)) };
+  }
+  return loaded;
+}
