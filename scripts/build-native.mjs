@@ -1,8 +1,8 @@
 // Builds the native WebSocket engine (build/Release/catzilla.node) from native/ with node-gyp.
 // Runs at `npm install` / `npm ci`. Without a compiler the package still installs and runs on
 // the TypeScript engine; under CI (CI=true) or with CATZILLA_ENGINE=native a failed build fails.
-// Usage: node scripts/build-native.mjs [--debug] [--asan]
-import { existsSync } from "node:fs";
+// Usage: node scripts/build-native.mjs [--asan]   (--asan: the AddressSanitizer build for tests)
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -31,18 +31,31 @@ function findNodeGyp() {
   return candidates.find((path) => path && existsSync(path)) ?? null;
 }
 
+// Node's headers: beside the Node.js that runs us (Debian's nodejs keeps them in /usr/include/node).
+const prefix = join(dirname(process.execPath), "..");
+const localHeaders = existsSync(join(prefix, "include", "node", "node_api.h"));
+
+if (asan) {
+  // The sanitizer build is compiled directly (node-gyp would replace the release build):
+  // build/asan/catzilla.node, loaded with CATZILLA_ADDON and libasan preloaded (see run-tests.mjs).
+  const headers = process.env.npm_config_nodedir ? join(process.env.npm_config_nodedir, "include", "node") : join(prefix, "include", "node");
+  mkdirSync(join(root, "build", "asan"), { recursive: true });
+  const sources = readdirSync(join(root, "native", "src")).filter((f) => f.endsWith(".c")).map((f) => join("native", "src", f));
+  const result = spawnSync(process.env.CC ?? "gcc", [
+    "-shared", "-fPIC", "-std=gnu11", "-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=undefined", "-Wall", "-Wextra", "-Werror", "-DNAPI_VERSION=8", `-I${headers}`, "-Inative/src",
+    ...sources, "-o", join("build", "asan", "catzilla.node"),
+  ], { cwd: root, stdio: "inherit" });
+  if (result.error !== undefined || result.status !== 0) fail(`building the sanitizer build failed (${result.error?.message ?? `exit ${result.status}`})`);
+  process.exit(0);
+}
+
 const nodeGyp = findNodeGyp();
 const args = ["rebuild"];
-if (process.argv.includes("--debug") || asan) args.push("--debug");
-// Build against the headers of the Node.js that runs us when they are installed beside it
-// (Debian's nodejs keeps them in /usr/include/node); node-gyp would otherwise download them.
-const prefix = join(dirname(process.execPath), "..");
-if (!process.env.npm_config_nodedir && existsSync(join(prefix, "include", "node", "node_api.h"))) args.push(`--nodedir=${prefix}`);
+// Build against the headers installed beside Node.js when there are some; node-gyp would
+// otherwise download them.
+if (!process.env.npm_config_nodedir && localHeaders) args.push(`--nodedir=${prefix}`);
 const env = { ...process.env };
-if (asan) {
-  env.CFLAGS = `${env.CFLAGS ?? ""} -fsanitize=address,undefined -fno-omit-frame-pointer`;
-  env.LDFLAGS = `${env.LDFLAGS ?? ""} -fsanitize=address,undefined`;
-}
 const command = nodeGyp === null ? "node-gyp" : process.execPath;
 const result = spawnSync(command, nodeGyp === null ? args : [nodeGyp, ...args], { cwd: root, stdio: "inherit", env });
 if (result.error !== undefined || result.status !== 0) {

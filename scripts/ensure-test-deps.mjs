@@ -1,5 +1,6 @@
-// Makes sure what the tests need beyond npm is on the machine: Chromium for the browser test and
-// redis-server for the Redis broker tests. On Debian/Ubuntu it installs the distribution's
+// Makes sure what the tests need beyond npm is on the machine: Chromium for the browser test,
+// redis-server for the Redis broker tests, and clang with its sanitizer and libFuzzer runtimes for
+// the native engine's fuzz test (the AddressSanitizer run uses gcc's libasan). On Debian/Ubuntu it installs the distribution's
 // packages (as root, or with sudo); elsewhere it says what to do. CHROMIUM_PATH points the tests
 // at another Chromium.
 import { existsSync } from "node:fs";
@@ -10,6 +11,7 @@ const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const missing = [];
 if (!existsSync(chromium)) missing.push("chromium");
 if (!has("redis-server")) missing.push("redis-server");
+if (process.platform === "linux" && !has("clang")) missing.push("clang", "libclang-rt-14-dev");
 if (missing.length === 0) process.exit(0);
 
 if (process.platform !== "linux" || !has("apt-get")) {

@@ -468,6 +468,8 @@ static void cleanup(void *data) {
   if (a->engine != NULL) cz_engine_free(a->engine);
   a->engine = NULL;
   if (a->context != NULL) napi_async_destroy(a->env, a->context);
+  if (a->handlers != NULL) napi_delete_reference(a->env, a->handlers);
+  if (a->resource != NULL) napi_delete_reference(a->env, a->resource);
   free(a->scratch);
   free(a);
 }

@@ -47,8 +47,11 @@ export interface NativeBinding {
   parse(chunks: readonly Uint8Array[], maxMessage: number, maxFrame: number): Array<[string, ...unknown[]]>;
 }
 
-/** Where the addon is, from src/node/native or dist/node/native alike. */
-export const ADDON_PATH = fileURLToPath(new URL("../../../build/Release/catzilla.node", import.meta.url));
+/**
+ * Where the addon is, from src/node/native or dist/node/native alike; `CATZILLA_ADDON` points
+ * elsewhere (the sanitizer build of the tests).
+ */
+export const ADDON_PATH = process.env.CATZILLA_ADDON || fileURLToPath(new URL("../../../build/Release/catzilla.node", import.meta.url));
 
 let loaded: { binding: NativeBinding } | { error: Error } | null = null;
 
