@@ -8,9 +8,8 @@
  *   BENCH_RECEIVERS=2000 BENCH_REPEAT=1 npm run bench:fanout
  */
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
-import { median, pinned, root, startServer, stopServer } from "./harness.js";
+import { cpuMicros, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const receivers = Number(process.env.BENCH_RECEIVERS ?? 10_000);
 const broadcasts = Number(process.env.BENCH_BROADCASTS ?? 100);
@@ -18,20 +17,15 @@ const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const port = Number(process.env.BENCH_PORT ?? 9500);
 
 const targets = [
-  { name: "catzilla", script: "examples/conformance.ts", protocol: "ws" },
+  { name: "catzilla native", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "native" } },
+  { name: "catzilla node", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "node" } },
   { name: "ws", script: "bench/peers/ws-room.ts", protocol: "ws" },
   { name: "uWebSockets.js", script: "bench/peers/uws-room.ts", protocol: "ws" },
   { name: "socket.io", script: "bench/peers/socketio-room.ts", protocol: "socketio" },
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 
-/** Server CPU time (user + system) in microseconds, from /proc. */
-function cpuMicros(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100);
-}
-
 async function run(target: (typeof targets)[number]): Promise<Record<string, number>> {
-  const server = await startServer(target.name, target.script, { PORT: String(port), MAX_CONNECTIONS: String(receivers + 1000) });
+  const server = await startServer(target.name, target.script, { ...("env" in target ? target.env : {}), PORT: String(port), MAX_CONNECTIONS: String(receivers + 1000) });
   try {
     const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
     const client = spawn(command, args, {
@@ -106,25 +100,14 @@ async function main(): Promise<void> {
     results[target.name] = Object.fromEntries(Object.keys(runs[0]!).map((k) => [k, median(runs.map((r) => r[k]!))]));
     console.log(`lost ${results[target.name]!.lost}`);
   }
-  const names = targets.map((t) => t.name);
-  const peers = names.filter((n) => n !== "catzilla");
-  const rows: Array<[string, string, (v: number) => string, string]> = [
-    ["deliveriesPerSec", "deliveries/s", (v) => Math.round(v).toLocaleString("en-US"), "≥ ws, ≥ 0.9× uWebSockets.js"],
+  const rows: Row[] = [
+    ["deliveriesPerSec", "deliveries/s", (v) => Math.round(v).toLocaleString("en-US"), "≥ ws, ≥ uWebSockets.js (native)"],
     ["p99ms", "p99 publish → last receiver (ms)", (v) => v.toFixed(1), "≤ ws"],
     ["serverCpuPerDeliveryUs", "server CPU per delivery (µs)", (v) => v.toFixed(2), "≤ 0.5× ws"],
     ["clientCpu", "load generator CPU (cores)", (v) => v.toFixed(2), ""],
     ["lost", "deliveries lost", (v) => String(v), "0"],
   ];
-  console.log(`\n| Figure | ${names.join(" | ")} | ${peers.map((p) => `catzilla / ${p}`).join(" | ")} | target |`);
-  console.log(`|---|${names.map(() => "---:").join("|")}|${peers.map(() => "---:").join("|")}|---|`);
-  for (const [key, label, fmt, target] of rows) {
-    const ours = results.catzilla?.[key];
-    const ratios = peers.map((p) => {
-      const theirs = results[p]?.[key];
-      return ours === undefined || theirs === undefined || theirs === 0 || key === "lost" ? "–" : `${(ours / theirs).toFixed(2)}×`;
-    });
-    console.log(`| ${label} | ${names.map((n) => (results[n]?.[key] === undefined ? "–" : fmt(results[n]![key]!))).join(" | ")} | ${ratios.join(" | ")} | ${target} |`);
-  }
+  printTable(results, targets.map((t) => t.name), rows, ["lost"]);
   if (process.env.BENCH_SKIP_REDIS === undefined) {
     const redis = await acrossRedis();
     if (redis === null) console.log("\nredis-server not found: the cross-server figure is skipped");

@@ -47,6 +47,12 @@ export async function stopServer(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/** CPU time (user + system) of a process in microseconds, from /proc (Linux). */
+export function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * (1_000_000 / 100);
+}
+
 /** Resident set size of a process, from /proc (Linux). */
 export function rssOf(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
@@ -69,4 +75,29 @@ export function firstLine(child: ChildProcess, timeoutMs: number, what: string):
       }
     });
   });
+}
+
+/** One row of a results table: key in the results, label, formatter, target. */
+export type Row = [key: string, label: string, format: (v: number) => string, target?: string];
+
+/**
+ * Print a Markdown table: one column per measured server, then one ratio column per Catzilla
+ * engine and peer (ours / theirs), all from the same run.
+ */
+export function printTable(results: Record<string, Record<string, number>>, names: string[], rows: Row[], noRatio: string[] = []): void {
+  const ours = names.filter((n) => n.startsWith("catzilla"));
+  const peers = names.filter((n) => !n.startsWith("catzilla"));
+  const pairs = ours.flatMap((o) => peers.map((p) => [o, p] as const));
+  console.log(`\n| Figure | ${names.join(" | ")} | ${pairs.map(([o, p]) => `${o} / ${p}`).join(" | ")} | target |`);
+  console.log(`|---|${names.map(() => "---:").join("|")}|${pairs.map(() => "---:").join("|")}|---|`);
+  for (const [key, label, format, target] of rows) {
+    if (!names.some((n) => results[n]?.[key] !== undefined)) continue;
+    const ratios = pairs.map(([o, p]) => {
+      const a = results[o]?.[key];
+      const b = results[p]?.[key];
+      return a === undefined || b === undefined || b === 0 || noRatio.includes(key) ? "–" : `${(a / b).toFixed(2)}×`;
+    });
+    const cells = names.map((n) => (results[n]?.[key] === undefined ? "–" : format(results[n]![key]!)));
+    console.log(`| ${label} | ${cells.join(" | ")} | ${ratios.join(" | ")} | ${target ?? ""} |`);
+  }
 }

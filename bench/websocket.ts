@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { firstLine, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
+import { cpuMicros, firstLine, median, pinned, printTable, root, rssOf, startServer, stopServer, type Row } from "./harness.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
@@ -23,7 +23,8 @@ interface Target {
 }
 
 const targets: Target[] = [
-  { name: "catzilla", script: "examples/conformance.ts", protocol: "ws" },
+  { name: "catzilla native", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "native" } },
+  { name: "catzilla node", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "node" } },
   { name: "ws+bufferutil", script: "bench/peers/ws-echo.ts", protocol: "ws" },
   { name: "ws", script: "bench/peers/ws-echo.ts", protocol: "ws", env: { WS_NO_BUFFER_UTIL: "1" } },
   { name: "uWebSockets.js", script: "bench/peers/uws-echo.ts", protocol: "ws" },
@@ -94,9 +95,12 @@ async function main(): Promise<void> {
       const server = await start(target);
       try {
         if (wanted("echo")) {
+          const cpu = cpuMicros(server.pid!);
           const r = load(target, { MODE: "echo", CONNECTIONS: "100", INFLIGHT: "16", SIZE: "32" });
           add("echo", r.msgsPerSec!);
           add("echo-client-cpu", r.clientCpu!);
+          // Server CPU over the whole run (connecting included) per echoed message.
+          add("echo-server-cpu", (cpuMicros(server.pid!) - cpu) / r.messages!);
         }
         if (wanted("large") && target.protocol === "ws") {
           add("large", load(target, { MODE: "echo", CONNECTIONS: "4", INFLIGHT: "4", SIZE: "65536" }).bytesPerSec! / 1e6);
@@ -120,27 +124,16 @@ async function main(): Promise<void> {
     results[target.name] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
     console.log(`${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
-  const figures: Array<[string, string, (v: number) => string, string?]> = [
-    ["echo", "echo msgs/s (100 conns × 16 in flight, 32 B)", (v) => Math.round(v).toLocaleString("en-US"), "≥ 4× ws+bufferutil"],
+  const rows: Row[] = [
+    ["echo", "echo msgs/s (100 conns × 16 in flight, 32 B)", (v) => Math.round(v).toLocaleString("en-US"), "node ≥ 4× ws+bufferutil; native ≥ 8× ws, ≥ 1.2× uWS"],
+    ["echo-server-cpu", "server CPU per echoed message (µs)", (v) => v.toFixed(2), "native ≤ 0.8× uWS"],
     ["echo-client-cpu", "load generator CPU during echo (cores)", (v) => v.toFixed(2)],
-    ["large", "64 KiB messages MB/s (4 conns × 4 in flight)", (v) => v.toFixed(0), "≥ 1.5× ws+bufferutil"],
+    ["large", "64 KiB messages MB/s (4 conns × 4 in flight)", (v) => v.toFixed(0), "node ≥ 1.5× ws+bufferutil; native ≥ 1.1× uWS"],
     ["p50", "round trip p50 (µs)", (v) => v.toFixed(0)],
-    ["p99", "round trip p99 (µs)", (v) => v.toFixed(0), "≤ ws+bufferutil"],
-    ["idle", `server RSS per idle connection (${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "≤ 0.8× ws+bufferutil"],
+    ["p99", "round trip p99 (µs)", (v) => v.toFixed(0), "node ≤ ws+bufferutil; native ≤ uWS"],
+    ["idle", `server RSS per idle connection (${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "node ≤ 0.8× ws; native ≤ 600 B"],
   ];
-  const names = targets.map((t) => t.name);
-  const peers = names.filter((n) => n !== "catzilla");
-  console.log(`\n| Figure | ${names.join(" | ")} | ${peers.map((p) => `catzilla / ${p}`).join(" | ")} | target |`);
-  console.log(`|---|${names.map(() => "---:").join("|")}|${peers.map(() => "---:").join("|")}|---|`);
-  for (const [key, label, fmt, target] of figures) {
-    if (!names.some((n) => results[n]?.[key] !== undefined)) continue;
-    const ours = results.catzilla?.[key];
-    const ratios = peers.map((p) => {
-      const theirs = results[p]?.[key];
-      return ours === undefined || theirs === undefined || theirs === 0 ? "–" : `${(ours / theirs).toFixed(2)}×`;
-    });
-    console.log(`| ${label} | ${names.map((n) => (results[n]?.[key] === undefined ? "–" : fmt(results[n]![key]!))).join(" | ")} | ${ratios.join(" | ")} | ${target ?? ""} |`);
-  }
+  printTable(results, targets.map((t) => t.name), rows);
 }
 
 await main();

@@ -18,7 +18,11 @@ export type OverLimitPolicy = "wait" | "drop" | "close";
 
 /** Events of connections, delivered to one shared object (no closures per connection). */
 export interface TransportEvents {
-  onMessage(connection: WebSocketTransport, data: Buffer, isBinary: boolean): void;
+  /**
+   * A message: binary as bytes the receiver owns, text as bytes or already decoded (an engine
+   * that decodes from its own buffer); `byteLength` is its size on the wire, uncompressed.
+   */
+  onMessage(connection: WebSocketTransport, data: Buffer | string, isBinary: boolean, byteLength: number): void;
   onPing(connection: WebSocketTransport, payload: Buffer): void;
   onPong(connection: WebSocketTransport, payload: Buffer): void;
   /** The buffered bytes fell below the limit again. */

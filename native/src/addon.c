@@ -21,7 +21,28 @@ typedef struct {
   napi_value handler_object; /* valid inside a batch */
   uint8_t *scratch;
   size_t scratch_cap;
+  /*
+   * Events of a batch, handed to JavaScript in one call: records of RECORD_FIELDS uint32s in
+   * `records`, payloads in `inbox` (both Buffers JavaScript reads). `outbox` is where
+   * JavaScript writes short texts to send.
+   */
+  napi_ref inbox_ref;
+  napi_ref records_ref;
+  napi_ref outbox_ref;
+  uint8_t *inbox;
+  uint32_t *records;
+  uint8_t *outbox;
+  size_t inbox_len;
+  uint32_t record_count;
 } addon_t;
+
+#define INBOX_BYTES (256 * 1024)
+#define OUTBOX_BYTES (256 * 1024)
+#define RECORD_FIELDS 5
+#define MAX_RECORDS 8192
+
+/* Kinds of records; the JavaScript side (src/node/native/connection.ts) reads the same numbers. */
+enum { R_TEXT = 0, R_BINARY = 1, R_PING = 2, R_PONG = 3, R_DRAIN = 4, R_CLOSE = 5 };
 
 #define CHECK(call)                                  \
   do {                                               \
@@ -62,6 +83,48 @@ static void ev_end(void *ctx) {
   a->handler_object = NULL;
 }
 
+static void call(addon_t *a, const char *name, size_t argc, napi_value *argv);
+
+/* Hand the batch's records to JavaScript: onBatch(count). */
+static void deliver(addon_t *a) {
+  if (a->record_count == 0) return;
+  napi_value argv[1];
+  napi_create_uint32(a->env, a->record_count, &argv[0]);
+  a->record_count = 0;
+  a->inbox_len = 0;
+  call(a, "onBatch", 1, argv);
+}
+
+static void ev_deliver(void *ctx) {
+  deliver(ctx);
+}
+
+/*
+ * Add a record with `len` payload bytes; when the payload cannot fit the inbox at all, it goes on
+ * its own (onLarge) after the records before it.
+ */
+static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, size_t len, uint32_t code) {
+  if (a->record_count == MAX_RECORDS || a->inbox_len + len > INBOX_BYTES) deliver(a);
+  if (len > INBOX_BYTES) {
+    napi_value argv[3];
+    napi_create_uint32(a->env, id, &argv[0]);
+    void *copy;
+    napi_create_buffer_copy(a->env, len, data, &copy, &argv[1]);
+    napi_get_boolean(a->env, kind == R_BINARY, &argv[2]);
+    call(a, "onLarge", 3, argv);
+    return;
+  }
+  uint32_t *r = a->records + (size_t)a->record_count * RECORD_FIELDS;
+  r[0] = kind;
+  r[1] = id;
+  r[2] = (uint32_t)a->inbox_len;
+  r[3] = (uint32_t)len;
+  r[4] = code;
+  if (len > 0) memcpy(a->inbox + a->inbox_len, data, len);
+  a->inbox_len += len;
+  a->record_count++;
+}
+
 static void call(addon_t *a, const char *name, size_t argc, napi_value *argv) {
   napi_env env = a->env;
   napi_value fn;
@@ -88,42 +151,26 @@ static napi_value bytes(napi_env env, const uint8_t *data, size_t len) {
 }
 
 static void ev_message(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary) {
-  addon_t *a = ctx;
-  napi_value argv[3];
-  argv[0] = u32(a->env, id);
-  argv[1] = bytes(a->env, data, len);
-  napi_get_boolean(a->env, binary != 0, &argv[2]);
-  call(a, "onMessage", 3, argv);
+  record(ctx, binary ? R_BINARY : R_TEXT, id, data, len, 0);
 }
 
 static void ev_ping(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
-  addon_t *a = ctx;
-  napi_value argv[2] = {u32(a->env, id), bytes(a->env, data, len)};
-  call(a, "onPing", 2, argv);
+  record(ctx, R_PING, id, data, len, 0);
 }
 
 static void ev_pong(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
-  addon_t *a = ctx;
-  napi_value argv[2] = {u32(a->env, id), bytes(a->env, data, len)};
-  call(a, "onPong", 2, argv);
+  record(ctx, R_PONG, id, data, len, 0);
 }
 
 static void ev_drain(void *ctx, uint32_t id) {
-  addon_t *a = ctx;
-  napi_value argv[1] = {u32(a->env, id)};
-  call(a, "onDrain", 1, argv);
+  record(ctx, R_DRAIN, id, NULL, 0, 0);
 }
 
 static void ev_close(void *ctx, uint32_t id, uint16_t code, const char *reason, size_t reason_len) {
-  addon_t *a = ctx;
-  napi_value argv[3];
-  argv[0] = u32(a->env, id);
-  argv[1] = u32(a->env, code);
-  napi_create_string_utf8(a->env, reason, reason_len, &argv[2]);
-  call(a, "onClose", 3, argv);
+  record(ctx, R_CLOSE, id, (const uint8_t *)reason, reason_len, code);
 }
 
-static const cz_engine_events_t events = {ev_begin, ev_end, ev_message, ev_ping, ev_pong, ev_drain, ev_close};
+static const cz_engine_events_t events = {ev_begin, ev_deliver, ev_end, ev_message, ev_ping, ev_pong, ev_drain, ev_close};
 
 /* ---- argument helpers ---- */
 
@@ -194,7 +241,7 @@ static napi_value type_error(napi_env env, const char *message) {
 
 /* ---- JavaScript API ---- */
 
-/* init(handlers) */
+/* init(handlers) -> { inbox, records, outbox } */
 static napi_value js_init(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -203,7 +250,33 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   if (argc < 1) return type_error(env, "init(handlers)");
   if (a->handlers != NULL) napi_delete_reference(env, a->handlers);
   CHECK(napi_create_reference(env, argv[0], 1, &a->handlers));
-  return NULL;
+  napi_value inbox, records, outbox, out;
+  if (a->inbox_ref == NULL) {
+    CHECK(napi_create_buffer(env, INBOX_BYTES, (void **)&a->inbox, &inbox));
+    CHECK(napi_create_reference(env, inbox, 1, &a->inbox_ref));
+    CHECK(napi_create_buffer(env, (size_t)MAX_RECORDS * RECORD_FIELDS * 4, (void **)&a->records, &records));
+    CHECK(napi_create_reference(env, records, 1, &a->records_ref));
+    CHECK(napi_create_buffer(env, OUTBOX_BYTES, (void **)&a->outbox, &outbox));
+    CHECK(napi_create_reference(env, outbox, 1, &a->outbox_ref));
+  }
+  CHECK(napi_get_reference_value(env, a->inbox_ref, &inbox));
+  CHECK(napi_get_reference_value(env, a->records_ref, &records));
+  CHECK(napi_get_reference_value(env, a->outbox_ref, &outbox));
+  CHECK(napi_create_object(env, &out));
+  CHECK(napi_set_named_property(env, out, "inbox", inbox));
+  CHECK(napi_set_named_property(env, out, "records", records));
+  CHECK(napi_set_named_property(env, out, "outbox", outbox));
+  return out;
+}
+
+/* sendOutbox(id, binary, length) -> status: `length` bytes JavaScript wrote at the outbox's start */
+static napi_value js_send_outbox(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  uint32_t id, binary, len;
+  if (argc < 3 || !arg_u32(env, argv[0], &id) || !arg_u32(env, argv[1], &binary) || !arg_u32(env, argv[2], &len) || len > OUTBOX_BYTES || a->outbox == NULL) {
+    return type_error(env, "sendOutbox(id, binary, length)");
+  }
+  return u32(env, (uint32_t)cz_send(a->engine, id, binary ? CZ_OP_BINARY : CZ_OP_TEXT, a->outbox, len));
 }
 
 /* profile(maxMessage, maxFrame, maxBuffered, idleMs, pingMs, closeMs, maxPerSecond, policy) -> index */
@@ -470,6 +543,9 @@ static void cleanup(void *data) {
   if (a->context != NULL) napi_async_destroy(a->env, a->context);
   if (a->handlers != NULL) napi_delete_reference(a->env, a->handlers);
   if (a->resource != NULL) napi_delete_reference(a->env, a->resource);
+  if (a->inbox_ref != NULL) napi_delete_reference(a->env, a->inbox_ref);
+  if (a->records_ref != NULL) napi_delete_reference(a->env, a->records_ref);
+  if (a->outbox_ref != NULL) napi_delete_reference(a->env, a->outbox_ref);
   free(a->scratch);
   free(a);
 }
@@ -502,6 +578,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"profile", NULL, js_profile, NULL, NULL, NULL, napi_default, NULL},
     {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
     {"sendText", NULL, js_send_text, NULL, NULL, NULL, napi_default, NULL},
+    {"sendOutbox", NULL, js_send_outbox, NULL, NULL, NULL, napi_default, NULL},
     {"sendBinary", NULL, js_send_binary, NULL, NULL, NULL, napi_default, NULL},
     {"sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default, NULL},
     {"ping", NULL, js_ping, NULL, NULL, NULL, napi_default, NULL},

@@ -8,11 +8,15 @@
 
 #include "frame.h"
 
-#define READ_SLAB (64 * 1024)
+#define READ_SLAB (256 * 1024)
 #define INDEX_BITS 22
 #define INDEX_MASK ((1u << INDEX_BITS) - 1)
 #define DIRECT_WRITE_MIN (16 * 1024)
 #define MAX_PROFILES 256
+/* Output buffers of at least POOL_MIN bytes are reused (fresh large allocations page-fault). */
+#define POOL_MIN (16 * 1024)
+#define POOL_MAX_BYTES (4 * 1024 * 1024)
+#define POOL_SIZE 64
 
 enum {
   F_CLOSE_SENT = 1 << 0,
@@ -61,7 +65,13 @@ typedef struct {
   cz_conn_t *conn;
   uint8_t *data;
   size_t len;
+  size_t cap;
 } cz_write_t;
+
+typedef struct {
+  uint8_t *data;
+  size_t cap;
+} cz_block_t;
 
 struct cz_engine {
   uv_loop_t *loop;
@@ -84,6 +94,8 @@ struct cz_engine {
   uint64_t sweep_period;
   int handles_open;
   int freeing;
+  cz_block_t pool[POOL_SIZE];
+  int pool_len;
   cz_profile_t profiles[MAX_PROFILES];
   int profile_count;
   cz_engine_stats_t stats;
@@ -104,7 +116,11 @@ static void begin(cz_engine_t *e) {
 }
 
 static void end(cz_engine_t *e) {
-  if (e->batch_depth == 1) flush_dirty(e);
+  if (e->batch_depth == 1) {
+    /* Handlers run now, so that what they send leaves with this batch's writes. */
+    e->events.deliver(e->ctx);
+    flush_dirty(e);
+  }
   if (--e->batch_depth == 0) e->events.end(e->ctx);
 }
 
@@ -173,7 +189,31 @@ static void mark_dirty(cz_conn_t *c) {
   if (e->batch_depth == 0 && !uv_is_active((uv_handle_t *)&e->flusher)) uv_idle_start(&e->flusher, on_idle);
 }
 
+/* A pooled buffer of at least `need` bytes, or NULL. */
+static uint8_t *pool_take(cz_engine_t *e, size_t need, size_t *cap) {
+  for (int i = e->pool_len - 1; i >= 0; i--) {
+    if (e->pool[i].cap < need) continue;
+    uint8_t *data = e->pool[i].data;
+    *cap = e->pool[i].cap;
+    e->pool[i] = e->pool[--e->pool_len];
+    return data;
+  }
+  return NULL;
+}
+
+static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
+  if (data == NULL) return;
+  if (cap >= POOL_MIN && cap <= POOL_MAX_BYTES && e->pool_len < POOL_SIZE && !e->freeing) {
+    e->pool[e->pool_len].data = data;
+    e->pool[e->pool_len].cap = cap;
+    e->pool_len++;
+    return;
+  }
+  free(data);
+}
+
 static uint8_t *reserve(cz_conn_t *c, size_t n) {
+  if (c->out == NULL && c->out_len + n >= POOL_MIN) c->out = pool_take(c->engine, c->out_len + n, &c->out_cap);
   if (c->out_len + n > c->out_cap) {
     size_t cap = c->out_cap == 0 ? 512 : c->out_cap;
     while (cap < c->out_len + n) cap *= 2;
@@ -227,7 +267,7 @@ static void maybe_shutdown(cz_conn_t *c) {
 static void after_write(uv_write_t *req, int status) {
   cz_write_t *w = (cz_write_t *)req;
   cz_conn_t *c = w->conn;
-  free(w->data);
+  pool_give(c->engine, w->data, w->cap);
   free(w);
   c->inflight = 0;
   if (c->flags & F_CLOSING) return;
@@ -264,7 +304,7 @@ static void flush(cz_conn_t *c) {
   if (rest == 0) {
     c->out_len = 0;
     /* An idle connection keeps no output buffer. */
-    free(c->out);
+    pool_give(c->engine, c->out, c->out_cap);
     c->out = NULL;
     c->out_cap = 0;
     check_drain(c);
@@ -280,6 +320,7 @@ static void flush(cz_conn_t *c) {
   w->conn = c;
   w->data = c->out;
   w->len = rest;
+  w->cap = c->out_cap;
   c->out = NULL;
   c->out_len = 0;
   c->out_cap = 0;
@@ -447,7 +488,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
         e->events.on_message(e->ctx, c->id, c->message, c->message_len, binary);
       }
       c->message_len = 0;
-      if (c->message_cap > 65536) {
+      if (c->message_cap > 256 * 1024) {
         free(c->message);
         c->message = NULL;
         c->message_cap = 0;
@@ -640,6 +681,8 @@ void cz_engine_free(cz_engine_t *e) {
   free(e->free_slots);
   free(e->starting);
   e->starting = NULL;
+  for (int i = 0; i < e->pool_len; i++) free(e->pool[i].data);
+  e->pool_len = 0;
   e->starting_len = 0;
   e->slots = NULL;
   e->slot_count = 0;

@@ -28,6 +28,8 @@ typedef struct cz_profile {
 /* What the engine reports; `begin`/`end` bracket every batch of reports from one loop callback. */
 typedef struct cz_engine_events {
   void (*begin)(void *ctx);
+  /* The batch's events are all reported: hand them over (before the batch's writes go out). */
+  void (*deliver)(void *ctx);
   void (*end)(void *ctx);
   void (*on_message)(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary);
   void (*on_ping)(void *ctx, uint32_t id, const uint8_t *data, size_t len);

@@ -344,11 +344,11 @@ export interface WebSocketListener<P = Record<string, string | number>> {
 export function sessionEvents(stats: StatsCollector, onError: (error: unknown) => void, onEnded: (ws: WebSocket<any>) => void): TransportEvents {
   const ws = stats.websockets;
   return {
-    onMessage(connection, data, isBinary) {
+    onMessage(connection, data, isBinary, byteLength) {
       const session = connection.user as WebSocket<any>;
       ws.messagesIn++;
-      ws.bytesIn += data.length;
-      const message: Message = isBinary ? data : data.toString("utf8");
+      ws.bytesIn += byteLength;
+      const message: Message = typeof data === "string" ? data : isBinary ? data : data.toString("utf8");
       const listener = session.listener;
       if (listener === null) {
         session.deliver(message);

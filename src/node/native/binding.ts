@@ -5,14 +5,29 @@
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
-/** Events the addon reports, to one object. */
+/**
+ * Events the addon reports, to one object: a batch of records at a time (one call per read or
+ * loop callback, not per message), and messages too large for the inbox one by one.
+ */
 export interface NativeHandlers {
-  onMessage(id: number, data: Buffer, isBinary: boolean): void;
-  onPing(id: number, payload: Buffer): void;
-  onPong(id: number, payload: Buffer): void;
-  onDrain(id: number): void;
-  onClose(id: number, code: number, reason: string): void;
+  /** `count` records are in `records` (RECORD_FIELDS uint32s each), their payloads in `inbox`. */
+  onBatch(count: number): void;
+  onLarge(id: number, data: Buffer, isBinary: boolean): void;
 }
+
+/** The blocks shared with the addon. */
+export interface NativeBlocks {
+  /** Payloads of the current batch. */
+  inbox: Buffer;
+  /** Records of the current batch: kind, id, offset, length, code. */
+  records: Buffer;
+  /** Where short texts to send are written (then `sendOutbox`). */
+  outbox: Buffer;
+}
+
+/** Fields per record, and the kinds of records (native/src/addon.c has the same numbers). */
+export const RECORD_FIELDS = 5;
+export const Record = { Text: 0, Binary: 1, Ping: 2, Pong: 3, Drain: 4, Close: 5 } as const;
 
 /** Counters of the native engine. */
 export interface NativeEngineStats {
@@ -29,10 +44,12 @@ export interface NativeEngineStats {
 
 /** The addon's functions. Statuses: 0 ok, 1 backpressure, 2 dropped, 3 closed. */
 export interface NativeBinding {
-  init(handlers: NativeHandlers): void;
+  init(handlers: NativeHandlers): NativeBlocks;
   profile(maxMessage: number, maxFrame: number, maxBuffered: number, idleMs: number, pingMs: number, closeMs: number, maxPerSecond: number, policy: number): number;
   adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array): number;
   sendText(id: number, text: string): number;
+  /** Send the first `length` bytes of the outbox as one message. */
+  sendOutbox(id: number, binary: number, length: number): number;
   sendBinary(id: number, data: Uint8Array): number;
   sendFrame(id: number, frame: Uint8Array, payloadBytes: number): number;
   ping(id: number, payload: string | Uint8Array): void;

@@ -2,7 +2,7 @@ import type { Socket } from "node:net";
 import { CloseCode } from "../../protocol/websocket/constants.js";
 import type { SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import type { ConnectionOptions } from "../websocket/connection.js";
-import type { NativeBinding, NativeEngineStats, NativeHandlers } from "./binding.js";
+import { RECORD_FIELDS, Record, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
@@ -18,9 +18,19 @@ type SocketInternals = Socket & { _handle?: { fd?: number; readStop?: () => numb
 export class NativeEngine implements NativeHandlers {
   private readonly connections = new Map<number, NativeConnection>();
   private readonly profiles = new WeakMap<ConnectionOptions, number>();
+  private readonly inbox: Buffer;
+  private readonly records: Uint32Array;
+  /** @internal Where connections write short texts before `sendOutbox`. */
+  readonly outbox: Buffer;
+  /** @internal Texts up to this many UTF-16 units always fit the outbox as UTF-8. */
+  readonly outboxChars: number;
 
   constructor(readonly binding: NativeBinding) {
-    binding.init(this);
+    const blocks = binding.init(this);
+    this.inbox = blocks.inbox;
+    this.records = new Uint32Array(blocks.records.buffer, blocks.records.byteOffset, blocks.records.byteLength >> 2);
+    this.outbox = blocks.outbox;
+    this.outboxChars = Math.floor(blocks.outbox.length / 3);
   }
 
   /** Whether a socket can be handed over: a plain TCP socket with a file descriptor. */
@@ -45,7 +55,7 @@ export class NativeEngine implements NativeHandlers {
       pending.push(chunk);
     }
     const id = this.binding.adopt(handle.fd!, this.profile(options), first, pending.length === 1 ? pending[0]! : pending.length === 0 ? EMPTY : Buffer.concat(pending));
-    const connection = new NativeConnection(this.binding, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events);
+    const connection = new NativeConnection(this, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events);
     this.connections.set(id, connection);
     socket.removeAllListeners();
     socket.on("error", ignore);
@@ -75,33 +85,62 @@ export class NativeEngine implements NativeHandlers {
 
   // NativeHandlers: the addon's events, by connection id.
 
-  onMessage(id: number, data: Buffer, isBinary: boolean): void {
-    const connection = this.connections.get(id);
-    if (connection !== undefined) connection.events.onMessage(connection, data, isBinary);
+  onBatch(count: number): void {
+    const { records } = this;
+    for (let i = 0; i < count; i++) {
+      const at = i * RECORD_FIELDS;
+      const connection = this.connections.get(records[at + 1]!);
+      if (connection === undefined) continue;
+      const offset = records[at + 2]!;
+      const length = records[at + 3]!;
+      try {
+        this.dispatch(connection, records[at]!, offset, length, records[at + 4]!);
+      } catch (error) {
+        // Handlers catch their own errors; anything else surfaces as uncaught, after the batch.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
-  onPing(id: number, payload: Buffer): void {
+  onLarge(id: number, data: Buffer, isBinary: boolean): void {
     const connection = this.connections.get(id);
-    if (connection !== undefined) connection.events.onPing(connection, payload);
+    if (connection !== undefined) connection.events.onMessage(connection, data, isBinary, data.length);
   }
 
-  onPong(id: number, payload: Buffer): void {
-    const connection = this.connections.get(id);
-    if (connection !== undefined) connection.events.onPong(connection, payload);
+  private dispatch(connection: NativeConnection, kind: number, offset: number, length: number, code: number): void {
+    const { inbox } = this;
+    switch (kind) {
+      case Record.Text:
+        connection.events.onMessage(connection, inbox.toString("utf8", offset, offset + length), false, length);
+        return;
+      case Record.Binary:
+        connection.events.onMessage(connection, copyOf(inbox, offset, length), true, length);
+        return;
+      case Record.Ping:
+        connection.events.onPing(connection, copyOf(inbox, offset, length));
+        return;
+      case Record.Pong:
+        connection.events.onPong(connection, copyOf(inbox, offset, length));
+        return;
+      case Record.Drain:
+        connection.events.onDrain(connection);
+        return;
+      case Record.Close:
+        this.connections.delete(connection.id);
+        connection.finished = true;
+        connection.events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
+        return;
+    }
   }
+}
 
-  onDrain(id: number): void {
-    const connection = this.connections.get(id);
-    if (connection !== undefined) connection.events.onDrain(connection);
-  }
-
-  onClose(id: number, code: number, reason: string): void {
-    const connection = this.connections.get(id);
-    if (connection === undefined) return;
-    this.connections.delete(id);
-    connection.finished = true;
-    connection.events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, reason);
-  }
+/** Bytes of the inbox the receiver may keep. */
+function copyOf(inbox: Buffer, offset: number, length: number): Buffer {
+  const copy = Buffer.allocUnsafe(length);
+  inbox.copy(copy, 0, offset, offset + length);
+  return copy;
 }
 
 /** A WebSocket connection owned by the native engine, as the framework sees it. */
@@ -112,14 +151,18 @@ export class NativeConnection implements WebSocketTransport {
   /** @internal Set when the engine reported the end. */
   finished = false;
 
+  private readonly binding: NativeBinding;
+
   constructor(
-    private readonly binding: NativeBinding,
+    private readonly engine: NativeEngine,
     readonly id: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
     /** @internal */
     readonly events: TransportEvents,
-  ) {}
+  ) {
+    this.binding = engine.binding;
+  }
 
   get bufferedAmount(): number {
     return this.finished ? 0 : Math.max(0, this.binding.buffered(this.id));
@@ -130,7 +173,11 @@ export class NativeConnection implements WebSocketTransport {
   }
 
   sendText(text: string): SendStatus {
-    return this.finished ? "closed" : STATUS[this.binding.sendText(this.id, text)]!;
+    if (this.finished) return "closed";
+    const engine = this.engine;
+    // Short texts are encoded by V8 straight into the shared outbox: one call with three numbers.
+    if (text.length <= engine.outboxChars) return STATUS[this.binding.sendOutbox(this.id, 0, engine.outbox.write(text, 0, "utf8"))]!;
+    return STATUS[this.binding.sendText(this.id, text)]!;
   }
 
   sendBinary(data: Uint8Array): SendStatus {

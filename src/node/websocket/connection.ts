@@ -227,7 +227,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   onMessage(data: Buffer, isBinary: boolean): void {
     if (this.options.maxMessagesPerSecond > 0 && !this.countMessage()) return;
     this.lastMessageAt = this.lastReceivedAt;
-    this.events.onMessage(this, data, isBinary);
+    this.events.onMessage(this, data, isBinary, data.length);
   }
 
   onPing(payload: Buffer): void {
