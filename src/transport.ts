@@ -31,6 +31,18 @@ export interface TransportEvents {
   onClose(connection: WebSocketTransport, code: number, reason: string): void;
 }
 
+/** Sends one encoded frame to many connections of one engine in one call (the native engine). */
+export interface BulkSender {
+  /**
+   * Send `frame` to `connections[0..count)` (all of this sender's engine); those whose buffered
+   * bytes plus `payloadBytes` would exceed `maxBufferedBytes` get nothing and are listed in
+   * `over`. Connections that are closing are passed over silently.
+   */
+  sendToMany(
+    connections: readonly WebSocketTransport[], count: number, frame: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
+  ): { delivered: number; over: WebSocketTransport[] };
+}
+
 /** One open WebSocket connection, as the framework sees it. */
 export interface WebSocketTransport {
   /** Whatever the framework attaches (its session object). */
@@ -49,6 +61,8 @@ export interface WebSocketTransport {
    * can go to every such member); `null` otherwise.
    */
   readonly sharedCompressionWindowBits: number | null;
+  /** Set when the engine sends one frame to many connections in one call (room broadcasts). */
+  readonly bulk: BulkSender | null;
   sendText(text: string): SendStatus;
   sendBinary(data: Uint8Array): SendStatus;
   /**

@@ -19,9 +19,9 @@ typedef struct {
   int ended;
 } state_t;
 
-static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int binary) {
+static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
   state_t *s = user;
-  (void)binary;
+  (void)flags;
   if (s->ended) abort();
   if (first) {
     if (s->in_message) abort();

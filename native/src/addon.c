@@ -303,18 +303,27 @@ static napi_value js_profile(napi_env env, napi_callback_info info) {
   return u32(env, (uint32_t)index);
 }
 
-/* adopt(fd, profile, first, head) -> id */
+/*
+ * adopt(fd, profile, first, head, deflate) -> id; deflate: 0 when not negotiated, else
+ * serverNoContextTakeover | clientNoContextTakeover << 1 | serverBits << 8 | clientBits << 16,
+ * and threshold as a sixth argument.
+ */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
-  ARGS(4);
-  uint32_t fd, profile;
+  ARGS(6);
+  uint32_t fd, profile, deflate_bits, threshold;
   const uint8_t *first = NULL, *head = NULL;
   size_t first_len = 0, head_len = 0;
-  if (argc < 4 || !arg_u32(env, argv[0], &fd) || !arg_u32(env, argv[1], &profile) ||
-      !arg_bytes(env, argv[2], &first, &first_len) || !arg_bytes(env, argv[3], &head, &head_len)) {
-    return type_error(env, "adopt(fd, profile, first, head)");
+  if (argc < 6 || !arg_u32(env, argv[0], &fd) || !arg_u32(env, argv[1], &profile) ||
+      !arg_bytes(env, argv[2], &first, &first_len) || !arg_bytes(env, argv[3], &head, &head_len) ||
+      !arg_u32(env, argv[4], &deflate_bits) || !arg_u32(env, argv[5], &threshold)) {
+    return type_error(env, "adopt(fd, profile, first, head, deflate, threshold)");
   }
+  cz_deflate_params_t deflate = {
+    (uint8_t)(deflate_bits & 1), (uint8_t)((deflate_bits >> 1) & 1),
+    (uint8_t)((deflate_bits >> 8) & 0xff), (uint8_t)((deflate_bits >> 16) & 0xff), threshold,
+  };
   uint32_t id;
-  int err = cz_adopt(a->engine, (int)fd, (int)profile, first, first_len, head, head_len, &id);
+  int err = cz_adopt(a->engine, (int)fd, (int)profile, deflate_bits == 0 ? NULL : &deflate, first, first_len, head, head_len, &id);
   if (err != 0) {
     napi_throw_error(env, uv_err_name(err), uv_strerror(err));
     return NULL;
@@ -352,6 +361,26 @@ static napi_value js_send_frame(napi_env env, napi_callback_info info) {
     return type_error(env, "sendFrame(id, frame, payloadBytes)");
   }
   return u32(env, (uint32_t)cz_send_frame(a->engine, id, data, len, (size_t)payload));
+}
+
+/* broadcast(ids: Uint32Array, count, frame, payloadBytes, maxBuffered, result: Uint32Array) */
+static napi_value js_broadcast(napi_env env, napi_callback_info info) {
+  ARGS(6);
+  uint32_t count;
+  double payload, max_buffered;
+  const uint8_t *ids_bytes, *frame, *result_bytes;
+  size_t ids_len, frame_len, result_len;
+  if (argc < 6 || !arg_bytes(env, argv[0], &ids_bytes, &ids_len) || !arg_u32(env, argv[1], &count) ||
+      !arg_bytes(env, argv[2], &frame, &frame_len) || !arg_f64(env, argv[3], &payload) || !arg_f64(env, argv[4], &max_buffered) ||
+      !arg_bytes(env, argv[5], &result_bytes, &result_len) || (size_t)count * 4 > ids_len || result_len < 8) {
+    return type_error(env, "broadcast(ids, count, frame, payloadBytes, maxBuffered, result)");
+  }
+  size_t over = 0;
+  size_t delivered = cz_broadcast(a->engine, (uint32_t *)ids_bytes, count, frame, frame_len, (size_t)payload, (uint64_t)max_buffered, &over);
+  uint32_t *result = (uint32_t *)result_bytes;
+  result[0] = (uint32_t)delivered;
+  result[1] = (uint32_t)over;
+  return NULL;
 }
 
 /* ping(id, payload) */
@@ -458,7 +487,7 @@ static napi_value str(napi_env env, const char *s, size_t len) {
   return out;
 }
 
-static int t_data(void *user, const uint8_t *data, size_t len, int first, int last, int binary) {
+static int t_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
   parse_run_t *r = user;
   if (first) r->len = 0;
   if (r->len + len > r->cap) {
@@ -473,7 +502,7 @@ static int t_data(void *user, const uint8_t *data, size_t len, int first, int la
   r->len += len;
   if (last) {
     napi_value argv[3] = {str(r->env, "message", 7), bytes(r->env, r->message, r->len), NULL};
-    napi_get_boolean(r->env, binary != 0, &argv[2]);
+    napi_get_boolean(r->env, (flags & CZ_DATA_BINARY) != 0, &argv[2]);
     push_event(r, 3, argv);
     r->len = 0;
   }
@@ -574,22 +603,23 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_add_env_cleanup_hook(env, cleanup, a);
 
   napi_property_descriptor props[] = {
-    {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
-    {"profile", NULL, js_profile, NULL, NULL, NULL, napi_default, NULL},
-    {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
-    {"sendText", NULL, js_send_text, NULL, NULL, NULL, napi_default, NULL},
-    {"sendOutbox", NULL, js_send_outbox, NULL, NULL, NULL, napi_default, NULL},
-    {"sendBinary", NULL, js_send_binary, NULL, NULL, NULL, napi_default, NULL},
-    {"sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default, NULL},
-    {"ping", NULL, js_ping, NULL, NULL, NULL, napi_default, NULL},
-    {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
-    {"terminate", NULL, js_terminate, NULL, NULL, NULL, napi_default, NULL},
-    {"pause", NULL, js_pause, NULL, NULL, NULL, napi_default, NULL},
-    {"resume", NULL, js_resume, NULL, NULL, NULL, napi_default, NULL},
-    {"buffered", NULL, js_buffered, NULL, NULL, NULL, napi_default, NULL},
-    {"isOpen", NULL, js_is_open, NULL, NULL, NULL, napi_default, NULL},
-    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default, NULL},
-    {"parse", NULL, js_parse, NULL, NULL, NULL, napi_default, NULL},
+    {"init", NULL, js_init, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"profile", NULL, js_profile, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"sendText", NULL, js_send_text, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"sendOutbox", NULL, js_send_outbox, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"sendBinary", NULL, js_send_binary, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"broadcast", NULL, js_broadcast, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"ping", NULL, js_ping, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"close", NULL, js_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"terminate", NULL, js_terminate, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"pause", NULL, js_pause, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"resume", NULL, js_resume, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"buffered", NULL, js_buffered, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"isOpen", NULL, js_is_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"parse", NULL, js_parse, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "frame.h"
 
@@ -33,6 +34,13 @@ enum {
 
 typedef struct cz_conn cz_conn_t;
 
+/* permessage-deflate state of a connection: the streams are made when first needed. */
+typedef struct {
+  cz_deflate_params_t params;
+  z_stream *inflater;
+  z_stream *deflater;
+} cz_deflate_t;
+
 struct cz_conn {
   uv_tcp_t tcp;
   cz_engine_t *engine;
@@ -57,6 +65,7 @@ struct cz_conn {
   uint16_t flags;
   uint16_t peer_code;
   const char *fail_reason; /* our reason when we failed the connection; else the peer's, in the parser */
+  cz_deflate_t *deflate;   /* NULL unless permessage-deflate was negotiated */
   cz_parser_t parser;
 };
 
@@ -94,6 +103,8 @@ struct cz_engine {
   uint64_t sweep_period;
   int handles_open;
   int freeing;
+  uint8_t *zbuf; /* inflated or deflated output of one message, shared: zlib runs synchronously */
+  size_t zbuf_cap;
   cz_block_t pool[POOL_SIZE];
   int pool_len;
   cz_profile_t profiles[MAX_PROFILES];
@@ -403,6 +414,13 @@ static void after_close(uv_handle_t *handle) {
   free(c->message);
   free(c->out);
   free(c->input);
+  if (c->deflate != NULL) {
+    if (c->deflate->inflater != NULL) inflateEnd(c->deflate->inflater);
+    if (c->deflate->deflater != NULL) deflateEnd(c->deflate->deflater);
+    free(c->deflate->inflater);
+    free(c->deflate->deflater);
+    free(c->deflate);
+  }
   free(c);
   if (e->freeing && --e->handles_open == 0) free(e);
   else if (!e->freeing) e->handles_open--;
@@ -455,10 +473,14 @@ static int count_message(cz_conn_t *c) {
   return 0;
 }
 
-static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int binary) {
+static void on_error(void *user, uint16_t code, const char *reason);
+static void deliver_compressed(cz_conn_t *c, int binary);
+
+static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
   cz_conn_t *c = user;
   cz_engine_t *e = c->engine;
-  if (first && last) {
+  int binary = (flags & CZ_DATA_BINARY) != 0;
+  if (first && last && !(flags & CZ_DATA_COMPRESSED)) {
     if (count_message(c)) {
       c->last_message = c->last_received;
       e->stats.messages_in++;
@@ -481,7 +503,10 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
     }
     memcpy(c->message + c->message_len, data, len);
     c->message_len += len;
-    if (last) {
+    if (last && (flags & CZ_DATA_COMPRESSED)) {
+      deliver_compressed(c, binary);
+      c->message_len = 0;
+    } else if (last) {
       if (count_message(c)) {
         c->last_message = c->last_received;
         e->stats.messages_in++;
@@ -496,6 +521,126 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
     }
   }
   return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
+}
+
+/* Room for `need` bytes in the engine's zlib output buffer. */
+static int zbuf_reserve(cz_engine_t *e, size_t need) {
+  if (need <= e->zbuf_cap) return 1;
+  size_t cap = e->zbuf_cap == 0 ? 65536 : e->zbuf_cap;
+  while (cap < need) cap *= 2;
+  uint8_t *b = realloc(e->zbuf, cap);
+  if (b == NULL) return 0;
+  e->zbuf = b;
+  e->zbuf_cap = cap;
+  return 1;
+}
+
+/*
+ * Inflate the compressed message in c->message (RFC 7692 §7.2.2: with the 00 00 ff ff tail put
+ * back), counting the output as it comes: past maxMessageBytes the connection fails with 1009,
+ * so a compression bomb costs at most the limit.
+ */
+static void deliver_compressed(cz_conn_t *c, int binary) {
+  cz_engine_t *e = c->engine;
+  cz_deflate_t *d = c->deflate;
+  uint64_t max = c->profile->max_message;
+  if (d->inflater == NULL) {
+    d->inflater = calloc(1, sizeof *d->inflater);
+    if (d->inflater == NULL || inflateInit2(d->inflater, -(int)d->params.client_max_window_bits) != Z_OK) {
+      free(d->inflater);
+      d->inflater = NULL;
+      on_error(c, CZ_CLOSE_INTERNAL_ERROR, "Out of memory");
+      return;
+    }
+  }
+  z_stream *z = d->inflater;
+  static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
+  size_t produced = 0;
+  int failed = 0, ended = 0;
+  for (int part = 0; part < 2 && !failed && !ended; part++) {
+    z->next_in = part == 0 ? c->message : (Bytef *)tail;
+    z->avail_in = part == 0 ? (uInt)c->message_len : 4;
+    for (;;) {
+      /* Room for one more byte than the limit: output past it means the message is too large. */
+      size_t room = (size_t)(max + 1 - produced);
+      size_t chunk = room < 65536 ? room : 65536;
+      if (!zbuf_reserve(e, produced + chunk)) {
+        on_error(c, CZ_CLOSE_INTERNAL_ERROR, "Out of memory");
+        return;
+      }
+      z->next_out = e->zbuf + produced;
+      z->avail_out = (uInt)chunk;
+      int rc = inflate(z, Z_SYNC_FLUSH);
+      produced += chunk - z->avail_out;
+      if (produced > max) {
+        on_error(c, CZ_CLOSE_TOO_BIG, "Message too large");
+        failed = 1;
+        break;
+      }
+      if (rc == Z_STREAM_END) {
+        /* A final block: the next message starts a new stream. */
+        ended = 1;
+        break;
+      }
+      if ((rc == Z_BUF_ERROR || rc == Z_OK) && z->avail_in == 0 && z->avail_out > 0) break;
+      if ((rc != Z_OK && rc != Z_BUF_ERROR) || (rc == Z_BUF_ERROR && z->avail_out > 0)) {
+        on_error(c, CZ_CLOSE_INVALID_PAYLOAD, "Invalid compressed data");
+        failed = 1;
+        break;
+      }
+    }
+  }
+  if (failed) {
+    cz_parser_stop(&c->parser);
+    return;
+  }
+  if (ended && !d->params.client_no_context_takeover) inflateReset(z);
+  if (d->params.client_no_context_takeover) {
+    /* Every message stands alone: an idle connection keeps no inflater. */
+    inflateEnd(z);
+    free(z);
+    d->inflater = NULL;
+  }
+  if (!binary && !cz_utf8_valid(e->zbuf, produced)) {
+    on_error(c, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message");
+    cz_parser_stop(&c->parser);
+    return;
+  }
+  if (count_message(c)) {
+    c->last_message = c->last_received;
+    e->stats.messages_in++;
+    e->events.on_message(e->ctx, c->id, e->zbuf, produced, binary);
+  }
+}
+
+/*
+ * Compress one message into the engine's zlib buffer (RFC 7692 §7.2.1: the 00 00 ff ff tail cut).
+ * Returns the compressed length, or -1.
+ */
+static long compress_message(cz_conn_t *c, const uint8_t *data, size_t len) {
+  cz_engine_t *e = c->engine;
+  cz_deflate_t *d = c->deflate;
+  if (d->deflater == NULL) {
+    d->deflater = calloc(1, sizeof *d->deflater);
+    if (d->deflater == NULL ||
+        deflateInit2(d->deflater, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)d->params.server_max_window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+      free(d->deflater);
+      d->deflater = NULL;
+      return -1;
+    }
+  }
+  z_stream *z = d->deflater;
+  size_t bound = deflateBound(z, (uLong)len) + 16;
+  if (!zbuf_reserve(e, bound)) return -1;
+  z->next_in = (Bytef *)data;
+  z->avail_in = (uInt)len;
+  z->next_out = e->zbuf;
+  z->avail_out = (uInt)bound;
+  int rc = deflate(z, Z_SYNC_FLUSH);
+  if (rc != Z_OK || z->avail_in != 0) return -1;
+  size_t out = bound - z->avail_out;
+  if (d->params.server_no_context_takeover) deflateReset(z);
+  return out >= 4 ? (long)(out - 4) : 0;
 }
 
 static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
@@ -683,6 +828,9 @@ void cz_engine_free(cz_engine_t *e) {
   e->starting = NULL;
   for (int i = 0; i < e->pool_len; i++) free(e->pool[i].data);
   e->pool_len = 0;
+  free(e->zbuf);
+  e->zbuf = NULL;
+  e->zbuf_cap = 0;
   e->starting_len = 0;
   e->slots = NULL;
   e->slot_count = 0;
@@ -699,9 +847,13 @@ int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile) {
   return e->profile_count++;
 }
 
-int cz_adopt(cz_engine_t *e, int fd, int profile, const uint8_t *first, size_t first_len,
+int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *deflate, const uint8_t *first, size_t first_len,
              const uint8_t *head, size_t head_len, uint32_t *id) {
   if (profile < 0 || profile >= e->profile_count) return UV_EINVAL;
+  if (deflate != NULL && (deflate->server_max_window_bits < 9 || deflate->server_max_window_bits > 15 ||
+                          deflate->client_max_window_bits < 9 || deflate->client_max_window_bits > 15)) {
+    return UV_EINVAL;
+  }
   int copy = dup(fd);
   if (copy < 0) return -errno;
   cz_conn_t *c = calloc(1, sizeof *c);
@@ -720,6 +872,15 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const uint8_t *first, size_t f
   c->engine = e;
   c->profile = &e->profiles[profile];
   cz_parser_init(&c->parser, c->profile->max_message, c->profile->max_frame);
+  if (deflate != NULL) {
+    c->deflate = calloc(1, sizeof *c->deflate);
+    if (c->deflate == NULL) {
+      uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+      return UV_ENOMEM;
+    }
+    c->deflate->params = *deflate;
+    c->parser.compression = 1;
+  }
   err = take_slot(e, c);
   if (err != 0) {
     c->id = 0;
@@ -800,6 +961,20 @@ int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t
   if (!is_open(c)) return CZ_SEND_CLOSED;
   int status = admit(c, len);
   if (status == CZ_SEND_DROPPED || status == CZ_SEND_CLOSED) return status;
+  if (c->deflate != NULL && len >= c->deflate->params.threshold) {
+    long n = compress_message(c, data, len);
+    if (n < 0) {
+      cz_close(e, id, CZ_CLOSE_INTERNAL_ERROR, "Compression failed", 18);
+      return CZ_SEND_CLOSED;
+    }
+    size_t header = cz_header_size((uint64_t)n);
+    uint8_t *at = reserve(c, header + (size_t)n);
+    if (at == NULL) return CZ_SEND_CLOSED;
+    cz_write_header(at, opcode, (uint64_t)n, 1);
+    memcpy(at + header, e->zbuf, (size_t)n);
+    e->stats.messages_out++;
+    return status;
+  }
   if (len >= DIRECT_WRITE_MIN && buffered(c) == 0) {
     /* A large payload with nothing queued: header and payload straight to the kernel, no copy. */
     uint8_t header[10];
@@ -844,6 +1019,51 @@ int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len,
   memcpy(at, frame, len);
   e->stats.messages_out++;
   return status;
+}
+
+/* Write what the kernel takes now; the rest joins the queue. Returns -1 when the connection failed. */
+static int write_now(cz_conn_t *c, const uint8_t *data, size_t len) {
+  cz_engine_t *e = c->engine;
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+  e->stats.writes++;
+  if (n == UV_EAGAIN) n = 0;
+  if (n < 0) {
+    do_close(c);
+    return -1;
+  }
+  e->stats.bytes_out += (uint64_t)n;
+  if ((size_t)n < len) {
+    uint8_t *at = reserve(c, len - (size_t)n);
+    if (at == NULL) return -1;
+    memcpy(at, data + n, len - (size_t)n);
+  }
+  return 0;
+}
+
+size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *frame, size_t len, size_t payload,
+                    uint64_t max_buffered, size_t *over) {
+  size_t delivered = 0;
+  *over = 0;
+  for (size_t i = 0; i < count; i++) {
+    cz_conn_t *c = find(e, ids[i]);
+    if (!is_open(c)) continue;
+    if (buffered(c) + payload > max_buffered) {
+      ids[(*over)++] = ids[i];
+      continue;
+    }
+    if (buffered(c) == 0) {
+      /* One system call per member, no copy: what a loop of sends would cost at best. */
+      if (write_now(c, frame, len) != 0) continue;
+    } else {
+      uint8_t *at = reserve(c, len);
+      if (at == NULL) continue;
+      memcpy(at, frame, len);
+    }
+    e->stats.messages_out++;
+    delivered++;
+  }
+  return delivered;
 }
 
 void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len) {

@@ -25,6 +25,15 @@ typedef struct cz_profile {
   uint8_t policy;    /* CZ_POLICY_* when a send goes over max_buffered */
 } cz_profile_t;
 
+/* permessage-deflate as negotiated for one connection (RFC 7692). */
+typedef struct cz_deflate_params {
+  uint8_t server_no_context_takeover;
+  uint8_t client_no_context_takeover;
+  uint8_t server_max_window_bits; /* 9..15 */
+  uint8_t client_max_window_bits; /* 9..15 */
+  uint32_t threshold;             /* smaller messages are sent uncompressed */
+} cz_deflate_params_t;
+
 /* What the engine reports; `begin`/`end` bracket every batch of reports from one loop callback. */
 typedef struct cz_engine_events {
   void (*begin)(void *ctx);
@@ -48,15 +57,24 @@ int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile);
 
 /*
  * Adopt a duplicate of `fd` (an accepted TCP socket after the upgrade): `first` is written first
- * (the 101 response), `head` are bytes already read past the request head. Returns 0 and the
+ * (the 101 response), `head` are bytes already read past the request head; `deflate` is NULL
+ * when permessage-deflate was not negotiated. Returns 0 and the
  * connection's id, or a negative libuv error.
  */
-int cz_adopt(cz_engine_t *e, int fd, int profile, const uint8_t *first, size_t first_len,
+int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *deflate, const uint8_t *first, size_t first_len,
              const uint8_t *head, size_t head_len, uint32_t *id);
 
 int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t len);
 /* A frame encoded elsewhere (a broadcast); `payload` bytes count toward the buffer limit. */
 int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len, size_t payload);
+/*
+ * One frame to many connections (a room broadcast): written at once to each connection with
+ * nothing queued, appended to the queue of the others. Connections whose buffered bytes plus
+ * `payload` exceed `max_buffered` get nothing; their ids are written to the start of `ids` and
+ * counted in `over`. Returns how many got the frame.
+ */
+size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *frame, size_t len, size_t payload,
+                    uint64_t max_buffered, size_t *over);
 void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len);
 /* Start the closing handshake (code 0: a close frame without a code). */
 void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, size_t reason_len);

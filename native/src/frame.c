@@ -75,6 +75,10 @@ void cz_parser_init(cz_parser_t *p, uint64_t max_message, uint64_t max_frame) {
   cz_utf8_reset(&p->utf8);
 }
 
+void cz_parser_stop(cz_parser_t *p) {
+  p->state = S_DONE;
+}
+
 int cz_parser_done(const cz_parser_t *p) {
   return p->state == S_DONE;
 }
@@ -143,8 +147,13 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
         uint8_t b = data[i++];
         p->fin = (b & 0x80) != 0;
         p->opcode = b & 0x0f;
-        /* No extension is negotiated on this engine: every RSV bit is an error. */
-        if (b & 0x70) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, (b & 0x30) ? "Reserved bits set" : "RSV1 set without a negotiated extension"), i;
+        p->rsv1 = (b & 0x40) != 0;
+        /* §5.2: RSV2 and RSV3 need an extension that defines them; none is supported. */
+        if (b & 0x30) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Reserved bits set"), i;
+        /* RFC 7692 §6: RSV1 marks the first frame of a compressed data message, only when negotiated. */
+        if (p->rsv1 && (!p->compression || p->opcode >= 0x8 || p->opcode == CZ_OP_CONT)) {
+          return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "RSV1 set without a negotiated extension"), i;
+        }
         if (p->opcode >= 0x8) {
           if (p->opcode > CZ_OP_PONG) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Reserved opcode"), i;
           if (!p->fin) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Fragmented control frame"), i;
@@ -213,15 +222,17 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
           int first = 0;
           if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
             p->message_opcode = p->opcode;
+            p->message_compressed = p->rsv1;
             first = 1;
           }
           int binary = p->message_opcode == CZ_OP_BINARY;
+          int compressed = p->message_compressed;
           int last = p->fin && p->payload_left == 0;
           p->message_len += n;
-          if (!binary && !cz_utf8_feed(&p->utf8, chunk, n)) {
+          if (!binary && !compressed && !cz_utf8_feed(&p->utf8, chunk, n)) {
             return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message"), i;
           }
-          if (last && !binary && p->utf8.needed != 0) {
+          if (last && !binary && !compressed && p->utf8.needed != 0) {
             return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, p->message_frames == 0 ? "Invalid UTF-8 in text message" : "Text message ends inside a character"), i;
           }
           if (p->payload_left == 0) p->state = S_HEADER;
@@ -232,7 +243,7 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
             p->message_len = 0;
             cz_utf8_reset(&p->utf8);
           }
-          if (ev->on_data(user, chunk, n, first, last, binary)) return i;
+          if (ev->on_data(user, chunk, n, first, last, (binary ? CZ_DATA_BINARY : 0) | (compressed ? CZ_DATA_COMPRESSED : 0))) return i;
           if (p->state == S_DONE) return i;
         }
         break;
@@ -250,11 +261,13 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
       int first = 0;
       if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
         p->message_opcode = p->opcode;
+        p->message_compressed = p->rsv1;
         first = 1;
       }
       int binary = p->message_opcode == CZ_OP_BINARY;
+      int compressed = p->message_compressed;
       int last = p->fin;
-      if (last && !binary && p->utf8.needed != 0) {
+      if (last && !binary && !compressed && p->utf8.needed != 0) {
         return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Text message ends inside a character"), i;
       }
       if (!last && p->message_frames < 2) p->message_frames++;
@@ -264,7 +277,7 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
         p->message_len = 0;
         cz_utf8_reset(&p->utf8);
       }
-      if (ev->on_data(user, data + i, 0, first, last, binary)) return i;
+      if (ev->on_data(user, data + i, 0, first, last, (binary ? CZ_DATA_BINARY : 0) | (compressed ? CZ_DATA_COMPRESSED : 0))) return i;
       if (p->state == S_DONE) return i;
     }
   }

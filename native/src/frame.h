@@ -33,6 +33,8 @@ enum {
 };
 
 #define CZ_MAX_CONTROL 125
+#define CZ_DATA_BINARY 1
+#define CZ_DATA_COMPRESSED 2
 
 /* Incremental UTF-8 (RFC 3629): overlong forms, surrogates and code points above U+10FFFF fail. */
 typedef struct {
@@ -50,9 +52,10 @@ typedef struct cz_parser_events {
   /*
    * Payload bytes of the current data message, unmasked, in order. `first`: the message's first
    * bytes; `last`: its final bytes (then the message is complete). A message may come in one call
-   * (first and last) or many. Return nonzero to stop parsing after this call.
+   * (first and last) or many. `flags`: CZ_DATA_BINARY, CZ_DATA_COMPRESSED (permessage-deflate:
+   * the bytes are compressed and their UTF-8 is not checked here). Return nonzero to stop.
    */
-  int (*on_data)(void *user, const uint8_t *data, size_t len, int first, int last, int binary);
+  int (*on_data)(void *user, const uint8_t *data, size_t len, int first, int last, int flags);
   /* A complete ping or pong (payload at most 125 bytes). Return nonzero to stop. */
   int (*on_control)(void *user, int opcode, const uint8_t *data, size_t len);
   /* A valid close frame: code 1005 when it had none. Parsing ends. */
@@ -71,6 +74,9 @@ typedef struct cz_parser {
   uint8_t opcode;
   uint8_t message_opcode; /* 0 when no data message is in progress */
   uint8_t message_frames; /* 0, 1 or 2 (= more than one) frames of the current message so far */
+  uint8_t compression;    /* permessage-deflate was negotiated: RSV1 may mark a message */
+  uint8_t rsv1;           /* of the current frame */
+  uint8_t message_compressed;
   uint8_t have;           /* bytes gathered of the extended length or the mask */
   uint8_t mask_pos;
   uint8_t control_len;
@@ -81,6 +87,8 @@ typedef struct cz_parser {
 } cz_parser_t;
 
 void cz_parser_init(cz_parser_t *p, uint64_t max_message, uint64_t max_frame);
+/* Take no more input (the connection failed for a reason found after parsing, such as inflation). */
+void cz_parser_stop(cz_parser_t *p);
 /* Whether the parser takes no more input (a close frame or an error). */
 int cz_parser_done(const cz_parser_t *p);
 /*

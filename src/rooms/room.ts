@@ -5,6 +5,7 @@ import { encodeEvent } from "../protocol/sse.js";
 import type { WebSocket } from "../websocket/session.js";
 import { EventSourceResponse, type EventItem, type EventSourceOptions } from "../responses/event-source.js";
 import type { StreamController } from "../responses/streaming.js";
+import type { BulkSender, WebSocketTransport } from "../transport.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -432,6 +433,8 @@ export class Room {
     const result: BroadcastResult = { id, queued: false, delivered: 0, skipped: 0, closed: 0 };
     let frame: Buffer | null = null;
     let event: string | null = null;
+    let bulk: BulkSender | null = null;
+    let bulkCount = 0;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
       const waiting = this.catchingUp?.get(member);
@@ -444,14 +447,29 @@ export class Room {
         this.deliverSse(member, event, result);
         continue;
       }
-      const bits = compressed === null ? null : member.transport?.sharedCompressionWindowBits ?? null;
+      const transport = member.transport;
+      const bits = compressed === null ? null : transport?.sharedCompressionWindowBits ?? null;
       const shared = bits === null ? undefined : compressed!.get(bits);
       if (shared !== undefined) {
         this.deliverWs(member, shared, payloadBytes, result);
-      } else {
-        frame ??= text !== null ? encodeFrame(Opcode.Text, text) : encodeFrame(Opcode.Binary, bytes!);
-        this.deliverWs(member, frame, payloadBytes, result);
+        continue;
       }
+      // Members of an engine that sends to many in one call are gathered for one call.
+      const sender = transport?.bulk ?? null;
+      if (sender !== null && (bulk === null || bulk === sender)) {
+        bulk = sender;
+        bulkMembers[bulkCount++] = transport!;
+        continue;
+      }
+      frame ??= text !== null ? encodeFrame(Opcode.Text, text) : encodeFrame(Opcode.Binary, bytes!);
+      this.deliverWs(member, frame, payloadBytes, result);
+    }
+    if (bulk !== null) {
+      frame ??= text !== null ? encodeFrame(Opcode.Text, text) : encodeFrame(Opcode.Binary, bytes!);
+      const { delivered, over } = bulk.sendToMany(bulkMembers, bulkCount, frame, payloadBytes, this.maxBufferedBytes);
+      bulkMembers.length = 0;
+      result.delivered += delivered;
+      for (const transport of over) this.tooSlow(transport.user as WebSocket<any>, result);
     }
     this.tally(result);
     return result;
@@ -509,17 +527,22 @@ export class Room {
     const transport = ws.transport;
     if (transport === null || !transport.isOpen) return;
     if (transport.bufferedAmount + payloadBytes > this.maxBufferedBytes) {
-      if (this.policy === "close") {
-        ws.close(CloseCode.TryAgainLater, "Too slow for the room");
-        result.closed++;
-      } else {
-        result.skipped++;
-      }
+      this.tooSlow(ws, result);
       return;
     }
     const status = transport.sendFrame(frame, payloadBytes);
     if (status === "ok" || status === "backpressure") result.delivered++;
     else result.skipped++;
+  }
+
+  /** A member over `maxBufferedBytes`: skipped, or closed with 1013, by the room's policy. */
+  private tooSlow(ws: WebSocket<any>, result: BroadcastResult): void {
+    if (this.policy === "close") {
+      ws.close(CloseCode.TryAgainLater, "Too slow for the room");
+      result.closed++;
+    } else {
+      result.skipped++;
+    }
   }
 
   private deliverSse(member: EventSourceResponse, event: string, result: BroadcastResult): void {
@@ -568,6 +591,9 @@ export class Room {
     this.totals.closedSlow += result.closed;
   }
 }
+
+/** Reused by every broadcast: the members an engine sends to in one call. */
+const bulkMembers: WebSocketTransport[] = [];
 
 function isSse(member: Member): member is EventSourceResponse {
   return "joinRoom" in member;

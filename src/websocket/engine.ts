@@ -154,20 +154,24 @@ export class WebSocketEngine implements SessionHost {
     ws.subprotocol = subprotocol;
     ws.request.detach();
     const stats = this.stats.websockets;
-    // permessage-deflate connections stay on node:net: the native engine does not compress yet.
-    if (this.native !== null && deflate === null && NativeEngine.canAdopt(socket)) {
-      const connection = this.native.adopt(socket, route.connection, this.events, Buffer.from(response), head);
-      connection.user = ws;
-      stats.opened++;
-      stats.active++;
-      return connection;
+    let rest = head;
+    if (this.native !== null && NativeEngine.canAdopt(socket)) {
+      const adopted = this.native.adopt(socket, route.connection, this.events, Buffer.from(response), head, deflate, extensions, this.host.logger);
+      if (!Buffer.isBuffer(adopted)) {
+        adopted.user = ws;
+        stats.opened++;
+        stats.active++;
+        return adopted;
+      }
+      // Not adopted: node:net carries on, with what was read in the meantime.
+      rest = adopted;
     }
     socket.write(response);
     const connection = new NodeConnection(socket, this.registry, route.connection, this.events, deflate, extensions);
     connection.user = ws;
     stats.opened++;
     stats.active++;
-    connection.start(head);
+    connection.start(rest);
     return connection;
   }
 

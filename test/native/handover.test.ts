@@ -28,7 +28,7 @@ function exchange(port: number, writes: Array<{ data: Buffer; delayMs: number }>
     let reply = Buffer.alloc(0);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`incomplete reply: ${reply.toString("latin1")}`));
+      reject(new Error(`incomplete reply: ${JSON.stringify(reply.toString("latin1"))}`));
     }, 5_000);
     socket.on("data", (d: Buffer) => {
       reply = Buffer.concat([reply, d]);
@@ -109,6 +109,29 @@ test("hand-over: the node:net socket is gone, one descriptor per connection stay
     await waitFor(() => binding.stats().connections === 0, 3_000, "the connections to end");
     await waitFor(() => descriptors() === before, 3_000, "the descriptors to be released");
   } finally {
+    await app.close();
+  }
+});
+
+test("hand-over: a connection the native engine cannot adopt is served by node:net, bytes read so far included", async (t) => {
+  const binding = nativeOrSkip(t);
+  if (binding === null) return;
+  const { app, port } = await echoServer(50);
+  const adopt = binding.adopt;
+  binding.adopt = () => {
+    throw new Error("EMFILE: too many open files");
+  };
+  try {
+    const expected = ["one", "two"];
+    const frames = expected.map((s) => clientFrame(0x1, s));
+    const reply = await exchange(port, [
+      { data: Buffer.concat([request(port), frames[0]!]), delayMs: 0 },
+      { data: frames[1]!, delayMs: 10 },
+    ], (r) => r.includes("\r\n\r\n") && texts(r).length === expected.length);
+    assert.deepEqual(texts(reply), expected);
+    assert.match(String((app as unknown as { errors: unknown[] }).errors[0] ?? ""), /EMFILE/);
+  } finally {
+    binding.adopt = adopt;
     await app.close();
   }
 });

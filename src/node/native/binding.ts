@@ -46,12 +46,18 @@ export interface NativeEngineStats {
 export interface NativeBinding {
   init(handlers: NativeHandlers): NativeBlocks;
   profile(maxMessage: number, maxFrame: number, maxBuffered: number, idleMs: number, pingMs: number, closeMs: number, maxPerSecond: number, policy: number): number;
-  adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array): number;
+  /**
+   * `deflate`: 0 without permessage-deflate, else serverNoContextTakeover | clientNoContextTakeover << 1
+   * | serverMaxWindowBits << 8 | clientMaxWindowBits << 16; `threshold`: smaller messages go uncompressed.
+   */
+  adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array, deflate: number, threshold: number): number;
   sendText(id: number, text: string): number;
   /** Send the first `length` bytes of the outbox as one message. */
   sendOutbox(id: number, binary: number, length: number): number;
   sendBinary(id: number, data: Uint8Array): number;
   sendFrame(id: number, frame: Uint8Array, payloadBytes: number): number;
+  /** `frame` to `ids[0..count)`; `result` gets [delivered, over] and the ids over the limit go to the start of `ids`. */
+  broadcast(ids: Uint32Array, count: number, frame: Uint8Array, payloadBytes: number, maxBuffered: number, result: Uint32Array): void;
   ping(id: number, payload: string | Uint8Array): void;
   close(id: number, code: number, reason: string): void;
   terminate(id: number): void;

@@ -1,21 +1,23 @@
 import type { Socket } from "node:net";
 import { CloseCode } from "../../protocol/websocket/constants.js";
-import type { SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
+import type { BulkSender, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import type { ConnectionOptions } from "../websocket/connection.js";
+import type { DeflateParams } from "../../protocol/websocket/extensions.js";
+import type { Logger } from "../../options.js";
 import { RECORD_FIELDS, Record, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
 const EMPTY = Buffer.alloc(0);
 
-type SocketInternals = Socket & { _handle?: { fd?: number; readStop?: () => number } | null; encrypted?: boolean };
+type SocketInternals = Socket & { _handle?: { fd?: number; reading?: boolean; readStop?: () => number } | null; encrypted?: boolean };
 
 /**
  * The native engine in the process: connections adopted from node:net sockets after the upgrade,
  * owned by C from then on. One per process (the addon keeps one engine per Node.js environment);
  * events go to the connection's own `TransportEvents`.
  */
-export class NativeEngine implements NativeHandlers {
+export class NativeEngine implements NativeHandlers, BulkSender {
   private readonly connections = new Map<number, NativeConnection>();
   private readonly profiles = new WeakMap<ConnectionOptions, number>();
   private readonly inbox: Buffer;
@@ -42,11 +44,18 @@ export class NativeEngine implements NativeHandlers {
   /**
    * Take over an upgraded socket: `first` (the 101 response) is written by the engine, `head` and
    * whatever the socket read since are parsed first. The node:net socket is destroyed; its
-   * descriptor lives on, duplicated, in C.
+   * descriptor lives on, duplicated, in C. When the engine cannot take it (no descriptor left to
+   * duplicate, say), the socket is left as it was and the bytes read so far are returned instead,
+   * for node:net to carry on with.
    */
-  adopt(socket: Socket, options: ConnectionOptions, events: TransportEvents, first: Uint8Array, head: Buffer): NativeConnection {
+  adopt(
+    socket: Socket, options: ConnectionOptions, events: TransportEvents, first: Uint8Array, head: Buffer,
+    deflate: DeflateParams | null, extensions: string | undefined, logger: Logger,
+  ): NativeConnection | Buffer {
     const s = socket as SocketInternals;
     const handle = s._handle!;
+    // As net.Socket pauses a handle: marked not reading, so that node:net can start it again.
+    handle.reading = false;
     handle.readStop?.();
     const pending: Buffer[] = head.length > 0 ? [head] : [];
     while (socket.readableLength > 0) {
@@ -54,13 +63,47 @@ export class NativeEngine implements NativeHandlers {
       if (chunk === null) break;
       pending.push(chunk);
     }
-    const id = this.binding.adopt(handle.fd!, this.profile(options), first, pending.length === 1 ? pending[0]! : pending.length === 0 ? EMPTY : Buffer.concat(pending));
-    const connection = new NativeConnection(this, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events);
+    const deflateBits = deflate === null ? 0
+      : Number(deflate.serverNoContextTakeover) | Number(deflate.clientNoContextTakeover) << 1 |
+        deflate.serverMaxWindowBits << 8 | deflate.clientMaxWindowBits << 16;
+    const bytes = pending.length === 1 ? pending[0]! : pending.length === 0 ? EMPTY : Buffer.concat(pending);
+    let id: number;
+    try {
+      id = this.binding.adopt(handle.fd!, this.profile(options), first, bytes, deflateBits, deflate === null ? 0 : options.compressionThreshold);
+    } catch (error) {
+      this.failures++;
+      if (this.failures === 1) logger.error("catzilla: the native engine could not adopt a connection; node:net serves it", error);
+      // Reading again: a read request makes net.Socket start its handle (it is marked stopped).
+      socket.read(0);
+      return bytes;
+    }
+    const connection = new NativeConnection(this, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events, extensions,
+      deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null);
     this.connections.set(id, connection);
     socket.removeAllListeners();
     socket.on("error", ignore);
     socket.destroy();
     return connection;
+  }
+
+  /** Connections the engine could not adopt (node:net served them). */
+  failures = 0;
+  private ids = new Uint32Array(1024);
+  private readonly result = new Uint32Array(2);
+
+  sendToMany(
+    connections: readonly WebSocketTransport[], count: number, frame: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
+  ): { delivered: number; over: WebSocketTransport[] } {
+    if (this.ids.length < count) this.ids = new Uint32Array(Math.max(count, this.ids.length * 2));
+    const ids = this.ids;
+    for (let i = 0; i < count; i++) ids[i] = (connections[i] as NativeConnection).id;
+    this.binding.broadcast(ids, count, frame, payloadBytes, maxBufferedBytes, this.result);
+    const over: WebSocketTransport[] = [];
+    for (let i = 0; i < this.result[1]!; i++) {
+      const connection = this.connections.get(ids[i]!);
+      if (connection !== undefined) over.push(connection);
+    }
+    return { delivered: this.result[0]!, over };
   }
 
   stats(): NativeEngineStats {
@@ -146,8 +189,7 @@ function copyOf(inbox: Buffer, offset: number, length: number): Buffer {
 /** A WebSocket connection owned by the native engine, as the framework sees it. */
 export class NativeConnection implements WebSocketTransport {
   user: unknown = null;
-  readonly extensions = undefined;
-  readonly sharedCompressionWindowBits = null;
+  readonly bulk: BulkSender;
   /** @internal Set when the engine reported the end. */
   finished = false;
 
@@ -160,8 +202,11 @@ export class NativeConnection implements WebSocketTransport {
     readonly remotePort: number,
     /** @internal */
     readonly events: TransportEvents,
+    readonly extensions: string | undefined,
+    readonly sharedCompressionWindowBits: number | null,
   ) {
     this.binding = engine.binding;
+    this.bulk = engine;
   }
 
   get bufferedAmount(): number {

@@ -97,6 +97,7 @@ export class ConnectionRegistry {
  */
 export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   user: unknown = null;
+  readonly bulk = null;
   readonly sharedCompressionWindowBits: number | null;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -141,7 +142,6 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     s[kConnection] = this;
     socket.setNoDelay(true);
     socket.setTimeout(0);
-    socket.on("data", onSocketData);
     socket.on("drain", onSocketDrain);
     socket.on("close", onSocketClose);
     socket.on("error", onSocketError);
@@ -149,9 +149,19 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     registry.add(this, options);
   }
 
-  /** Bytes that arrived with the upgrade request, after its head. */
+  /**
+   * Start reading: first the bytes that arrived with the upgrade request (after its head), then
+   * the socket. On the next tick, so that the session is open before its first message.
+   */
   start(head: Buffer): void {
+    process.nextTick(startReading, this, head);
+  }
+
+  /** @internal */
+  startReading(head: Buffer): void {
+    if (this.finished) return;
     if (head.length > 0) this.handleData(head);
+    if (!this.finished) this.socket.on("data", onSocketData);
   }
 
   get bufferedAmount(): number {
@@ -445,6 +455,10 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     this.deflate = null;
     this.events.onClose(this, this.peerCode, this.peerReason);
   }
+}
+
+function startReading(connection: NodeConnection, head: Buffer): void {
+  connection.startReading(head);
 }
 
 function destroyLater(socket: Socket): void {
