@@ -39,6 +39,8 @@ typedef struct {
 #define INBOX_BYTES (256 * 1024)
 #define OUTBOX_BYTES (256 * 1024)
 #define RECORD_FIELDS 5
+/* Messages this large skip the inbox: one Buffer made straight from the engine's bytes. */
+#define LARGE_MESSAGE (16 * 1024)
 #define MAX_RECORDS 8192
 
 /* Kinds of records; the JavaScript side (src/node/native/connection.ts) reads the same numbers. */
@@ -100,12 +102,13 @@ static void ev_deliver(void *ctx) {
 }
 
 /*
- * Add a record with `len` payload bytes; when the payload cannot fit the inbox at all, it goes on
- * its own (onLarge) after the records before it.
+ * Add a record with `len` payload bytes; a large message goes on its own (onLarge), after the
+ * records before it.
  */
 static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, size_t len, uint32_t code) {
-  if (a->record_count == MAX_RECORDS || a->inbox_len + len > INBOX_BYTES) deliver(a);
-  if (len > INBOX_BYTES) {
+  int large = len > INBOX_BYTES || ((kind == R_TEXT || kind == R_BINARY) && len >= LARGE_MESSAGE);
+  if (a->record_count == MAX_RECORDS || a->inbox_len + len > INBOX_BYTES || large) deliver(a);
+  if (large) {
     napi_value argv[3];
     napi_create_uint32(a->env, id, &argv[0]);
     void *copy;
