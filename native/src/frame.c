@@ -139,6 +139,43 @@ static int control_frame(cz_parser_t *p, const cz_parser_events_t *ev, void *use
   return 1;
 }
 
+/*
+ * Payload bytes of a data frame, unmasked (none for an empty frame): message bookkeeping, UTF-8 of
+ * uncompressed text, then the event. Returns nonzero to stop parsing.
+ */
+static int data_payload(cz_parser_t *p, const cz_parser_events_t *ev, void *user, const uint8_t *chunk, size_t n) {
+  int first = 0;
+  if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
+    p->message_opcode = p->opcode;
+    p->message_compressed = p->rsv1;
+    first = 1;
+  }
+  int binary = p->message_opcode == CZ_OP_BINARY;
+  int compressed = p->message_compressed;
+  int last = p->fin && p->payload_left == 0;
+  p->message_len += n;
+  if (!binary && !compressed && !cz_utf8_feed(&p->utf8, chunk, n)) {
+    fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message");
+    return 1;
+  }
+  if (last && !binary && !compressed && p->utf8.needed != 0) {
+    fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, p->message_frames == 0 ? "Invalid UTF-8 in text message" : "Text message ends inside a character");
+    return 1;
+  }
+  if (p->payload_left == 0) {
+    p->state = S_HEADER;
+    if (!p->fin && p->message_frames < 2) p->message_frames++;
+  }
+  if (last) {
+    p->message_opcode = 0;
+    p->message_frames = 0;
+    p->message_len = 0;
+    cz_utf8_reset(&p->utf8);
+  }
+  if (ev->on_data(user, chunk, n, first, last, (binary ? CZ_DATA_BINARY : 0) | (compressed ? CZ_DATA_COMPRESSED : 0))) return 1;
+  return p->state == S_DONE;
+}
+
 size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_events_t *ev, void *user) {
   size_t i = 0;
   while (i < len) {
@@ -218,34 +255,7 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
           if (p->payload_left == 0) goto frame_end;
           break;
         }
-        {
-          int first = 0;
-          if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
-            p->message_opcode = p->opcode;
-            p->message_compressed = p->rsv1;
-            first = 1;
-          }
-          int binary = p->message_opcode == CZ_OP_BINARY;
-          int compressed = p->message_compressed;
-          int last = p->fin && p->payload_left == 0;
-          p->message_len += n;
-          if (!binary && !compressed && !cz_utf8_feed(&p->utf8, chunk, n)) {
-            return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message"), i;
-          }
-          if (last && !binary && !compressed && p->utf8.needed != 0) {
-            return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, p->message_frames == 0 ? "Invalid UTF-8 in text message" : "Text message ends inside a character"), i;
-          }
-          if (p->payload_left == 0) p->state = S_HEADER;
-          if (p->payload_left == 0 && !p->fin && p->message_frames < 2) p->message_frames++;
-          if (last) {
-            p->message_opcode = 0;
-            p->message_frames = 0;
-            p->message_len = 0;
-            cz_utf8_reset(&p->utf8);
-          }
-          if (ev->on_data(user, chunk, n, first, last, (binary ? CZ_DATA_BINARY : 0) | (compressed ? CZ_DATA_COMPRESSED : 0))) return i;
-          if (p->state == S_DONE) return i;
-        }
+        if (data_payload(p, ev, user, chunk, n)) return i;
         break;
       }
       default: /* S_DONE */
@@ -258,27 +268,7 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
       if (control_frame(p, ev, user)) return i;
     } else {
       /* An empty data frame. */
-      int first = 0;
-      if (p->opcode != CZ_OP_CONT && p->message_opcode == 0) {
-        p->message_opcode = p->opcode;
-        p->message_compressed = p->rsv1;
-        first = 1;
-      }
-      int binary = p->message_opcode == CZ_OP_BINARY;
-      int compressed = p->message_compressed;
-      int last = p->fin;
-      if (last && !binary && !compressed && p->utf8.needed != 0) {
-        return fail(p, ev, user, CZ_CLOSE_INVALID_PAYLOAD, "Text message ends inside a character"), i;
-      }
-      if (!last && p->message_frames < 2) p->message_frames++;
-      if (last) {
-        p->message_opcode = 0;
-        p->message_frames = 0;
-        p->message_len = 0;
-        cz_utf8_reset(&p->utf8);
-      }
-      if (ev->on_data(user, data + i, 0, first, last, (binary ? CZ_DATA_BINARY : 0) | (compressed ? CZ_DATA_COMPRESSED : 0))) return i;
-      if (p->state == S_DONE) return i;
+      if (data_payload(p, ev, user, data + i, 0)) return i;
     }
   }
   return i;
