@@ -476,16 +476,20 @@ static int count_message(cz_conn_t *c) {
 static void on_error(void *user, uint16_t code, const char *reason);
 static void deliver_compressed(cz_conn_t *c, int binary);
 
+/* A complete message, within the rate limit, to JavaScript. */
+static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int binary) {
+  if (!count_message(c)) return;
+  cz_engine_t *e = c->engine;
+  c->last_message = c->last_received;
+  e->stats.messages_in++;
+  e->events.on_message(e->ctx, c->id, data, len, binary);
+}
+
 static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
   cz_conn_t *c = user;
-  cz_engine_t *e = c->engine;
   int binary = (flags & CZ_DATA_BINARY) != 0;
   if (first && last && !(flags & CZ_DATA_COMPRESSED)) {
-    if (count_message(c)) {
-      c->last_message = c->last_received;
-      e->stats.messages_in++;
-      e->events.on_message(e->ctx, c->id, data, len, binary);
-    }
+    deliver_message(c, data, len, binary);
   } else {
     if (first) c->message_len = 0;
     if (c->message_len + len > c->message_cap) {
@@ -507,11 +511,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
       deliver_compressed(c, binary);
       c->message_len = 0;
     } else if (last) {
-      if (count_message(c)) {
-        c->last_message = c->last_received;
-        e->stats.messages_in++;
-        e->events.on_message(e->ctx, c->id, c->message, c->message_len, binary);
-      }
+      deliver_message(c, c->message, c->message_len, binary);
       c->message_len = 0;
       if (c->message_cap > 256 * 1024) {
         free(c->message);
@@ -606,11 +606,7 @@ static void deliver_compressed(cz_conn_t *c, int binary) {
     cz_parser_stop(&c->parser);
     return;
   }
-  if (count_message(c)) {
-    c->last_message = c->last_received;
-    e->stats.messages_in++;
-    e->events.on_message(e->ctx, c->id, e->zbuf, produced, binary);
-  }
+  deliver_message(c, e->zbuf, produced, binary);
 }
 
 /*
@@ -931,6 +927,34 @@ static void start_reading(cz_engine_t *e, cz_conn_t *c) {
   }
 }
 
+/*
+ * Write `a` then `b` (either may be empty) to the kernel now, without copying; what it does not
+ * take joins the queue. For a connection with nothing queued. Returns -1 when it failed.
+ */
+static int write_now(cz_conn_t *c, const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len) {
+  cz_engine_t *e = c->engine;
+  uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)a_len), uv_buf_init((char *)b, (unsigned)b_len)};
+  int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, b_len > 0 ? 2 : 1);
+  e->stats.writes++;
+  if (n == UV_EAGAIN) n = 0;
+  if (n < 0) {
+    do_close(c);
+    return -1;
+  }
+  e->stats.bytes_out += (uint64_t)n;
+  size_t written = (size_t)n;
+  if (written >= a_len + b_len) return 0;
+  uint8_t *at = reserve(c, a_len + b_len - written);
+  if (at == NULL) return -1;
+  if (written < a_len) {
+    memcpy(at, a + written, a_len - written);
+    if (b_len > 0) memcpy(at + a_len - written, b, b_len);
+  } else {
+    memcpy(at, b + (written - a_len), b_len - (written - a_len));
+  }
+  return 0;
+}
+
 static int admit(cz_conn_t *c, size_t len) {
   size_t total = buffered(c) + len;
   uint64_t limit = c->profile->max_buffered;
@@ -979,28 +1003,8 @@ int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t
     /* A large payload with nothing queued: header and payload straight to the kernel, no copy. */
     uint8_t header[10];
     size_t header_len = cz_write_header(header, opcode, len, 0);
-    uv_buf_t bufs[2] = {uv_buf_init((char *)header, (unsigned)header_len), uv_buf_init((char *)data, (unsigned)len)};
-    int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, 2);
-    e->stats.writes++;
-    if (n == UV_EAGAIN) n = 0;
-    if (n < 0) {
-      do_close(c);
-      return CZ_SEND_CLOSED;
-    }
+    if (write_now(c, header, header_len, data, len) != 0) return CZ_SEND_CLOSED;
     e->stats.messages_out++;
-    e->stats.bytes_out += (uint64_t)n;
-    size_t written = (size_t)n;
-    if (written < header_len) {
-      uint8_t *at = reserve(c, header_len - written + len);
-      if (at == NULL) return CZ_SEND_CLOSED;
-      memcpy(at, header + written, header_len - written);
-      memcpy(at + header_len - written, data, len);
-    } else if (written < header_len + len) {
-      size_t rest = header_len + len - written;
-      uint8_t *at = reserve(c, rest);
-      if (at == NULL) return CZ_SEND_CLOSED;
-      memcpy(at, data + (written - header_len), rest);
-    }
     /* Over the limit but all written: the drain is reported on the next flush. */
     if (c->flags & F_OVER_LIMIT) mark_dirty(c);
     return status;
@@ -1021,26 +1025,6 @@ int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len,
   return status;
 }
 
-/* Write what the kernel takes now; the rest joins the queue. Returns -1 when the connection failed. */
-static int write_now(cz_conn_t *c, const uint8_t *data, size_t len) {
-  cz_engine_t *e = c->engine;
-  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-  e->stats.writes++;
-  if (n == UV_EAGAIN) n = 0;
-  if (n < 0) {
-    do_close(c);
-    return -1;
-  }
-  e->stats.bytes_out += (uint64_t)n;
-  if ((size_t)n < len) {
-    uint8_t *at = reserve(c, len - (size_t)n);
-    if (at == NULL) return -1;
-    memcpy(at, data + n, len - (size_t)n);
-  }
-  return 0;
-}
-
 size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *frame, size_t len, size_t payload,
                     uint64_t max_buffered, size_t *over) {
   size_t delivered = 0;
@@ -1054,7 +1038,7 @@ size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *
     }
     if (buffered(c) == 0) {
       /* One system call per member, no copy: what a loop of sends would cost at best. */
-      if (write_now(c, frame, len) != 0) continue;
+      if (write_now(c, frame, len, NULL, 0) != 0) continue;
     } else {
       uint8_t *at = reserve(c, len);
       if (at == NULL) continue;

@@ -296,9 +296,7 @@ export class Room {
       this.link.append(this, text, bytes, excluded);
       return { id: null, queued: true, delivered: 0, skipped: 0, closed: 0 };
     }
-    const id = ++this.lastId;
-    if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
-    const result = this.deliver(id, text, bytes, excluded);
+    const result = this.deliver(this.nextId(text, bytes), text, bytes, excluded);
     this.link.publish(this, text, bytes);
     return result;
   }
@@ -306,9 +304,14 @@ export class Room {
   /** @internal A broadcast made on another process. */
   deliverRemote(text: string | null, bytes: Uint8Array | null): void {
     this.totals.remoteBroadcasts++;
+    this.deliver(this.nextId(text, bytes), text, bytes, null);
+  }
+
+  /** The id of a broadcast this server numbers itself (no shared log), kept in the history. */
+  private nextId(text: string | null, bytes: Uint8Array | null): number {
     const id = ++this.lastId;
     if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
-    this.deliver(id, text, bytes, null);
+    return id;
   }
 
   /**
