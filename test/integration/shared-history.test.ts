@@ -93,11 +93,16 @@ function sharedHistorySuite(name: string, brokers: () => Promise<[Broker, Broker
     });
     const ws = (server: 0 | 1, path: string) => connectWs(`ws://127.0.0.1:${ports[server]}${path}`);
     const sse = (server: 0 | 1) => `http://127.0.0.1:${ports[server]}`;
+    /** Wait until a server's room has its members (an SSE member joins once its stream starts). */
+    const members = (server: 0 | 1, room: string, count: number) =>
+      waitFor(() => (apps[server].rooms.get(room)?.size ?? 0) >= count, 5_000, `${count} members of ${room} on server ${server}`);
 
     test("broadcasts from both servers reach every member in one order with the same ids", async () => {
       const clients = [await ws(0, "/live/order"), await ws(0, "/live/order"), await ws(1, "/live/order"), await ws(1, "/live/order")];
       const got = clients.map(collect);
       const events = readEvents(`${sse(1)}/sse/order`, 20);
+      await members(0, "order", 2);
+      await members(1, "order", 3);
       await sleep(settle);
       for (let i = 0; i < 10; i++) clients[i % 2 === 0 ? 0 : 2]!.send(`m${i}`);
       await waitFor(() => got.every((g) => g.length === 10), 10_000, "every member to get all ten");
@@ -117,8 +122,10 @@ function sharedHistorySuite(name: string, brokers: () => Promise<[Broker, Broker
 
     test("a client resumes on the other server: what it missed, in order, then live messages", async () => {
       const sender = await ws(0, "/live/resume");
+      await members(0, "resume", 1);
       await sleep(settle);
       const first = readEvents(`${sse(0)}/sse/resume`, 3);
+      await members(0, "resume", 2);
       await sleep(settle);
       for (const m of ["a", "b", "c"]) sender.send(m);
       const seen = await first;
@@ -129,6 +136,7 @@ function sharedHistorySuite(name: string, brokers: () => Promise<[Broker, Broker
       await waitFor(() => apps[0].rooms.get("resume")!.lastEventId === Number(seen[2]!.id) + 2, 5_000, "d and e");
       const resumed = readEvents(`${sse(1)}/sse/resume`, 3, seen[2]!.id);
       const { ws: wsResumed, got: wsGot } = await member(`ws://127.0.0.1:${ports[1]}/live/resume?lastId=${seen[2]!.id}`);
+      await members(1, "resume", 2);
       await sleep(settle);
       sender.send("live");
       assert.deepEqual((await resumed).map((e) => [e.data, Number(e.id)]), [
@@ -143,6 +151,7 @@ function sharedHistorySuite(name: string, brokers: () => Promise<[Broker, Broker
     test("an id the shared history no longer covers gets resync, then live messages", async () => {
       const sender = await ws(0, "/live/old");
       const first = readEvents(`${sse(0)}/sse/old`, 1);
+      await members(0, "old", 2);
       await sleep(settle);
       sender.send("0");
       const [oldest] = await first;
@@ -150,6 +159,7 @@ function sharedHistorySuite(name: string, brokers: () => Promise<[Broker, Broker
       await waitFor(() => apps[0].rooms.get("old")!.lastEventId === Number(oldest!.id) + 8, 5_000, "eight more");
       const { ws: late, got } = await member(`ws://127.0.0.1:${ports[1]}/live/old?lastId=${oldest!.id}`);
       const lateSse = readEvents(`${sse(1)}/sse/old`, 2, oldest!.id);
+      await members(1, "old", 2);
       await sleep(settle);
       sender.send("live");
       await waitFor(() => got.length === 2, 5_000, "resync and the live message");
@@ -169,6 +179,8 @@ function sharedHistorySuite(name: string, brokers: () => Promise<[Broker, Broker
       const local = await ws(0, "/live/except");
       const remote = await ws(1, "/live/except");
       const [senderGot, localGot, remoteGot] = [sender, local, remote].map(collect);
+      await members(0, "except", 2);
+      await members(1, "except", 1);
       await sleep(settle);
       sender.send("not to me");
       await waitFor(() => localGot!.length === 1 && remoteGot!.length === 1, 5_000, "the others");
