@@ -101,12 +101,19 @@ export class RoomRegistry implements RoomLink {
   publish(room: Room, text: string | null, bytes: Uint8Array | null): void {
     const broker = this.broker;
     if (broker === null) return;
+    this.send(CHANNEL_PREFIX + room.name, this.envelope(text, bytes, null));
+  }
+
+  /** A broadcast in the room envelope: kind, this process's origin, the sequence number when logged, the payload. */
+  private envelope(text: string | null, bytes: Uint8Array | null, seq: number | null): Buffer {
     const data = text !== null ? Buffer.from(text) : bytes!;
-    const payload = Buffer.allocUnsafe(1 + ORIGIN_BYTES + data.byteLength);
-    payload[0] = text !== null ? TEXT : BINARY;
+    const start = 1 + ORIGIN_BYTES + (seq === null ? 0 : SEQ_BYTES);
+    const payload = Buffer.allocUnsafe(start + data.byteLength);
+    payload[0] = (seq === null ? 0 : LOGGED) | (text !== null ? TEXT : BINARY);
     this.origin.copy(payload, 1);
-    payload.set(data, 1 + ORIGIN_BYTES);
-    this.send(CHANNEL_PREFIX + room.name, payload);
+    if (seq !== null) payload.writeUInt32BE(seq, 1 + ORIGIN_BYTES);
+    payload.set(data, start);
+    return payload;
   }
 
   /** @internal RoomLink */
@@ -118,12 +125,7 @@ export class RoomRegistry implements RoomLink {
   append(room: Room, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null): void {
     const log = this.broker!.log!;
     const seq = this.seq = (this.seq + 1) >>> 0;
-    const data = text !== null ? Buffer.from(text) : bytes!;
-    const payload = Buffer.allocUnsafe(1 + ORIGIN_BYTES + SEQ_BYTES + data.byteLength);
-    payload[0] = LOGGED | (text !== null ? TEXT : BINARY);
-    this.origin.copy(payload, 1);
-    payload.writeUInt32BE(seq, 1 + ORIGIN_BYTES);
-    payload.set(data, 1 + ORIGIN_BYTES + SEQ_BYTES);
+    const payload = this.envelope(text, bytes, seq);
     if (excluded !== null) {
       this.excludedBySeq.set(seq, excluded);
       // A broadcast whose copy never came back (lost in an outage) is not remembered forever.

@@ -27,7 +27,7 @@ export interface NativeBlocks {
 
 /** Fields per record, and the kinds of records (native/src/addon.c has the same numbers). */
 export const RECORD_FIELDS = 5;
-export const Record = { Text: 0, Binary: 1, Ping: 2, Pong: 3, Drain: 4, Close: 5 } as const;
+export const RecordKind = { Text: 0, Binary: 1, Ping: 2, Pong: 3, Drain: 4, Close: 5 } as const;
 
 /** Counters of the native engine. */
 export interface NativeEngineStats {

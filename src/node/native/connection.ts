@@ -4,7 +4,7 @@ import type { BulkSender, SendStatus, TransportEvents, WebSocketTransport } from
 import type { ConnectionOptions } from "../websocket/connection.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
-import { RECORD_FIELDS, Record, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
+import { RECORD_FIELDS, RecordKind, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
@@ -155,22 +155,22 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   private dispatch(connection: NativeConnection, kind: number, offset: number, length: number, code: number): void {
     const { inbox } = this;
     switch (kind) {
-      case Record.Text:
+      case RecordKind.Text:
         connection.events.onMessage(connection, inbox.toString("utf8", offset, offset + length), false, length);
         return;
-      case Record.Binary:
+      case RecordKind.Binary:
         connection.events.onMessage(connection, copyOf(inbox, offset, length), true, length);
         return;
-      case Record.Ping:
+      case RecordKind.Ping:
         connection.events.onPing(connection, copyOf(inbox, offset, length));
         return;
-      case Record.Pong:
+      case RecordKind.Pong:
         connection.events.onPong(connection, copyOf(inbox, offset, length));
         return;
-      case Record.Drain:
+      case RecordKind.Drain:
         connection.events.onDrain(connection);
         return;
-      case Record.Close:
+      case RecordKind.Close:
         this.connections.delete(connection.id);
         connection.finished = true;
         connection.events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
