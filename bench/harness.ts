@@ -62,6 +62,43 @@ export function median(values: number[]): number {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
 
+/** What idle connections cost a server, from its RSS (bytes). */
+export interface IdleMemory {
+  /** RSS growth from the idle server to `total` connections, ÷ total. */
+  perConnection: number;
+  /** RSS growth from `total / 3` to `total` connections, ÷ the connections added. */
+  marginal: number;
+  /** RSS with `total` connections. */
+  rss: number;
+}
+
+/**
+ * Hold `total` idle connections to a server (pid) in two steps: a third, then the rest, each by a
+ * client process `open(count)` starts (it resolves once they are all open). `perConnection`
+ * includes what the first connections make the process grow once (V8's young generation grows
+ * to its maximum under the handshake traffic, code is compiled); `marginal` is what one more
+ * connection costs once that is paid. Both are read `settleMs` after the clients are ready.
+ */
+export async function idleMemory(pid: number, total: number, open: (count: number) => Promise<ChildProcess>, settleMs = 3_000): Promise<IdleMemory> {
+  const first = Math.round(total / 3);
+  const start = rssOf(pid);
+  const clients: ChildProcess[] = [];
+  try {
+    clients.push(await open(first));
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    const middle = rssOf(pid);
+    clients.push(await open(total - first));
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    const end = rssOf(pid);
+    return { perConnection: (end - start) / total, marginal: (end - middle) / (total - first), rss: end };
+  } finally {
+    for (const client of clients) {
+      client.stdin?.end();
+      client.kill("SIGKILL");
+    }
+  }
+}
+
 /** The first line a child process prints, or an error after `timeoutMs`. */
 export function firstLine(child: ChildProcess, timeoutMs: number, what: string): Promise<string> {
   return new Promise((resolve, reject) => {

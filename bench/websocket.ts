@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { cpuMicros, firstLine, median, pinned, printTable, root, rssOf, startServer, stopServer, type Row } from "./harness.js";
+import { cpuMicros, firstLine, idleMemory, median, pinned, printTable, root, startServer, stopServer, type IdleMemory, type Row } from "./harness.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
@@ -53,34 +53,31 @@ function load(target: Target, env: Record<string, string>): Record<string, numbe
   }
 }
 
-async function idleBytes(target: Target): Promise<number> {
+async function idle(target: Target): Promise<IdleMemory> {
   const server = await start(target);
   try {
     await new Promise((resolve) => setTimeout(resolve, 500));
     // Warm up the handshake path so its code and first buffers are not billed to the connections.
     load(target, { MODE: "echo", CONNECTIONS: "50", INFLIGHT: "1", SECONDS: "1" });
     await new Promise((resolve) => setTimeout(resolve, 1_000));
-    const before = rssOf(server.pid!);
-    const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
-    const client = spawn(command, args, {
-      cwd: root,
-      env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, PROTOCOL: target.protocol, MODE: "idle", CONNECTIONS: String(idleConnections) },
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    try {
+    return await idleMemory(server.pid!, idleConnections, async (count) => {
+      const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/ws-load.ts"]);
+      const client = spawn(command, args, {
+        cwd: root,
+        env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, PROTOCOL: target.protocol, MODE: "idle", CONNECTIONS: String(count) },
+        stdio: ["pipe", "pipe", "inherit"],
+      });
       const line = await firstLine(client, 120_000, "the idle clients");
-      if (!line.startsWith(`ready ${idleConnections} `)) throw new Error(`${target.name}: ${line}`);
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-      return (rssOf(server.pid!) - before) / idleConnections;
-    } finally {
-      client.stdin!.end();
-      client.kill("SIGKILL");
-    }
+      if (!line.startsWith(`ready ${count} `)) {
+        client.kill("SIGKILL");
+        throw new Error(`${target.name}: ${line}`);
+      }
+      return client;
+    });
   } finally {
     await stopServer(server);
   }
 }
-
 
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
@@ -116,7 +113,10 @@ async function main(): Promise<void> {
     }
     if (wanted("idle")) {
       try {
-        add("idle", await idleBytes(target));
+        const memory = await idle(target);
+        add("idle", memory.perConnection);
+        add("idle-marginal", memory.marginal);
+        add("idle-rss", memory.rss);
       } catch (error) {
         console.error((error as Error).message);
       }
@@ -131,7 +131,9 @@ async function main(): Promise<void> {
     ["large", "64 KiB messages MB/s (4 conns × 4 in flight)", (v) => v.toFixed(0), "node ≥ 1.5× ws+bufferutil; native ≥ 1.1× uWS"],
     ["p50", "round trip p50 (µs)", (v) => v.toFixed(0)],
     ["p99", "round trip p99 (µs)", (v) => v.toFixed(0), "node ≤ ws+bufferutil; native ≤ uWS"],
-    ["idle", `server RSS per idle connection (${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "node ≤ 0.8× ws; native ≤ 600 B"],
+    ["idle", `server RSS per idle connection (0 → ${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "node ≤ 0.8× ws; native ≤ 600 B"],
+    ["idle-marginal", `server RSS per added idle connection (${Math.round(idleConnections / 3)} → ${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "native ≤ 600 B"],
+    ["idle-rss", `server RSS at ${idleConnections} idle connections (MB)`, (v) => (v / 2 ** 20).toFixed(1)],
   ];
   printTable(results, targets.map((t) => t.name), rows);
 }

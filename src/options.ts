@@ -76,8 +76,9 @@ export interface AppOptions {
   /**
    * Which engine owns WebSocket connections after the upgrade: `"native"` (the C core; the addon
    * must load, or the app fails at construction), `"node"` (node:net, in TypeScript), or
-   * `"auto"` (native where the addon loaded, node:net otherwise). The `CATZILLA_ENGINE`
-   * environment variable sets it when this option is not given.
+   * `"auto"` (native where the addon loaded, node:net otherwise). The native engine also takes
+   * SSE room subscribers (`room.eventSource()`) once their headers are known. The
+   * `CATZILLA_ENGINE` environment variable sets it when this option is not given.
    * @default "auto"
    */
   engine?: EngineChoice;

@@ -306,6 +306,33 @@ static napi_value js_profile(napi_env env, napi_callback_info info) {
   return u32(env, (uint32_t)index);
 }
 
+/* streamProfile(maxBuffered, heartbeatMs, closeMs, heartbeat) -> index: for response streams (SSE) */
+static napi_value js_stream_profile(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  double v[3];
+  const uint8_t *heartbeat;
+  size_t heartbeat_len;
+  if (argc < 4 || !arg_bytes(env, argv[3], &heartbeat, &heartbeat_len) || heartbeat_len > CZ_MAX_HEARTBEAT) {
+    return type_error(env, "streamProfile(maxBuffered, heartbeatMs, closeMs, heartbeat of at most 64 bytes)");
+  }
+  for (int i = 0; i < 3; i++) if (!arg_f64(env, argv[i], &v[i]) || v[i] < 0) return type_error(env, "streamProfile() takes 3 non-negative numbers");
+  cz_profile_t p;
+  memset(&p, 0, sizeof p);
+  p.kind = CZ_KIND_STREAM;
+  p.max_buffered = (uint64_t)v[0];
+  p.ping_ms = (uint32_t)v[1];
+  p.close_ms = (uint32_t)v[2];
+  p.policy = CZ_POLICY_WAIT;
+  p.heartbeat_len = (uint8_t)heartbeat_len;
+  if (heartbeat_len > 0) memcpy(p.heartbeat, heartbeat, heartbeat_len);
+  int index = cz_engine_add_profile(a->engine, &p);
+  if (index < 0) {
+    napi_throw_range_error(env, "ERR_CATZILLA_NATIVE", "Too many distinct option sets for the native engine");
+    return NULL;
+  }
+  return u32(env, (uint32_t)index);
+}
+
 /*
  * adopt(fd, profile, first, head, deflate) -> id; deflate: 0 when not negotiated, else
  * serverNoContextTakeover | clientNoContextTakeover << 1 | serverBits << 8 | clientBits << 16,
@@ -463,6 +490,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
   set_number(env, out, "bytesOut", (double)s.bytes_out);
   set_number(env, out, "writes", (double)s.writes);
   set_number(env, out, "connectionBytes", (double)cz_connection_size());
+  set_number(env, out, "streamBytes", (double)cz_stream_size());
   return out;
 }
 
@@ -608,6 +636,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
     {"init", NULL, js_init, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"profile", NULL, js_profile, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"streamProfile", NULL, js_stream_profile, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"sendText", NULL, js_send_text, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"sendOutbox", NULL, js_send_outbox, NULL, NULL, NULL, napi_default_jsproperty, NULL},

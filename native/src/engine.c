@@ -56,7 +56,7 @@ struct cz_conn {
   uint8_t *input;  /* bytes read but not parsed (paused mid-read) */
   size_t input_len;
   uint64_t last_received;
-  uint64_t last_message;
+  uint64_t last_message; /* a stream: when it last wrote */
   uint64_t ping_sent;
   uint64_t ending_since;
   uint64_t rate_start;
@@ -66,6 +66,7 @@ struct cz_conn {
   uint16_t peer_code;
   const char *fail_reason; /* our reason when we failed the connection; else the peer's, in the parser */
   cz_deflate_t *deflate;   /* NULL unless permessage-deflate was negotiated */
+  /* Last: a stream (CZ_KIND_STREAM) is allocated without it and never parses. */
   cz_parser_t parser;
 };
 
@@ -116,6 +117,10 @@ struct cz_engine {
 
 size_t cz_connection_size(void) {
   return sizeof(cz_conn_t);
+}
+
+size_t cz_stream_size(void) {
+  return offsetof(cz_conn_t, parser);
 }
 
 /* ---- batches of events: the addon opens one JavaScript scope per batch ---- */
@@ -714,6 +719,10 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
   }
 }
 
+static int is_stream(const cz_conn_t *c) {
+  return c->profile->kind == CZ_KIND_STREAM;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   cz_conn_t *c = (cz_conn_t *)stream;
   cz_engine_t *e = c->engine;
@@ -731,7 +740,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   } else {
     c->last_received = uv_now(e->loop);
     e->stats.bytes_in += (uint64_t)nread;
-    if (!cz_parser_done(&c->parser)) consume(c, (uint8_t *)buf->base, (size_t)nread);
+    if (is_stream(c)) {
+      /* A stream's client has nothing to say; what it sends anyway is dropped. */
+    } else if (!cz_parser_done(&c->parser)) {
+      consume(c, (uint8_t *)buf->base, (size_t)nread);
+    }
   }
   end(e);
   if (own) free(buf->base);
@@ -752,6 +765,15 @@ static void on_sweep(uv_timer_t *timer) {
       if (now - c->ending_since >= p->close_ms) {
         if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
         do_close(c);
+      }
+      continue;
+    }
+    if (is_stream(c)) {
+      /* A quiet stream gets a heartbeat, unless the client is not even taking what it has. */
+      if (p->ping_ms > 0 && now - c->last_message >= p->ping_ms && buffered(c) == 0) {
+        uint8_t *at = reserve(c, p->heartbeat_len);
+        if (at != NULL) memcpy(at, p->heartbeat, p->heartbeat_len);
+        c->last_message = now;
       }
       continue;
     }
@@ -846,13 +868,15 @@ int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile) {
 int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *deflate, const uint8_t *first, size_t first_len,
              const uint8_t *head, size_t head_len, uint32_t *id) {
   if (profile < 0 || profile >= e->profile_count) return UV_EINVAL;
+  int stream = e->profiles[profile].kind == CZ_KIND_STREAM;
+  if (stream && deflate != NULL) return UV_EINVAL;
   if (deflate != NULL && (deflate->server_max_window_bits < 9 || deflate->server_max_window_bits > 15 ||
                           deflate->client_max_window_bits < 9 || deflate->client_max_window_bits > 15)) {
     return UV_EINVAL;
   }
   int copy = dup(fd);
   if (copy < 0) return -errno;
-  cz_conn_t *c = calloc(1, sizeof *c);
+  cz_conn_t *c = calloc(1, stream ? cz_stream_size() : sizeof *c);
   if (c == NULL) {
     close(copy);
     return UV_ENOMEM;
@@ -867,7 +891,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   }
   c->engine = e;
   c->profile = &e->profiles[profile];
-  cz_parser_init(&c->parser, c->profile->max_message, c->profile->max_frame);
+  if (!stream) cz_parser_init(&c->parser, c->profile->max_message, c->profile->max_frame);
   if (deflate != NULL) {
     c->deflate = calloc(1, sizeof *c->deflate);
     if (c->deflate == NULL) {
@@ -917,7 +941,7 @@ static void start_reading(cz_engine_t *e, cz_conn_t *c) {
     c->input = NULL;
     c->input_len = 0;
     c->last_received = uv_now(e->loop);
-    consume(c, input, len);
+    if (!is_stream(c)) consume(c, input, len);
     free(input);
     if (c->flags & (F_PAUSED | F_CLOSING)) return;
   }
@@ -977,6 +1001,7 @@ static int admit(cz_conn_t *c, size_t len) {
 }
 
 static int is_open(const cz_conn_t *c) {
+  /* A stream that ended takes nothing more (F_ENDING); neither does a WebSocket closing. */
   return c != NULL && !(c->flags & (F_CLOSE_SENT | F_CLOSING | F_FINISHED | F_ENDING));
 }
 
@@ -1022,6 +1047,7 @@ int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len,
   if (at == NULL) return CZ_SEND_CLOSED;
   memcpy(at, frame, len);
   e->stats.messages_out++;
+  if (is_stream(c)) c->last_message = uv_now(e->loop);
   return status;
 }
 
@@ -1045,6 +1071,7 @@ size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *
       memcpy(at, frame, len);
     }
     e->stats.messages_out++;
+    if (is_stream(c)) c->last_message = uv_now(e->loop);
     delivered++;
   }
   return delivered;
@@ -1061,6 +1088,14 @@ void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len) {
 void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, size_t reason_len) {
   cz_conn_t *c = find(e, id);
   if (c == NULL || (c->flags & (F_CLOSE_SENT | F_CLOSING | F_FINISHED))) return;
+  if (is_stream(c)) {
+    if (c->flags & F_ENDING) return;
+    (void)reason;
+    (void)reason_len;
+    c->peer_code = code;
+    end_connection(c);
+    return;
+  }
   send_close(c, code, reason, reason_len);
   if (c->flags & F_CLOSE_RECEIVED) end_connection(c);
 }

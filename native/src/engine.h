@@ -12,6 +12,13 @@
 
 enum { CZ_SEND_OK = 0, CZ_SEND_BACKPRESSURE = 1, CZ_SEND_DROPPED = 2, CZ_SEND_CLOSED = 3 };
 enum { CZ_POLICY_WAIT = 0, CZ_POLICY_DROP = 1, CZ_POLICY_CLOSE = 2 };
+/*
+ * What a connection carries. A stream is an HTTP response body the engine only writes to (a
+ * Server-Sent Events subscriber after its headers): what the client sends is read and dropped,
+ * its end is reported as a close with 1006, and a quiet stream gets the profile's heartbeat.
+ */
+enum { CZ_KIND_WEBSOCKET = 0, CZ_KIND_STREAM = 1 };
+#define CZ_MAX_HEARTBEAT 64
 
 /* Limits and timers shared by the connections of one route. */
 typedef struct cz_profile {
@@ -23,6 +30,9 @@ typedef struct cz_profile {
   uint32_t close_ms; /* how long the peer has to answer a close */
   uint32_t max_per_second; /* messages per second; over it: 1008; 0: no limit */
   uint8_t policy;    /* CZ_POLICY_* when a send goes over max_buffered */
+  uint8_t kind;      /* CZ_KIND_*; for a stream, ping_ms is the heartbeat period */
+  uint8_t heartbeat_len;
+  uint8_t heartbeat[CZ_MAX_HEARTBEAT]; /* written to a stream quiet for ping_ms */
 } cz_profile_t;
 
 /* permessage-deflate as negotiated for one connection (RFC 7692). */
@@ -76,7 +86,10 @@ int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len,
 size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *frame, size_t len, size_t payload,
                     uint64_t max_buffered, size_t *over);
 void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len);
-/* Start the closing handshake (code 0: a close frame without a code). */
+/*
+ * Start the closing handshake (code 0: a close frame without a code). A stream ends instead: its
+ * output goes out, then the engine shuts the connection down and reports `code` at the close.
+ */
 void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, size_t reason_len);
 void cz_terminate(cz_engine_t *e, uint32_t id);
 void cz_pause(cz_engine_t *e, uint32_t id);
@@ -98,5 +111,7 @@ typedef struct cz_engine_stats {
 
 void cz_engine_stats(cz_engine_t *e, cz_engine_stats_t *out);
 size_t cz_connection_size(void);
+/* A stream's struct: a connection's without the frame parser. */
+size_t cz_stream_size(void);
 
 #endif

@@ -4,9 +4,8 @@ import { HTTPError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
 import { createHttpServer } from "../node/server.js";
-import type { StreamWriter } from "../node/stream-writer.js";
 import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../options.js";
-import { JSONResponse, Response, type ResponseHost, type SendContext } from "../responses/response.js";
+import { JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
 import { staticHandler, type StaticOptions } from "../responses/static.js";
 import { DependencyScope } from "./dependencies.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
@@ -104,7 +103,7 @@ export class Catzilla extends Router {
   private readonly collector = new StatsCollector();
   private readonly rateLimiter: RateLimiter | null;
   private readonly streamSlots: StreamSlots;
-  private readonly streams = new Set<StreamWriter>();
+  private readonly streams = new Set<TrackedStream>();
   private readonly host: ResponseHost;
   private shuttingDown = false;
   private closing: Promise<void> | null = null;
@@ -120,15 +119,6 @@ export class Catzilla extends Router {
     this.streamSlots = new StreamSlots(this.config.maxStreamsPerClient);
     const slots = this.streamSlots;
     const streams = this.streams;
-    this.host = {
-      stats: this.collector,
-      logger: this.config.logger,
-      streamIdleTimeoutMs: this.config.streamIdleTimeoutMs,
-      acquireStream: (req) => slots.acquire(req.raw.socket.remoteAddress ?? ""),
-      releaseStream: (req) => slots.release(req.raw.socket.remoteAddress ?? ""),
-      trackStream: (writer) => streams.add(writer),
-      untrackStream: (writer) => streams.delete(writer),
-    };
     const app = this;
     this.websockets = new WebSocketEngine(
       {
@@ -143,6 +133,16 @@ export class Catzilla extends Router {
       this.config.websocket,
       this.config.engine,
     );
+    this.host = {
+      stats: this.collector,
+      logger: this.config.logger,
+      streamIdleTimeoutMs: this.config.streamIdleTimeoutMs,
+      acquireStream: (address) => slots.acquire(address),
+      releaseStream: (address) => slots.release(address),
+      trackStream: (stream) => streams.add(stream),
+      untrackStream: (stream) => streams.delete(stream),
+      nativeStreams: this.websockets.nativeEngine,
+    };
   }
 
   /**

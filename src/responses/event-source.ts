@@ -1,9 +1,50 @@
+import { STATUS_CODES, type ServerResponse } from "node:http";
+import { TooManyRequestsError } from "../errors.js";
 import { encodeComment, encodeEvent, type ServerSentEvent } from "../protocol/sse.js";
 import type { StreamWriter } from "../node/stream-writer.js";
+import type { NativeEngine, NativeStream, StreamOwner } from "../node/native/connection.js";
 import type { Joined, Room } from "../rooms/room.js";
 import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
+import type { ResponseHost, SendContext, TrackedStream } from "./response.js";
 import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
+
+/** Where a room writes an SSE member's events. @internal */
+export interface EventSink {
+  /** Bytes not yet taken by the client's connection. */
+  readonly bufferedBytes: number;
+  /** Whether it still takes events. */
+  readonly isOpen: boolean;
+  write(text: string): void;
+}
+
+/** An SSE member served by node:http: events go through its stream writer. @internal */
+export class WriterSink implements EventSink {
+  constructor(private readonly writer: StreamWriter) {}
+
+  get bufferedBytes(): number {
+    return this.writer.bufferedBytes;
+  }
+
+  get isOpen(): boolean {
+    return this.writer.aborted === null;
+  }
+
+  write(text: string): void {
+    this.writer.push(text);
+    this.writer.flush();
+  }
+
+  cut(): void {
+    this.writer.cut("shutdown");
+  }
+}
+
+/** The native engine's heartbeat is at most this long (`pingComment` longer: node:http serves the stream). */
+const MAX_NATIVE_HEARTBEAT = 64;
+/** How long a client has to close its side after the server ended an adopted stream. */
+const END_GRACE_MS = 2_000;
+const NO_HEARTBEAT = new Uint8Array(0);
 
 /** An item an SSE producer yields: an event object, or a string sent as `data`. */
 export type EventItem = ServerSentEvent | string;
@@ -45,7 +86,7 @@ export interface EventSourceOptions {
  *   while (!stream.signal.aborted) { yield { id: ++id, data: `tick-${id}` }; await sleep(1000); }
  * }));
  */
-export class EventSourceResponse extends StreamingResponse<EventItem> {
+export class EventSourceResponse extends StreamingResponse<EventItem> implements TrackedStream, StreamOwner {
   readonly pingMs: number;
   readonly pingComment: string;
 
@@ -85,25 +126,101 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
     return headers;
   }
 
-  /** @internal The stream's writer while it streams, for room broadcasts. */
-  roomWriter: StreamWriter | null = null;
+  /** @internal Where room broadcasts go while it streams. */
+  roomSink: WriterSink | NativeStream | null = null;
+  /** @internal Set by `room.eventSource()`: the stream carries room broadcasts only. */
+  roomOnly = false;
   private pendingRooms: Array<[Room, string | number | undefined]> | null = null;
-  private joined: Set<Room> | null = null;
+  /** The rooms it is in: one room (the usual case) without a set. */
+  private joined: Room | Set<Room> | null = null;
   private requestLastEventId: string | undefined;
 
+  /** @internal */
+  override send(ctx: SendContext): Promise<void> {
+    const engine = ctx.host.nativeStreams;
+    if (this.roomOnly && engine !== null && !this.compress && ctx.req.method === "GET" && this.handOver(ctx, engine)) {
+      return Promise.resolve();
+    }
+    return super.send(ctx);
+  }
+
+  /**
+   * A room-only subscriber goes to the native engine with its headers: node:http's objects for
+   * the connection go, the room writes to it from C, heartbeats come from C. False when the engine
+   * cannot take this connection (node:http serves it then).
+   */
+  private handOver({ req, res, host }: SendContext, engine: NativeEngine): boolean {
+    const heartbeat = this.pingMs === 0 ? NO_HEARTBEAT : Buffer.from(encodeComment(this.pingComment));
+    if (heartbeat.length > MAX_NATIVE_HEARTBEAT) return false;
+    const socket = req.raw.socket;
+    const address = socket.remoteAddress ?? "";
+    if (!host.acquireStream(address)) {
+      host.stats.http.rateLimited++;
+      throw new TooManyRequestsError("Too many concurrent streams from this client", 1);
+    }
+    const head = responseHead(this.status, this.finalHeaders(undefined), res);
+    const stream = engine.adoptStream(socket, head, { heartbeatMs: this.pingMs, heartbeat, closeMs: END_GRACE_MS }, this);
+    if (stream === null) {
+      host.releaseStream(address);
+      return false;
+    }
+    res.statusCode = this.status;
+    // What an idle subscriber keeps is this object and the engine's: the headers went out.
+    this.headers.clear();
+    this.adopted = { host, address };
+    stream.counter = host.stats.streams;
+    host.stats.streams.active++;
+    host.stats.streams.created++;
+    host.trackStream(this);
+    this.started(stream, req.lastEventId);
+    return true;
+  }
+
+  /** Set while the native engine owns the stream. */
+  private adopted: { host: ResponseHost; address: string } | null = null;
+
+  /** @internal The native engine ended the stream: the client left, or the server ended it. */
+  streamEnded(): void {
+    const adopted = this.adopted;
+    if (adopted === null) return;
+    this.adopted = null;
+    const stats = adopted.host.stats.streams;
+    // Either way it stopped before an end of its own, as on node:http.
+    stats.active--;
+    stats.aborted++;
+    adopted.host.releaseStream(adopted.address);
+    adopted.host.untrackStream(this);
+    this.stopped();
+  }
+
+  /** @internal Shutdown: end an adopted stream. */
+  cut(): void {
+    this.endStream();
+  }
+
   protected override onStart(writer: StreamWriter, lastEventId: string | undefined): (() => void) | void {
-    this.roomWriter = writer;
-    this.requestLastEventId = lastEventId;
-    const pending = this.pendingRooms;
-    this.pendingRooms = null;
-    if (pending !== null) for (const [room, id] of pending) this.joinRoom(room, id);
+    this.started(new WriterSink(writer), lastEventId);
     const stopBeat = this.pingMs === 0 ? undefined
       : addHeartbeat(this.pingMs, { writer, ping: encodeComment(this.pingComment), seen: writer.bytes });
     return () => {
       stopBeat?.();
-      this.roomWriter = null;
-      if (this.joined !== null) for (const room of [...this.joined]) room.remove(this);
+      this.stopped();
     };
+  }
+
+  private started(sink: WriterSink | NativeStream, lastEventId: string | undefined): void {
+    this.roomSink = sink;
+    this.requestLastEventId = lastEventId;
+    const pending = this.pendingRooms;
+    this.pendingRooms = null;
+    if (pending !== null) for (const [room, id] of pending) this.joinRoom(room, id);
+  }
+
+  private stopped(): void {
+    this.roomSink = null;
+    const joined = this.joined;
+    if (joined instanceof Set) for (const room of [...joined]) room.remove(this);
+    else joined?.remove(this);
   }
 
   /**
@@ -111,23 +228,28 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
    * Missed broadcasts after the last id (or the request's Last-Event-ID) are written first.
    */
   joinRoom(room: Room, lastEventId: string | number | undefined): Joined {
-    const writer = this.roomWriter;
-    if (writer === null) {
+    if (this.roomSink === null) {
       (this.pendingRooms ??= []).push([room, lastEventId]);
       return 0;
     }
-    (this.joined ??= new Set()).add(room);
+    const joined = this.joined;
+    if (joined === null || joined === room) this.joined = room;
+    else if (joined instanceof Set) joined.add(room);
+    else this.joined = new Set([joined, room]);
     return room.attach(this, lastEventId ?? this.requestLastEventId);
   }
 
   /** @internal */
   leftRoom(room: Room): void {
-    this.joined?.delete(room);
+    if (this.joined === room) this.joined = null;
+    else if (this.joined instanceof Set) this.joined.delete(room);
   }
 
   /** @internal End this stream from the server side (room closed, or too slow for a room). */
   endStream(): void {
-    this.roomWriter?.cut("shutdown");
+    const sink = this.roomSink;
+    if (sink instanceof WriterSink) sink.cut();
+    else sink?.end();
   }
 }
 
@@ -166,6 +288,25 @@ function beatOnce(beat: Heartbeat): void {
     writer.flush();
   }
   beat.seen = writer.bytes;
+}
+
+/**
+ * The status line and headers of an adopted stream. It has no chunked framing: its body ends
+ * with the connection (RFC 9112 §6.3), which the client may not use for another request.
+ */
+function responseHead(status: number, headers: ResponseHeaders, res: ServerResponse): Buffer {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
+  const skip = new Set(["connection", "content-length", "transfer-encoding", "keep-alive"]);
+  for (const [name, value] of headers) {
+    if (!skip.has(name.toLowerCase())) head += `${name}: ${value}\r\n`;
+  }
+  // Headers set on node:http's response directly (validated by it) go too, unless set above.
+  for (const [name, value] of Object.entries(res.getHeaders())) {
+    if (skip.has(name) || headers.has(name) || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
+  }
+  if (!headers.has("date")) head += `Date: ${new Date().toUTCString()}\r\n`;
+  return Buffer.from(`${head}Connection: close\r\n\r\n`, "latin1");
 }
 
 /** Encode a JSON value as an SSE event; `data` is the JSON text. */

@@ -2,7 +2,8 @@ import type { ServerResponse } from "node:http";
 import type { Request } from "../app/request.js";
 import type { Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
-import type { StreamWriter } from "../node/stream-writer.js";
+import type { AbortReason } from "../node/stream-writer.js";
+import type { NativeEngine } from "../node/native/connection.js";
 import { ResponseHeaders, type HeadersInit } from "./headers.js";
 
 /** What a response needs from the app while it is sent. @internal */
@@ -17,12 +18,19 @@ export interface ResponseHost {
   readonly stats: StatsCollector;
   readonly logger: Logger;
   readonly streamIdleTimeoutMs: number;
-  /** Claim one concurrent stream for the client; false when the per-client cap is reached. */
-  acquireStream(req: Request<unknown>): boolean;
-  releaseStream(req: Request<unknown>): void;
+  /** Claim one concurrent stream for a client address; false when the per-client cap is reached. */
+  acquireStream(address: string): boolean;
+  releaseStream(address: string): void;
   /** Streams in flight, cut when the shutdown deadline passes. */
-  trackStream(writer: StreamWriter): void;
-  untrackStream(writer: StreamWriter): void;
+  trackStream(stream: TrackedStream): void;
+  untrackStream(stream: TrackedStream): void;
+  /** The native engine's response streams, when it runs: SSE room subscribers are handed to it. */
+  readonly nativeStreams: NativeEngine | null;
+}
+
+/** A stream the app can cut at shutdown. @internal */
+export interface TrackedStream {
+  cut(reason: AbortReason): void;
 }
 
 /** Options common to every response. */

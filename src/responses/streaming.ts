@@ -165,7 +165,8 @@ export class StreamingResponse<T = Chunk> extends Response {
   /** @internal */
   override async send(ctx: SendContext): Promise<void> {
     const { req, res, host } = ctx;
-    if (!host.acquireStream(req)) {
+    const address = req.raw.socket.remoteAddress ?? "";
+    if (!host.acquireStream(address)) {
       host.stats.http.rateLimited++;
       throw new TooManyRequestsError("Too many concurrent streams from this client", 1);
     }
@@ -186,7 +187,7 @@ export class StreamingResponse<T = Chunk> extends Response {
       else stats.streams.aborted++;
       if (outcome === "failed") stats.streams.failed++;
       this.bytesSent = writer.bytes;
-      host.releaseStream(req);
+      host.releaseStream(address);
       host.untrackStream(writer);
       if (iterator === null || outcome === "completed") {
         resolveDone();

@@ -6,6 +6,7 @@ import type { WebSocket } from "../websocket/session.js";
 import { EventSourceResponse, type EventItem, type EventSourceOptions } from "../responses/event-source.js";
 import type { StreamController } from "../responses/streaming.js";
 import type { BulkSender, WebSocketTransport } from "../transport.js";
+import { NativeStream } from "../node/native/connection.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -263,6 +264,7 @@ export class Room {
    */
   eventSource(options: EventSourceOptions = {}): EventSourceResponse {
     const response = new EventSourceResponse(untilClientLeaves, options);
+    response.roomOnly = true;
     this.add(response);
     return response;
   }
@@ -438,6 +440,7 @@ export class Room {
     let event: string | null = null;
     let bulk: BulkSender | null = null;
     let bulkCount = 0;
+    let streamCount = 0;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
       const waiting = this.catchingUp?.get(member);
@@ -447,7 +450,10 @@ export class Room {
       }
       if (isSse(member)) {
         event ??= sseEvent(id, text, bytes);
-        this.deliverSse(member, event, result);
+        const sink = member.roomSink;
+        // Streams the native engine owns get the event in one call for all of them.
+        if (sink instanceof NativeStream) nativeStreams[streamCount++] = sink;
+        else this.deliverSse(member, event, result);
         continue;
       }
       const transport = member.transport;
@@ -474,8 +480,24 @@ export class Room {
       result.delivered += delivered;
       for (const transport of over) this.tooSlow(transport.user as WebSocket<any>, result);
     }
+    if (streamCount > 0) this.deliverNativeSse(Buffer.from(event!), streamCount, result);
     this.tally(result);
     return result;
+  }
+
+  /** One event to the first `count` of `nativeStreams`, one call into the engine; the slow-member policy for those over the limit. */
+  private deliverNativeSse(event: Buffer, count: number, result: BroadcastResult): void {
+    const first = nativeStreams[0]!;
+    const { delivered, over } = first.engine.sendToStreams(nativeStreams, count, event, this.maxBufferedBytes);
+    nativeStreams.length = 0;
+    if (first.counter !== null) first.counter.bytes += event.length * delivered;
+    result.delivered += delivered;
+    if (this.policy === "close") {
+      for (const stream of over) stream.end();
+      result.closed += over.length;
+    } else {
+      result.skipped += over.length;
+    }
   }
 
   /** Close every member: WebSockets with the code, SSE streams end. */
@@ -505,12 +527,9 @@ export class Room {
   private sendEntries(member: Member, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     if (isSse(member)) {
-      const writer = member.roomWriter;
-      if (writer === null) return;
       let out = "";
       for (const entry of entries) out += sseEvent(entry.id, entry.text, entry.bytes);
-      writer.push(out);
-      writer.flush();
+      member.roomSink?.write(out);
       return;
     }
     for (const entry of entries) {
@@ -521,9 +540,7 @@ export class Room {
 
   /** SSE members get `event: resync` (data: the last id); WebSocket members are told by the caller. */
   private sendResync(member: Member): void {
-    if (!isSse(member) || member.roomWriter === null) return;
-    member.roomWriter.push(encodeEvent({ event: "resync", data: String(this.lastId) }));
-    member.roomWriter.flush();
+    if (isSse(member)) member.roomSink?.write(encodeEvent({ event: "resync", data: String(this.lastId) }));
   }
 
   private deliverWs(ws: WebSocket<any>, frame: Buffer, payloadBytes: number, result: BroadcastResult): void {
@@ -549,9 +566,9 @@ export class Room {
   }
 
   private deliverSse(member: EventSourceResponse, event: string, result: BroadcastResult): void {
-    const writer = member.roomWriter;
-    if (writer === null || writer.aborted !== null) return;
-    if (writer.bufferedBytes + event.length > this.maxBufferedBytes) {
+    const sink = member.roomSink;
+    if (sink === null || !sink.isOpen) return;
+    if (sink.bufferedBytes + event.length > this.maxBufferedBytes) {
       if (this.policy === "close") {
         member.endStream();
         result.closed++;
@@ -560,8 +577,7 @@ export class Room {
       }
       return;
     }
-    writer.push(event);
-    writer.flush();
+    sink.write(event);
     result.delivered++;
   }
 
@@ -597,6 +613,7 @@ export class Room {
 
 /** Reused by every broadcast: the members an engine sends to in one call. */
 const bulkMembers: WebSocketTransport[] = [];
+const nativeStreams: NativeStream[] = [];
 
 function isSse(member: Member): member is EventSourceResponse {
   return "joinRoom" in member;

@@ -60,6 +60,10 @@ export class WebSocketEngine implements SessionHost {
   private readonly registry: ConnectionRegistry;
   /** The native engine when it runs; connections it cannot take stay on node:net. */
   private readonly native: NativeEngine | null;
+  /** @internal The native engine, when it runs (it also takes SSE room subscribers). */
+  get nativeEngine(): NativeEngine | null {
+    return this.native;
+  }
   /** Which engine owns the connections. */
   readonly engineName: "native" | "node";
   readonly stats: StatsCollector;

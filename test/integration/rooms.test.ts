@@ -2,6 +2,7 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { EventSource } from "eventsource";
 import WS from "ws";
+import { connect as connectRaw } from "node:net";
 import type { WebSocket } from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
 import { connectWs, rawWebSocket } from "../ws-helpers.js";
@@ -30,6 +31,7 @@ describe("rooms on one process", () => {
     },
   });
   app.get("/live/{room}", (req) => app.rooms.getOrCreate(req.params.room, { history: { maxMessages: 3 } }).eventSource({ pingMs: 0 }));
+  app.get("/beat/{room}", (req) => app.rooms.getOrCreate(req.params.room).eventSource({ pingMs: 100, pingComment: "beat" }));
   app.room("/global-events", {
     onConnect: (ws, room) => void room.broadcast(`joined ${ws.query.get("name")}`),
     onMessage: (ws, message, room) => void room.broadcast(`${ws.query.get("name")}: ${message}`),
@@ -123,6 +125,70 @@ describe("rooms on one process", () => {
     assert.equal(closed, 1);
     slow.socket.resume();
     assert.equal((await slow.closeFrame(5_000)).code, 1013);
+  });
+
+  test("a quiet SSE subscriber gets heartbeats, and its stream ends when the room closes", async () => {
+    const res = await fetch(`${served.url}/beat/quiet`);
+    assert.equal(res.headers.get("content-type"), "text/event-stream; charset=utf-8");
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    const readUntil = async (wanted: string): Promise<void> => {
+      const deadline = sleep(2_000).then(() => {
+        throw new Error(`no ${JSON.stringify(wanted)} within 2 s; got ${JSON.stringify(text)}`);
+      });
+      while (!text.includes(wanted)) text += decoder.decode((await Promise.race([reader.read(), deadline])).value);
+    };
+    await readUntil(": beat\n\n");
+    await waitFor(() => app.rooms.get("quiet")?.size === 1);
+    const room = app.rooms.get("quiet")!;
+    room.broadcast("hello");
+    await readUntil("data: hello\n\n");
+    room.close();
+    // The body ends (or the connection is cut): either way the client's EventSource reconnects.
+    const ended = await (async () => {
+      for (;;) {
+        try {
+          if ((await reader.read()).done) return true;
+        } catch {
+          return true;
+        }
+      }
+    })();
+    assert.ok(ended);
+    await waitFor(() => room.size === 0, 3_000, "the ended subscriber to leave");
+  });
+
+  test("a slow SSE subscriber is skipped, and ended under the close policy", async () => {
+    for (const policy of ["skip", "close"] as const) {
+      const name = `slow-sse-${policy}`;
+      const room = app.rooms.getOrCreate(name, { slowMemberPolicy: policy, maxBufferedBytes: 64 * 1024 });
+      const socket = connectRaw(served.port);
+      socket.write(`GET /beat/${name} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+      await waitFor(() => room.size === 1, 3_000, "the subscriber to join");
+      socket.pause();
+      const block = "x".repeat(32 * 1024);
+      let over = 0;
+      for (let i = 0; i < 400 && over === 0; i++) {
+        const result = room.broadcast(block);
+        over += policy === "skip" ? result.skipped : result.closed;
+        await sleep(1);
+      }
+      assert.equal(over, 1, `${policy}: the slow member was ${policy === "skip" ? "skipped" : "closed"}`);
+      if (policy === "skip") {
+        assert.equal(room.size, 1);
+        socket.destroy();
+      } else {
+        // What was accepted before still arrives, then the stream ends.
+        let received = 0;
+        socket.on("data", (d: Buffer) => void (received += d.length));
+        const closed = new Promise((resolve) => socket.once("close", resolve));
+        socket.resume();
+        await closed;
+        assert.ok(received > 64 * 1024, `received ${received}`);
+      }
+      await waitFor(() => room.size === 0, 5_000, `${policy}: the member to leave`);
+    }
   });
 
   test("SSE subscribers are members too and resume after Last-Event-ID", async () => {
@@ -243,7 +309,8 @@ describe("rooms on one process", () => {
     assert.ok(stats.broadcasts > 300);
     assert.ok(stats.deliveries > 5000);
     assert.ok(stats.skipped > 100);
-    assert.equal(stats.closedSlow, 1);
+    // The slow WebSocket member and the slow SSE subscriber under the close policy.
+    assert.equal(stats.closedSlow, 2);
   });
 });
 

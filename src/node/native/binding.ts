@@ -40,12 +40,20 @@ export interface NativeEngineStats {
   writes: number;
   /** Bytes of one connection's struct in C (buffers come on top while they hold data). */
   connectionBytes: number;
+  /** Bytes of an adopted response stream's struct in C (no frame parser). */
+  streamBytes: number;
 }
 
 /** The addon's functions. Statuses: 0 ok, 1 backpressure, 2 dropped, 3 closed. */
 export interface NativeBinding {
   init(handlers: NativeHandlers): NativeBlocks;
   profile(maxMessage: number, maxFrame: number, maxBuffered: number, idleMs: number, pingMs: number, closeMs: number, maxPerSecond: number, policy: number): number;
+  /**
+   * The profile of response streams (SSE after their headers): output over `maxBuffered` × 4 ends
+   * the stream; a stream quiet for `heartbeatMs` gets `heartbeat` (at most 64 bytes; 0: none);
+   * after the server ends one, the client has `closeMs` to close its side.
+   */
+  streamProfile(maxBuffered: number, heartbeatMs: number, closeMs: number, heartbeat: Uint8Array): number;
   /**
    * `deflate`: 0 without permessage-deflate, else serverNoContextTakeover | clientNoContextTakeover << 1
    * | serverMaxWindowBits << 8 | clientMaxWindowBits << 16; `threshold`: smaller messages go uncompressed.

@@ -19,6 +19,8 @@ type SocketInternals = Socket & { _handle?: { fd?: number; reading?: boolean; re
  */
 export class NativeEngine implements NativeHandlers, BulkSender {
   private readonly connections = new Map<number, NativeConnection>();
+  private readonly streams = new Map<number, NativeStream>();
+  private readonly streamProfiles = new Map<string, number>();
   private readonly profiles = new WeakMap<ConnectionOptions, number>();
   private readonly inbox: Buffer;
   private readonly records: Uint32Array;
@@ -52,11 +54,7 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     socket: Socket, options: ConnectionOptions, events: TransportEvents, first: Uint8Array, head: Buffer,
     deflate: DeflateParams | null, extensions: string | undefined, logger: Logger,
   ): NativeConnection | Buffer {
-    const s = socket as SocketInternals;
-    const handle = s._handle!;
-    // As net.Socket pauses a handle: marked not reading, so that node:net can start it again.
-    handle.reading = false;
-    handle.readStop?.();
+    const handle = stopReading(socket);
     const pending: Buffer[] = head.length > 0 ? [head] : [];
     while (socket.readableLength > 0) {
       const chunk = socket.read() as Buffer | null;
@@ -80,10 +78,34 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     const connection = new NativeConnection(this, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events, extensions,
       deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null);
     this.connections.set(id, connection);
-    socket.removeAllListeners();
+    letGo(socket);
+    return connection;
+  }
+
+  /**
+   * Take over an HTTP connection whose response is a stream the server only writes to (an SSE
+   * room subscriber): `head` (the response's status line and headers) goes first, what the client
+   * sends from then on is dropped, and the end is reported to `owner.streamEnded` with 1006
+   * (client gone) or the code of `end()`. Null when the socket cannot be handed over (TLS, output still queued,
+   * no descriptor left to duplicate); it is untouched then and node:http goes on with it.
+   */
+  adoptStream(socket: Socket, head: Uint8Array, profile: StreamProfile, owner: StreamOwner): NativeStream | null {
+    if (!NativeEngine.canAdopt(socket) || socket.writableLength > 0 || socket.pending) return null;
+    const handle = stopReading(socket);
+    let id: number;
+    try {
+      id = this.binding.adopt(handle.fd!, this.streamProfile(profile), head, EMPTY, 0, 0);
+    } catch {
+      this.failures++;
+      socket.read(0);
+      return null;
+    }
+    const stream = new NativeStream(this, id, owner);
+    this.streams.set(id, stream);
+    // node:http's own listeners stay: its close handling frees the request's parser.
     socket.on("error", ignore);
     socket.destroy();
-    return connection;
+    return stream;
   }
 
   /** Connections the engine could not adopt (node:net served them). */
@@ -94,14 +116,25 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   sendToMany(
     connections: readonly WebSocketTransport[], count: number, frame: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
   ): { delivered: number; over: WebSocketTransport[] } {
+    return this.broadcast(this.connections, connections as readonly NativeConnection[], count, frame, payloadBytes, maxBufferedBytes);
+  }
+
+  /** The same bytes to many streams in one call; those over `maxBufferedBytes` get nothing and are returned. */
+  sendToStreams(streams: readonly NativeStream[], count: number, bytes: Uint8Array, maxBufferedBytes: number): { delivered: number; over: NativeStream[] } {
+    return this.broadcast(this.streams, streams, count, bytes, bytes.length, maxBufferedBytes);
+  }
+
+  private broadcast<T extends { readonly id: number }>(
+    byId: Map<number, T>, members: readonly T[], count: number, bytes: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
+  ): { delivered: number; over: T[] } {
     if (this.ids.length < count) this.ids = new Uint32Array(Math.max(count, this.ids.length * 2));
     const ids = this.ids;
-    for (let i = 0; i < count; i++) ids[i] = (connections[i] as NativeConnection).id;
-    this.binding.broadcast(ids, count, frame, payloadBytes, maxBufferedBytes, this.result);
-    const over: WebSocketTransport[] = [];
+    for (let i = 0; i < count; i++) ids[i] = members[i]!.id;
+    this.binding.broadcast(ids, count, bytes, payloadBytes, maxBufferedBytes, this.result);
+    const over: T[] = [];
     for (let i = 0; i < this.result[1]!; i++) {
-      const connection = this.connections.get(ids[i]!);
-      if (connection !== undefined) over.push(connection);
+      const member = byId.get(ids[i]!);
+      if (member !== undefined) over.push(member);
     }
     return { delivered: this.result[0]!, over };
   }
@@ -110,8 +143,24 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     return this.binding.stats();
   }
 
+  /** WebSocket connections the engine owns. */
   get size(): number {
     return this.connections.size;
+  }
+
+  /** Response streams the engine owns. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
+  private streamProfile(profile: StreamProfile): number {
+    const key = `${profile.heartbeatMs}/${profile.closeMs}/${Buffer.from(profile.heartbeat).toString("base64")}`;
+    let index = this.streamProfiles.get(key);
+    if (index === undefined) {
+      index = this.binding.streamProfile(Number.MAX_SAFE_INTEGER, profile.heartbeatMs, profile.closeMs, profile.heartbeat);
+      this.streamProfiles.set(key, index);
+    }
+    return index;
   }
 
   private profile(options: ConnectionOptions): number {
@@ -133,7 +182,10 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     for (let i = 0; i < count; i++) {
       const at = i * RECORD_FIELDS;
       const connection = this.connections.get(records[at + 1]!);
-      if (connection === undefined) continue;
+      if (connection === undefined) {
+        if (records[at] === RecordKind.Close) this.endStream(records[at + 1]!, records[at + 4]!);
+        continue;
+      }
       const offset = records[at + 2]!;
       const length = records[at + 3]!;
       try {
@@ -144,6 +196,20 @@ export class NativeEngine implements NativeHandlers, BulkSender {
           throw error;
         });
       }
+    }
+  }
+
+  private endStream(id: number, code: number): void {
+    const stream = this.streams.get(id);
+    if (stream === undefined) return;
+    this.streams.delete(id);
+    stream.finished = true;
+    try {
+      stream.owner.streamEnded(code === 0 ? CloseCode.Abnormal : code);
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
     }
   }
 
@@ -252,6 +318,76 @@ export class NativeConnection implements WebSocketTransport {
   resume(): void {
     if (!this.finished) this.binding.resume(this.id);
   }
+}
+
+/**
+ * A response stream owned by the engine: an SSE subscriber after its headers. Writes go out as
+ * they are (the response has no chunked framing: it ends when the connection does).
+ */
+export class NativeStream {
+  /** @internal Set when the engine reported the end. */
+  finished = false;
+  /** Where the bytes written are counted, if anywhere. */
+  counter: { bytes: number } | null = null;
+
+  constructor(
+    /** @internal */
+    readonly engine: NativeEngine,
+    readonly id: number,
+    /** @internal */
+    readonly owner: StreamOwner,
+  ) {}
+
+  /** Bytes not yet taken by the kernel. */
+  get bufferedBytes(): number {
+    return this.finished ? 0 : Math.max(0, this.engine.binding.buffered(this.id));
+  }
+
+  /** Whether it still takes writes. */
+  get isOpen(): boolean {
+    return !this.finished && this.engine.binding.isOpen(this.id);
+  }
+
+  write(data: string | Uint8Array): void {
+    if (this.finished) return;
+    const bytes = typeof data === "string" ? Buffer.from(data) : data;
+    if (this.engine.binding.sendFrame(this.id, bytes, bytes.length) <= 1 && this.counter !== null) this.counter.bytes += bytes.length;
+  }
+
+  /** End the response: what is queued goes out, then the connection closes; the owner gets `code`. */
+  end(code: number = CloseCode.Normal): void {
+    if (!this.finished) this.engine.binding.close(this.id, code, "");
+  }
+}
+
+/** Who hears of an adopted stream's end (an object, not a closure: it costs nothing per stream). */
+export interface StreamOwner {
+  streamEnded(code: number): void;
+}
+
+/** What adopted response streams share: the engine's heartbeat and timers. */
+export interface StreamProfile {
+  /** Written when the stream was quiet this long; 0: never. */
+  heartbeatMs: number;
+  /** At most 64 bytes. */
+  heartbeat: Uint8Array;
+  /** How long the client has to close after the server ended the stream. */
+  closeMs: number;
+}
+
+/** As net.Socket pauses a handle: marked not reading, so that node:net can start it again. */
+function stopReading(socket: Socket): NonNullable<SocketInternals["_handle"]> {
+  const handle = (socket as SocketInternals)._handle!;
+  handle.reading = false;
+  handle.readStop?.();
+  return handle;
+}
+
+/** The descriptor lives on, duplicated, in C: node:net's socket and everything on it go. */
+function letGo(socket: Socket): void {
+  socket.removeAllListeners();
+  socket.on("error", ignore);
+  socket.destroy();
 }
 
 function ignore(): void {}

@@ -1,0 +1,72 @@
+/**
+ * Idle SSE room subscribers: SUBSCRIBERS connections (default 10,000) to /news/idle of the
+ * conformance app (`room.eventSource()` with history), on each engine. On the native engine they
+ * are handed to C after their headers; on node:http they keep their request, response and socket.
+ * Server on CPU 0, the clients (bench/sse-clients.ts) on CPU 1; medians of BENCH_REPEAT runs.
+ *
+ *   npm run bench:sse-room
+ *   BENCH_SSE_SUBSCRIBERS=3000 BENCH_REPEAT=1 npm run bench:sse-room
+ */
+import { spawn } from "node:child_process";
+import { get } from "node:http";
+import { cpus, totalmem } from "node:os";
+import { firstLine, idleMemory, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+
+const subscribers = Number(process.env.BENCH_SSE_SUBSCRIBERS ?? 10_000);
+const repeat = Number(process.env.BENCH_REPEAT ?? 3);
+const port = Number(process.env.BENCH_PORT ?? 9600);
+const engines = ["native", "node"] as const;
+
+async function measure(engine: (typeof engines)[number]): Promise<Record<string, number>> {
+  const server = await startServer(`catzilla ${engine}`, "examples/conformance.ts", {
+    CATZILLA_ENGINE: engine, PORT: String(port), MAX_CONNECTIONS: String(subscribers + 1000),
+  });
+  try {
+    // Warm up: subscribers that join and leave at once compile the code paths first.
+    for (let i = 0; i < 200; i++) {
+      await new Promise<void>((resolve, reject) => {
+        get({ host: "127.0.0.1", port, path: "/news/warm-up", agent: false }, (res) => {
+          res.destroy();
+          resolve();
+        }).on("error", reject);
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const memory = await idleMemory(server.pid!, subscribers, async (count) => {
+      const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/sse-clients.ts"]);
+      const client = spawn(command, args, {
+        cwd: root,
+        env: { ...process.env, URL: `http://127.0.0.1:${port}/news/idle`, COUNT: String(count), HOLD_MS: "300000" },
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      const line = await firstLine(client, 120_000, "the SSE clients");
+      if (!line.startsWith(`ready ${count} failed 0`)) {
+        client.kill("SIGKILL");
+        throw new Error(`${engine}: ${line}`);
+      }
+      return client;
+    });
+    return { idle: memory.perConnection, marginal: memory.marginal, rss: memory.rss };
+  } finally {
+    await stopServer(server);
+  }
+}
+
+console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
+  `server on CPU 0, clients on CPU 1; median of ${repeat}`);
+const results: Record<string, Record<string, number>> = {};
+for (const engine of engines) {
+  const samples: Record<string, number[]> = {};
+  for (let round = 0; round < repeat; round++) {
+    for (const [key, value] of Object.entries(await measure(engine))) (samples[key] ??= []).push(value);
+  }
+  results[`catzilla ${engine}`] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+}
+const kb = (v: number): string => `${(v / 1024).toFixed(2)} KB`;
+const rows: Row[] = [
+  ["idle", `server RSS per idle SSE room subscriber (0 → ${subscribers})`, kb],
+  ["marginal", `server RSS per added subscriber (${Math.round(subscribers / 3)} → ${subscribers})`, kb, "native ≤ 1 KB"],
+  ["rss", `server RSS at ${subscribers} subscribers (MB)`, (v) => (v / 2 ** 20).toFixed(1)],
+];
+printTable(results, engines.map((e) => `catzilla ${e}`), rows);
+process.exit(0);
