@@ -14,8 +14,10 @@ function open(): Promise<void> {
     const socket = connect(Number(url.port), url.hostname);
     socket.setNoDelay(true);
     socket.once("connect", () => socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`));
-    socket.once("data", () => {
-      ready++;
+    // Only a stream counts: a refusal (429 over the per-client cap, say) is a failure.
+    socket.once("data", (data: Buffer) => {
+      if (data.toString("latin1").startsWith("HTTP/1.1 200 ")) ready++;
+      else failed++;
       resolve();
     });
     socket.on("error", () => {

@@ -15,6 +15,7 @@ import { firstLine, idleMemory, median, pinned, printTable, root, startServer, s
 const subscribers = Number(process.env.BENCH_SSE_SUBSCRIBERS ?? 10_000);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const port = Number(process.env.BENCH_PORT ?? 9600);
+const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 3_000);
 const engines = ["native", "node"] as const;
 
 async function measure(engine: (typeof engines)[number]): Promise<Record<string, number>> {
@@ -45,7 +46,7 @@ async function measure(engine: (typeof engines)[number]): Promise<Record<string,
         throw new Error(`${engine}: ${line}`);
       }
       return client;
-    });
+    }, settleMs);
     return { idle: memory.perConnection, marginal: memory.marginal, rss: memory.rss };
   } finally {
     await stopServer(server);

@@ -1,7 +1,8 @@
 /**
  * The app conformance and benchmark harnesses run against. See README "Conformance app".
  * PORT (default 8000), FILES_DIR (default test/fixtures/files), MAX_CONNECTIONS (HTTP and
- * WebSocket connections, also per client address; default: the framework's), REDIS_URL (rooms
+ * WebSocket connections, also per client address, and streams per client address; default: the
+ * framework's), REDIS_URL (rooms
  * across servers through Redis) and WORKERS (worker processes sharing the port) come from the
  * environment.
  */

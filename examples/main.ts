@@ -3,12 +3,13 @@ import { Catzilla, type AppOptions, type Router } from "catzilla";
 
 /**
  * Options from the environment for harnesses that open many connections from 127.0.0.1:
- * MAX_CONNECTIONS raises the HTTP and WebSocket connection limits, per client address too.
+ * MAX_CONNECTIONS raises the HTTP and WebSocket connection limits (per client address too) and
+ * the concurrent streams per client address (maxStreamsPerClient).
  */
 export function limitsFromEnv(): AppOptions {
   const max = Number(process.env.MAX_CONNECTIONS);
   if (!Number.isSafeInteger(max) || max <= 0) return {};
-  return { maxConnections: max, websocket: { maxConnections: max, maxConnectionsPerClient: max } };
+  return { maxConnections: max, maxStreamsPerClient: max, websocket: { maxConnections: max, maxConnectionsPerClient: max } };
 }
 
 /** When `moduleUrl` is the script node was started with, serve `router` on $PORT (default 8000). */

@@ -20,8 +20,7 @@ export class Request<P = Record<string, string | number>> {
   readonly path: string;
   /** Path params decoded and converted per the route pattern. */
   params: P;
-  /** Per-request storage for middleware and handlers. */
-  readonly state: Record<string, unknown> = {};
+  private stateValue: Record<string, unknown> | undefined;
   private readonly rawQuery: string;
   private readonly maxBodyBytes: number;
   private queryCache: URLSearchParams | undefined;
@@ -42,6 +41,11 @@ export class Request<P = Record<string, string | number>> {
     this.rawQuery = q < 0 ? "" : url.slice(q + 1);
     this.params = {} as P;
     this.maxBodyBytes = maxBodyBytes;
+  }
+
+  /** Per-request storage for middleware and handlers (made on first use). */
+  get state(): Record<string, unknown> {
+    return (this.stateValue ??= {});
   }
 
   /**

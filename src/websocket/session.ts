@@ -47,14 +47,12 @@ interface Waiter {
  * @typeParam P - the path params, inferred from the route pattern.
  */
 export class WebSocket<P = Record<string, string | number>> {
-  /** A process-unique id. */
-  readonly id: string;
+  private readonly serial: number;
   /** The upgrade request (headers, query, cookies, params, client). */
   readonly request: Request<P>;
   /** The subprotocol chosen at accept. */
   subprotocol: string | undefined = undefined;
-  /** Per-connection storage for middleware and handlers. */
-  readonly state: Record<string, unknown> = {};
+  private stateValue: Record<string, unknown> | null = null;
   /** @internal */
   transport: WebSocketTransport | null = null;
   /** @internal */
@@ -75,11 +73,19 @@ export class WebSocket<P = Record<string, string | number>> {
   private joined: Set<Room> | null = null;
 
   constructor(request: Request<P>, options: ResolvedWebSocketOptions, private readonly host: SessionHost) {
-    this.id = (++nextId).toString(36);
+    this.serial = ++nextId;
     this.request = request;
     this.options = options;
   }
 
+  /** A process-unique id. */
+  get id(): string {
+    return this.serial.toString(36);
+  }
+  /** Per-connection storage for middleware and handlers (made on first use). */
+  get state(): Record<string, unknown> {
+    return (this.stateValue ??= {});
+  }
   get headers(): IncomingHttpHeaders {
     return this.request.headers;
   }

@@ -255,11 +255,9 @@ function copyOf(inbox: Buffer, offset: number, length: number): Buffer {
 /** A WebSocket connection owned by the native engine, as the framework sees it. */
 export class NativeConnection implements WebSocketTransport {
   user: unknown = null;
-  readonly bulk: BulkSender;
+
   /** @internal Set when the engine reported the end. */
   finished = false;
-
-  private readonly binding: NativeBinding;
 
   constructor(
     private readonly engine: NativeEngine,
@@ -270,9 +268,15 @@ export class NativeConnection implements WebSocketTransport {
     readonly events: TransportEvents,
     readonly extensions: string | undefined,
     readonly sharedCompressionWindowBits: number | null,
-  ) {
-    this.binding = engine.binding;
-    this.bulk = engine;
+  ) {}
+
+  /** The engine: it sends to many of its connections in one call. */
+  get bulk(): BulkSender {
+    return this.engine;
+  }
+
+  private get binding(): NativeBinding {
+    return this.engine.binding;
   }
 
   get bufferedAmount(): number {
