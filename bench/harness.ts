@@ -125,8 +125,9 @@ export function printTable(results: Record<string, Record<string, number>>, name
   const ours = names.filter((n) => n.startsWith("catzilla"));
   const peers = names.filter((n) => !n.startsWith("catzilla"));
   const pairs = ours.flatMap((o) => peers.map((p) => [o, p] as const));
-  console.log(`\n| Figure | ${names.join(" | ")} | ${pairs.map(([o, p]) => `${o} / ${p}`).join(" | ")} | target |`);
-  console.log(`|---|${names.map(() => "---:").join("|")}|${pairs.map(() => "---:").join("|")}|---|`);
+  const ratioHeads = pairs.map(([o, p]) => ` ${o} / ${p} |`).join("");
+  console.log(`\n| Figure | ${names.join(" | ")} |${ratioHeads} target |`);
+  console.log(`|---|${names.map(() => "---:").join("|")}|${pairs.map(() => "---:|").join("")}---|`);
   for (const [key, label, format, target] of rows) {
     if (!names.some((n) => results[n]?.[key] !== undefined)) continue;
     const ratios = pairs.map(([o, p]) => {
@@ -135,6 +136,6 @@ export function printTable(results: Record<string, Record<string, number>>, name
       return a === undefined || b === undefined || b === 0 || noRatio.includes(key) ? "–" : `${(a / b).toFixed(2)}×`;
     });
     const cells = names.map((n) => (results[n]?.[key] === undefined ? "–" : format(results[n]![key]!)));
-    console.log(`| ${label} | ${cells.join(" | ")} | ${ratios.join(" | ")} | ${target ?? ""} |`);
+    console.log(`| ${label} | ${cells.join(" | ")} |${ratios.map((r) => ` ${r} |`).join("")} ${target ?? ""} |`);
   }
 }
