@@ -59,9 +59,9 @@ run("WebSocket and rooms suites again on the node:net engine", engineFiles, "nod
 
 // The sanitizer pass: gcc's libasan is preloaded (node itself is not instrumented), leaks are
 // reported at exit but for what Node.js keeps on purpose (native/sanitizers/lsan.supp).
-// Every engine suite but the browser's (Chromium would inherit the preloaded libasan).
+// Every engine suite (the browser test starts Chromium without the preloaded libasan).
 const sanitizerFiles = files.filter((file) => /^test\/native\/(handover|sse-handover|parser)\.test\.ts$/.test(file) ||
-  (engineFiles.includes(file) && !file.endsWith("/browser.test.ts")));
+  engineFiles.includes(file));
 const libasan = spawnSync("gcc", ["-print-file-name=libasan.so"], { encoding: "utf8" }).stdout?.trim() ?? "";
 const nativeBuilt = existsSync(join(root, "build", "Release", "catzilla.node"));
 if (sanitizerFiles.length > 0 && (nativeBuilt || process.env.CI === "true")) {
