@@ -327,10 +327,10 @@ export class WebSocket<P = Record<string, string | number>> {
     if (this.readyStateValue === ReadyState.Connecting) throw new WebSocketException(`${what}() called before accept()`);
   }
 
+  /** The transport to send with; its sends answer "closed" themselves once it is closed. */
   private assertOpen(what: string): WebSocketTransport | null {
     this.assertAccepted(what);
-    const transport = this.transport;
-    return transport !== null && transport.isOpen ? transport : null;
+    return this.transport;
   }
 }
 
