@@ -29,6 +29,7 @@ typedef struct {
   napi_ref inbox_ref;
   napi_ref records_ref;
   napi_ref outbox_ref;
+  napi_ref state_ref;
   uint8_t *inbox;
   uint32_t *records;
   uint8_t *outbox;
@@ -244,7 +245,7 @@ static napi_value type_error(napi_env env, const char *message) {
 
 /* ---- JavaScript API ---- */
 
-/* init(handlers) -> { inbox, records, outbox } */
+/* init(handlers) -> { inbox, records, outbox, state } */
 static napi_value js_init(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -253,7 +254,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   if (argc < 1) return type_error(env, "init(handlers)");
   if (a->handlers != NULL) napi_delete_reference(env, a->handlers);
   CHECK(napi_create_reference(env, argv[0], 1, &a->handlers));
-  napi_value inbox, records, outbox, out;
+  napi_value inbox, records, outbox, state, out;
   if (a->inbox_ref == NULL) {
     CHECK(napi_create_buffer(env, INBOX_BYTES, (void **)&a->inbox, &inbox));
     CHECK(napi_create_reference(env, inbox, 1, &a->inbox_ref));
@@ -261,14 +262,21 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
     CHECK(napi_create_reference(env, records, 1, &a->records_ref));
     CHECK(napi_create_buffer(env, OUTBOX_BYTES, (void **)&a->outbox, &outbox));
     CHECK(napi_create_reference(env, outbox, 1, &a->outbox_ref));
+    /* Pages of slots never used are never touched: they cost address space, not memory. */
+    uint32_t *shared;
+    CHECK(napi_create_buffer(env, (size_t)CZ_MAX_SLOTS * 4, (void **)&shared, &state));
+    CHECK(napi_create_reference(env, state, 1, &a->state_ref));
+    cz_engine_share_state(a->engine, shared);
   }
   CHECK(napi_get_reference_value(env, a->inbox_ref, &inbox));
   CHECK(napi_get_reference_value(env, a->records_ref, &records));
   CHECK(napi_get_reference_value(env, a->outbox_ref, &outbox));
+  CHECK(napi_get_reference_value(env, a->state_ref, &state));
   CHECK(napi_create_object(env, &out));
   CHECK(napi_set_named_property(env, out, "inbox", inbox));
   CHECK(napi_set_named_property(env, out, "records", records));
   CHECK(napi_set_named_property(env, out, "outbox", outbox));
+  CHECK(napi_set_named_property(env, out, "state", state));
   return out;
 }
 
@@ -280,6 +288,27 @@ static napi_value js_send_outbox(napi_env env, napi_callback_info info) {
     return type_error(env, "sendOutbox(id, binary, length)");
   }
   return u32(env, (uint32_t)cz_send(a->engine, id, binary ? CZ_OP_BINARY : CZ_OP_TEXT, a->outbox, len));
+}
+
+/*
+ * sendQueued(bytes): the sends JavaScript queued in the outbox, each [id u32][length << 1 | binary
+ * u32][payload, padded to 4 bytes], in order.
+ */
+static napi_value js_send_queued(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  uint32_t used;
+  if (argc < 1 || !arg_u32(env, argv[0], &used) || used > OUTBOX_BYTES || a->outbox == NULL) return type_error(env, "sendQueued(bytes)");
+  uint32_t at = 0;
+  while (at + 8 <= used) {
+    uint32_t id, word;
+    memcpy(&id, a->outbox + at, 4);
+    memcpy(&word, a->outbox + at + 4, 4);
+    uint32_t len = word >> 1;
+    if (len > used - at - 8) return type_error(env, "sendQueued: an entry runs past the bytes given");
+    cz_send(a->engine, id, (word & 1) ? CZ_OP_BINARY : CZ_OP_TEXT, a->outbox + at + 8, len);
+    at += 8 + ((len + 3) & ~3u);
+  }
+  return NULL;
 }
 
 /* profile(maxMessage, maxFrame, maxBuffered, idleMs, pingMs, closeMs, maxPerSecond, policy) -> index */
@@ -606,6 +635,7 @@ static void cleanup(void *data) {
   if (a->inbox_ref != NULL) napi_delete_reference(a->env, a->inbox_ref);
   if (a->records_ref != NULL) napi_delete_reference(a->env, a->records_ref);
   if (a->outbox_ref != NULL) napi_delete_reference(a->env, a->outbox_ref);
+  if (a->state_ref != NULL) napi_delete_reference(a->env, a->state_ref);
   free(a->scratch);
   free(a);
 }
@@ -639,6 +669,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"streamProfile", NULL, js_stream_profile, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"sendText", NULL, js_send_text, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"sendQueued", NULL, js_send_queued, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"sendOutbox", NULL, js_send_outbox, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"sendBinary", NULL, js_send_binary, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"sendFrame", NULL, js_send_frame, NULL, NULL, NULL, napi_default_jsproperty, NULL},

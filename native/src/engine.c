@@ -12,6 +12,7 @@
 #define READ_SLAB (256 * 1024)
 #define INDEX_BITS 22
 #define INDEX_MASK ((1u << INDEX_BITS) - 1)
+_Static_assert(CZ_MAX_SLOTS == (1u << INDEX_BITS), "engine.h's CZ_MAX_SLOTS is the slot count");
 #define DIRECT_WRITE_MIN (16 * 1024)
 #define MAX_PROFILES 256
 /* Output buffers of at least POOL_MIN bytes are reused (fresh large allocations page-fault). */
@@ -111,6 +112,7 @@ struct cz_engine {
   cz_profile_t profiles[MAX_PROFILES];
   int profile_count;
   cz_engine_stats_t stats;
+  uint32_t *state; /* shared with the caller, by slot: buffered bytes, or CZ_STATE_CLOSED */
   uint8_t slab[READ_SLAB];
   int slab_busy;
 };
@@ -182,6 +184,7 @@ static int take_slot(cz_engine_t *e, cz_conn_t *c) {
 static void release_slot(cz_engine_t *e, cz_conn_t *c) {
   uint32_t index = c->id & INDEX_MASK;
   e->slots[index] = NULL;
+  if (e->state != NULL) e->state[index] = CZ_STATE_CLOSED;
   e->free_slots[e->free_count++] = index;
 }
 
@@ -193,6 +196,16 @@ static cz_conn_t *find(cz_engine_t *e, uint32_t id);
 
 static size_t buffered(const cz_conn_t *c) {
   return c->out_len + c->inflight;
+}
+
+static int is_open(const cz_conn_t *c);
+
+/* What the caller can read without a call: the connection's buffered bytes, or that it is closed. */
+static void publish(const cz_conn_t *c) {
+  uint32_t *state = c->engine->state;
+  if (state == NULL || c->id == 0) return;
+  size_t n = buffered(c);
+  state[c->id & INDEX_MASK] = !is_open(c) ? CZ_STATE_CLOSED : n >= CZ_STATE_CLOSED ? CZ_STATE_CLOSED - 1 : (uint32_t)n;
 }
 
 static void mark_dirty(cz_conn_t *c) {
@@ -241,6 +254,7 @@ static uint8_t *reserve(cz_conn_t *c, size_t n) {
   uint8_t *at = c->out + c->out_len;
   c->out_len += n;
   mark_dirty(c);
+  publish(c);
   return at;
 }
 
@@ -287,6 +301,7 @@ static void after_write(uv_write_t *req, int status) {
   free(w);
   c->inflight = 0;
   if (c->flags & F_CLOSING) return;
+  publish(c);
   if (status < 0) {
     do_close(c);
     return;
@@ -294,13 +309,21 @@ static void after_write(uv_write_t *req, int status) {
   cz_engine_t *e = c->engine;
   begin(e);
   if (c->out_len > 0) flush(c);
+  publish(c);
   check_drain(c);
   maybe_shutdown(c);
   end(e);
 }
 
+static void hand_over(cz_conn_t *c);
+
 /* Hand the output to the kernel: what it takes now, the rest in one write request. */
 static void flush(cz_conn_t *c) {
+  hand_over(c);
+  if (!(c->flags & F_CLOSING)) publish(c);
+}
+
+static void hand_over(cz_conn_t *c) {
   if (c->inflight > 0 || (c->flags & F_CLOSING)) return;
   if (c->out_len == 0) {
     check_drain(c);
@@ -323,6 +346,7 @@ static void flush(cz_conn_t *c) {
     pool_give(c->engine, c->out, c->out_cap);
     c->out = NULL;
     c->out_cap = 0;
+    publish(c);
     check_drain(c);
     maybe_shutdown(c);
     return;
@@ -434,12 +458,14 @@ static void after_close(uv_handle_t *handle) {
 static void do_close(cz_conn_t *c) {
   if (c->flags & F_CLOSING) return;
   c->flags |= F_CLOSING;
+  publish(c);
   uv_close((uv_handle_t *)&c->tcp, after_close);
 }
 
 static void send_close(cz_conn_t *c, uint16_t code, const char *reason, size_t reason_len) {
   if (c->flags & F_CLOSE_SENT) return;
   c->flags |= F_CLOSE_SENT;
+  publish(c);
   if (reason_len > 123) reason_len = 123;
   /* Cut the reason on a character boundary. */
   while (reason_len > 0 && reason_len < strlen(reason) && ((uint8_t)reason[reason_len] & 0xc0) == 0x80) reason_len--;
@@ -459,6 +485,7 @@ static void send_close(cz_conn_t *c, uint16_t code, const char *reason, size_t r
 /* Both close frames passed, or the connection failed: the server closes the TCP connection. */
 static void end_connection(cz_conn_t *c) {
   c->flags |= F_ENDING;
+  publish(c);
   c->ending_since = uv_now(c->engine->loop);
   maybe_shutdown(c);
 }
@@ -835,6 +862,8 @@ static void after_engine_handle(uv_handle_t *handle) {
 
 void cz_engine_free(cz_engine_t *e) {
   e->freeing = 1;
+  /* The caller's memory goes with it; the closes below must not write there. */
+  e->state = NULL;
   for (uint32_t i = 0; i < e->slot_count; i++) {
     cz_conn_t *c = e->slots[i];
     if (c != NULL) do_close(c);
@@ -910,6 +939,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   e->handles_open++;
   e->stats.connections++;
   e->stats.adopted++;
+  publish(c);
   uv_tcp_nodelay(&c->tcp, 1);
   c->last_received = c->last_message = uv_now(e->loop);
   *id = c->id;
@@ -1128,6 +1158,10 @@ int64_t cz_buffered(cz_engine_t *e, uint32_t id) {
 
 int cz_is_open(cz_engine_t *e, uint32_t id) {
   return is_open(find(e, id));
+}
+
+void cz_engine_share_state(cz_engine_t *e, uint32_t *state) {
+  e->state = state;
 }
 
 void cz_engine_stats(cz_engine_t *e, cz_engine_stats_t *out) {

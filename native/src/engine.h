@@ -99,6 +99,16 @@ int64_t cz_buffered(cz_engine_t *e, uint32_t id);
 /* Whether messages can still be sent. */
 int cz_is_open(cz_engine_t *e, uint32_t id);
 
+/* Connections per engine at most (ids carry a slot index below this). */
+#define CZ_MAX_SLOTS (1u << 22)
+#define CZ_STATE_CLOSED 0xffffffffu
+/*
+ * Let the engine keep, for every slot, the connection's buffered bytes (capped below
+ * CZ_STATE_CLOSED) or CZ_STATE_CLOSED once it takes no more sends: `state` has CZ_MAX_SLOTS entries
+ * and the caller reads it without calling in (to decide whether a send can be queued).
+ */
+void cz_engine_share_state(cz_engine_t *e, uint32_t *state);
+
 typedef struct cz_engine_stats {
   uint64_t connections;
   uint64_t adopted;

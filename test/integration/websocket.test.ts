@@ -364,6 +364,38 @@ describe("WebSocket limits and lifecycle", () => {
     }
   });
 
+  test("short sends to a client that stops reading: ok, then backpressure at maxBufferedBytes, then closed", async () => {
+    const app = testApp({ websocket: { maxBufferedBytes: 64 * 1024, overLimitPolicy: "wait", pingIntervalMs: 0 } });
+    let statuses: string[] = [];
+    let bufferedAtFirstBackpressure = -1;
+    app.websocket("/burst", {
+      onMessage(ws) {
+        // One handler call, no await: nothing drains in between.
+        for (let i = 0; i < 2_000; i++) {
+          const status = ws.sendText("x".repeat(1_000));
+          if (status === "backpressure" && bufferedAtFirstBackpressure < 0) bufferedAtFirstBackpressure = ws.bufferedAmount;
+          statuses.push(status);
+        }
+      },
+    });
+    const served = await serve(app);
+    try {
+      const client = await rawWebSocket(served.port, "/burst");
+      client.socket.pause();
+      // Let the kernel's buffers fill first, so that the engine has to keep what follows.
+      client.socket.write(clientFrame(0x1, Buffer.from("go")));
+      await waitFor(() => statuses.length === 2_000, 5_000, "the burst");
+      const order = statuses.map((s) => s[0]).join("").replace(/(.)\1*/g, "$1");
+      // ok…, backpressure… (over 64 KiB), closed… (over four times that: 1008).
+      assert.equal(order, "obc", `statuses in order: ${order}`);
+      assert.ok(bufferedAtFirstBackpressure > 64 * 1024, `buffered ${bufferedAtFirstBackpressure}`);
+      statuses = [];
+      client.socket.destroy();
+    } finally {
+      await served.close();
+    }
+  });
+
   test("connections per client address are capped with 429", async () => {
     const app = testApp({ websocket: { maxConnectionsPerClient: 2, pingIntervalMs: 0 } });
     app.websocket("/x", async (ws) => {

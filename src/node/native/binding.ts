@@ -21,9 +21,18 @@ export interface NativeBlocks {
   inbox: Buffer;
   /** Records of the current batch: kind, id, offset, length, code. */
   records: Buffer;
-  /** Where short texts to send are written (then `sendOutbox`). */
+  /** Where short sends are written (then `sendOutbox`, or queued for `sendQueued`). */
   outbox: Buffer;
+  /**
+   * By connection slot (`id & SLOT_MASK`), uint32: the connection's buffered bytes, or
+   * STATE_CLOSED once it takes no more sends. Kept by the engine, read without a call.
+   */
+  state: Buffer;
 }
+
+/** Slot of a connection id; the state of a closed connection (native/src/engine.h has both). */
+export const SLOT_MASK = (1 << 22) - 1;
+export const STATE_CLOSED = 0xffffffff;
 
 /** Fields per record, and the kinds of records (native/src/addon.c has the same numbers). */
 export const RECORD_FIELDS = 5;
@@ -63,6 +72,8 @@ export interface NativeBinding {
   /** Send the first `length` bytes of the outbox as one message. */
   sendOutbox(id: number, binary: number, length: number): number;
   sendBinary(id: number, data: Uint8Array): number;
+  /** Send what was queued in the first `bytes` of the outbox: entries [id u32][length << 1 | binary u32][payload padded to 4]. */
+  sendQueued(bytes: number): void;
   sendFrame(id: number, frame: Uint8Array, payloadBytes: number): number;
   /** `frame` to `ids[0..count)`; `result` gets [delivered, over] and the ids over the limit go to the start of `ids`. */
   broadcast(ids: Uint32Array, count: number, frame: Uint8Array, payloadBytes: number, maxBuffered: number, result: Uint32Array): void;

@@ -4,11 +4,13 @@ import type { BulkSender, SendStatus, TransportEvents, WebSocketTransport } from
 import type { ConnectionOptions } from "../websocket/connection.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
-import { RECORD_FIELDS, RecordKind, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
+import { RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
 const EMPTY = Buffer.alloc(0);
+/** Sends up to this many bytes (UTF-16 units × 3 for text) are queued; longer ones go at once. */
+const QUEUE_ENTRY_MAX = 4096;
 
 type SocketInternals = Socket & { _handle?: { fd?: number; reading?: boolean; readStop?: () => number } | null; encrypted?: boolean };
 
@@ -28,13 +30,72 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   readonly outbox: Buffer;
   /** @internal Texts up to this many UTF-16 units always fit the outbox as UTF-8. */
   readonly outboxChars: number;
+  private readonly outboxWords: Uint32Array;
+  /** @internal Buffered bytes (or STATE_CLOSED) by connection slot, kept by the engine. */
+  readonly state: Uint32Array;
+  /** Bytes of sends queued in the outbox: they reach the engine in one call. */
+  private queued = 0;
+  /** @internal Counts the queue's flushes: what a connection queued belongs to the current one. */
+  epoch = 0;
+  private inBatch = false;
+  private flushScheduled = false;
+  private readonly flushLater = (): void => {
+    this.flushScheduled = false;
+    this.flushQueue();
+  };
 
   constructor(readonly binding: NativeBinding) {
     const blocks = binding.init(this);
     this.inbox = blocks.inbox;
     this.records = new Uint32Array(blocks.records.buffer, blocks.records.byteOffset, blocks.records.byteLength >> 2);
     this.outbox = blocks.outbox;
+    this.outboxWords = new Uint32Array(blocks.outbox.buffer, blocks.outbox.byteOffset, blocks.outbox.byteLength >> 2);
     this.outboxChars = Math.floor(blocks.outbox.length / 3);
+    this.state = new Uint32Array(blocks.state.buffer, blocks.state.byteOffset, blocks.state.byteLength >> 2);
+  }
+
+  /**
+   * @internal Queue a short send: the sends of a batch of events (or of one turn of microtasks)
+   * reach the engine in one call. Only while the connection is open and stays within its
+   * `maxBufferedBytes` with everything queued, so that "ok" is the send's true status; false
+   * otherwise, and the caller sends directly (after `flushQueue`, to keep the order).
+   */
+  enqueue(connection: NativeConnection, data: string | Uint8Array): boolean {
+    const bound = typeof data === "string" ? data.length * 3 : data.byteLength;
+    if (bound > QUEUE_ENTRY_MAX) return false;
+    if (this.queued + 8 + bound + 3 > this.outbox.length) this.flushQueue();
+    if (connection.epoch !== this.epoch) {
+      connection.epoch = this.epoch;
+      connection.queuedBytes = 0;
+    }
+    const buffered = this.state[connection.id & SLOT_MASK]!;
+    if (buffered === STATE_CLOSED || buffered + connection.queuedBytes + bound > connection.maxBufferedBytes) return false;
+    const at = this.queued;
+    let length: number;
+    if (typeof data === "string") {
+      length = this.outbox.write(data, at + 8, "utf8");
+    } else {
+      length = data.byteLength;
+      this.outbox.set(data, at + 8);
+    }
+    this.outboxWords[at >> 2] = connection.id;
+    this.outboxWords[(at >> 2) + 1] = length * 2 + (typeof data === "string" ? 0 : 1);
+    this.queued = at + 8 + ((length + 3) & ~3);
+    connection.queuedBytes += length;
+    if (!this.inBatch && !this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(this.flushLater);
+    }
+    return true;
+  }
+
+  /** @internal Hand the queued sends to the engine; anything else the engine is told comes after. */
+  flushQueue(): void {
+    if (this.queued === 0) return;
+    const bytes = this.queued;
+    this.queued = 0;
+    this.epoch++;
+    this.binding.sendQueued(bytes);
   }
 
   /** Whether a socket can be handed over: a plain TCP socket with a file descriptor. */
@@ -76,7 +137,7 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       return bytes;
     }
     const connection = new NativeConnection(this, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events, extensions,
-      deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null);
+      deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null, options.maxBufferedBytes);
     this.connections.set(id, connection);
     letGo(socket);
     return connection;
@@ -127,6 +188,7 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   private broadcast<T extends { readonly id: number }>(
     byId: Map<number, T>, members: readonly T[], count: number, bytes: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
   ): { delivered: number; over: T[] } {
+    this.flushQueue();
     if (this.ids.length < count) this.ids = new Uint32Array(Math.max(count, this.ids.length * 2));
     const ids = this.ids;
     for (let i = 0; i < count; i++) ids[i] = members[i]!.id;
@@ -178,6 +240,17 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   // NativeHandlers: the addon's events, by connection id.
 
   onBatch(count: number): void {
+    // What the handlers send while the batch is dispatched leaves in one call at its end.
+    this.inBatch = true;
+    try {
+      this.dispatchBatch(count);
+    } finally {
+      this.inBatch = false;
+      this.flushQueue();
+    }
+  }
+
+  private dispatchBatch(count: number): void {
     const { records } = this;
     for (let i = 0; i < count; i++) {
       const at = i * RECORD_FIELDS;
@@ -260,6 +333,10 @@ export class NativeConnection implements WebSocketTransport {
 
   /** @internal Set when the engine reported the end. */
   finished = false;
+  /** @internal Bytes queued in the engine's current flush (see `NativeEngine.enqueue`). */
+  queuedBytes = 0;
+  /** @internal The flush `queuedBytes` belongs to. */
+  epoch = -1;
 
   constructor(
     private readonly engine: NativeEngine,
@@ -270,6 +347,8 @@ export class NativeConnection implements WebSocketTransport {
     readonly events: TransportEvents,
     readonly extensions: string | undefined,
     readonly sharedCompressionWindowBits: number | null,
+    /** @internal */
+    readonly maxBufferedBytes: number,
   ) {}
 
   /** The engine: it sends to many of its connections in one call. */
@@ -277,35 +356,44 @@ export class NativeConnection implements WebSocketTransport {
     return this.engine;
   }
 
+  /** The addon, once the sends queued before (to any connection) went out: order is kept. */
   private get binding(): NativeBinding {
-    return this.engine.binding;
+    const engine = this.engine;
+    engine.flushQueue();
+    return engine.binding;
   }
 
   get bufferedAmount(): number {
-    return this.finished ? 0 : Math.max(0, this.binding.buffered(this.id));
+    if (this.finished) return 0;
+    const buffered = this.engine.state[this.id & SLOT_MASK]!;
+    return (buffered === STATE_CLOSED ? 0 : buffered) + (this.epoch === this.engine.epoch ? this.queuedBytes : 0);
   }
 
   get isOpen(): boolean {
-    return !this.finished && this.binding.isOpen(this.id);
+    return !this.finished && this.engine.state[this.id & SLOT_MASK] !== STATE_CLOSED;
   }
 
   sendText(text: string): SendStatus {
     if (this.finished) return "closed";
     const engine = this.engine;
+    if (engine.enqueue(this, text)) return "ok";
+    const binding = this.binding;
     // Short texts are encoded by V8 straight into the shared outbox: one call with three numbers.
-    if (text.length <= engine.outboxChars) return STATUS[this.binding.sendOutbox(this.id, 0, engine.outbox.write(text, 0, "utf8"))]!;
-    return STATUS[this.binding.sendText(this.id, text)]!;
+    if (text.length <= engine.outboxChars) return STATUS[binding.sendOutbox(this.id, 0, engine.outbox.write(text, 0, "utf8"))]!;
+    return STATUS[binding.sendText(this.id, text)]!;
   }
 
   sendBinary(data: Uint8Array): SendStatus {
     if (this.finished) return "closed";
     const engine = this.engine;
+    if (engine.enqueue(this, data)) return "ok";
+    const binding = this.binding;
     // Short payloads go through the shared outbox too: a call with numbers only.
     if (data.byteLength <= engine.outboxChars) {
       engine.outbox.set(data, 0);
-      return STATUS[this.binding.sendOutbox(this.id, 1, data.byteLength)]!;
+      return STATUS[binding.sendOutbox(this.id, 1, data.byteLength)]!;
     }
-    return STATUS[this.binding.sendBinary(this.id, data)]!;
+    return STATUS[binding.sendBinary(this.id, data)]!;
   }
 
   sendFrame(frame: Uint8Array, payloadBytes: number): SendStatus {
