@@ -388,8 +388,9 @@ export class NativeConnection implements WebSocketTransport {
     const engine = this.engine;
     if (engine.enqueue(this, data)) return "ok";
     const binding = this.binding;
-    // Short payloads go through the shared outbox too: a call with numbers only.
-    if (data.byteLength <= engine.outboxChars) {
+    // Short payloads go through the shared outbox too: a call with numbers only. Longer ones are
+    // read by the addon where they are (copying them into the outbox would cost a copy).
+    if (data.byteLength <= QUEUE_ENTRY_MAX) {
       engine.outbox.set(data, 0);
       return STATUS[binding.sendOutbox(this.id, 1, data.byteLength)]!;
     }
