@@ -1120,8 +1120,6 @@ void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, si
   if (c == NULL || (c->flags & (F_CLOSE_SENT | F_CLOSING | F_FINISHED))) return;
   if (is_stream(c)) {
     if (c->flags & F_ENDING) return;
-    (void)reason;
-    (void)reason_len;
     c->peer_code = code;
     end_connection(c);
     return;
