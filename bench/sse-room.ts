@@ -1,18 +1,23 @@
 /**
- * Idle SSE room subscribers: SUBSCRIBERS connections (default 10,000) to /news/idle of the
- * conformance app (`room.eventSource()` with history), on each engine. On the native engine they
- * are handed to C after their headers; on node:http they keep their request, response and socket.
- * Server on CPU 0, the clients (bench/sse-clients.ts) on CPU 1; medians of BENCH_REPEAT runs.
+ * SSE room subscribers (`room.eventSource()` with history: /news/{name} of the conformance app) on
+ * each engine. On the native engine they are handed to C after their headers; on node:http they
+ * keep their request, response and socket.
+ * - Idle: BENCH_SSE_SUBSCRIBERS connections (default 10,000), server RSS (bench/sse-clients.ts).
+ * - Fan-out: BENCH_SSE_FANOUT subscribers (default 5,000), 100 broadcasts of a short text (POST
+ *   /news/{name}), each once every subscriber got the previous one (bench/sse-fanout-client.ts):
+ *   deliveries/s and the server's CPU per delivery.
+ * Server on CPU 0, the clients on CPU 1; medians of BENCH_REPEAT runs.
  *
  *   npm run bench:sse-room
  *   BENCH_SSE_SUBSCRIBERS=3000 BENCH_REPEAT=1 npm run bench:sse-room
  */
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { get } from "node:http";
 import { cpus, totalmem } from "node:os";
-import { firstLine, idleMemory, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { cpuMicros, firstLine, idleMemory, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const subscribers = Number(process.env.BENCH_SSE_SUBSCRIBERS ?? 10_000);
+const fanoutSubscribers = Number(process.env.BENCH_SSE_FANOUT ?? 5_000);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const port = Number(process.env.BENCH_PORT ?? 9600);
 const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 3_000);
@@ -47,10 +52,39 @@ async function measure(engine: (typeof engines)[number]): Promise<Record<string,
       }
       return client;
     }, settleMs);
-    return { idle: memory.perConnection, marginal: memory.marginal, rss: memory.rss };
+    return { idle: memory.perConnection, marginal: memory.marginal, rss: memory.rss, ...(await fanOut(server)) };
   } finally {
     await stopServer(server);
   }
+}
+
+async function fanOut(server: ChildProcess): Promise<Record<string, number>> {
+  const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/sse-fanout-client.ts"]);
+  const client = spawn(command, args, {
+    cwd: root,
+    env: { ...process.env, URL: `http://127.0.0.1:${port}/news/fanout`, COUNT: String(fanoutSubscribers), BROADCASTS: "100" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  let cpuAtStart = 0;
+  const result = await new Promise<Record<string, number>>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("the SSE fan-out timed out")), 300_000);
+    client.stdout!.on("data", (d) => {
+      out += d;
+      if (cpuAtStart === 0 && out.includes("connected")) cpuAtStart = cpuMicros(server.pid!);
+      const last = out.trim().split("\n").pop()!;
+      if (last.startsWith("{")) {
+        clearTimeout(timer);
+        resolve(JSON.parse(last) as Record<string, number>);
+      }
+    });
+    client.once("exit", (code) => code !== 0 && reject(new Error(`the SSE fan-out client exited with ${code}: ${out}`)));
+  });
+  return {
+    deliveriesPerSec: result.deliveriesPerSec!,
+    cpuPerDelivery: (cpuMicros(server.pid!) - cpuAtStart) / result.deliveries!,
+    lost: result.lost!,
+  };
 }
 
 console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
@@ -68,6 +102,9 @@ const rows: Row[] = [
   ["idle", `server RSS per idle SSE room subscriber (0 → ${subscribers})`, kb],
   ["marginal", `server RSS per added subscriber (${Math.round(subscribers / 3)} → ${subscribers})`, kb, "native ≤ 1 KB"],
   ["rss", `server RSS at ${subscribers} subscribers (MB)`, (v) => (v / 2 ** 20).toFixed(1)],
+  ["deliveriesPerSec", `fan-out to ${fanoutSubscribers} subscribers: deliveries/s`, (v) => Math.round(v).toLocaleString("en-US")],
+  ["cpuPerDelivery", "fan-out: server CPU per delivery (µs)", (v) => v.toFixed(2)],
+  ["lost", "fan-out: deliveries lost", (v) => String(v), "0"],
 ];
 printTable(results, engines.map((e) => `catzilla ${e}`), rows);
 process.exit(0);
