@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { cpuMicros, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { generatorResult, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const receivers = Number(process.env.BENCH_RECEIVERS ?? 10_000);
 const broadcasts = Number(process.env.BENCH_BROADCASTS ?? 100);
@@ -36,22 +36,7 @@ async function run(target: (typeof targets)[number]): Promise<Record<string, num
       },
       stdio: ["ignore", "pipe", "inherit"],
     });
-    let out = "";
-    let cpuAtStart = 0;
-    const result = await new Promise<Record<string, number>>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${target.name}: fan-out timed out`)), 300_000);
-      client.stdout!.on("data", (d) => {
-        out += d;
-        if (cpuAtStart === 0 && out.includes("connected")) cpuAtStart = cpuMicros(server.pid!);
-        const last = out.trim().split("\n").pop()!;
-        if (last.startsWith("{")) {
-          clearTimeout(timer);
-          resolve(JSON.parse(last) as Record<string, number>);
-        }
-      });
-      client.once("exit", (code) => code !== 0 && reject(new Error(`${target.name}: generator exited with ${code}: ${out}`)));
-    });
-    const serverCpu = cpuMicros(server.pid!) - cpuAtStart;
+    const { result, serverCpu } = await generatorResult(client, server.pid!, 300_000, `${target.name}: fan-out`);
     return { ...result, serverCpuPerDeliveryUs: serverCpu / result.deliveries! };
   } finally {
     await stopServer(server);

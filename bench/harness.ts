@@ -99,6 +99,30 @@ export async function idleMemory(pid: number, total: number, open: (count: numbe
   }
 }
 
+/**
+ * What a load generator prints last (one JSON line), and the server's CPU time (µs) from the
+ * generator's "connected" line to then. Rejects after `timeoutMs`, or when the generator fails.
+ */
+export function generatorResult(
+  client: ChildProcess, serverPid: number, timeoutMs: number, what: string,
+): Promise<{ result: Record<string, number>; serverCpu: number }> {
+  let out = "";
+  let cpuAtStart = 0;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what} timed out`)), timeoutMs);
+    client.stdout!.on("data", (d) => {
+      out += d;
+      if (cpuAtStart === 0 && out.includes("connected")) cpuAtStart = cpuMicros(serverPid);
+      const last = out.trim().split("\n").pop()!;
+      if (last.startsWith("{")) {
+        clearTimeout(timer);
+        resolve({ result: JSON.parse(last) as Record<string, number>, serverCpu: cpuMicros(serverPid) - cpuAtStart });
+      }
+    });
+    client.once("exit", (code) => code !== 0 && reject(new Error(`${what}: the generator exited with ${code}: ${out}`)));
+  });
+}
+
 /** The first line a child process prints, or an error after `timeoutMs`. */
 export function firstLine(child: ChildProcess, timeoutMs: number, what: string): Promise<string> {
   return new Promise((resolve, reject) => {

@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { get } from "node:http";
 import { cpus, totalmem } from "node:os";
-import { cpuMicros, firstLine, idleMemory, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { firstLine, generatorResult, idleMemory, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const subscribers = Number(process.env.BENCH_SSE_SUBSCRIBERS ?? 10_000);
 const fanoutSubscribers = Number(process.env.BENCH_SSE_FANOUT ?? 5_000);
@@ -65,24 +65,10 @@ async function fanOut(server: ChildProcess): Promise<Record<string, number>> {
     env: { ...process.env, URL: `http://127.0.0.1:${port}/news/fanout`, COUNT: String(fanoutSubscribers), BROADCASTS: "100" },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  let out = "";
-  let cpuAtStart = 0;
-  const result = await new Promise<Record<string, number>>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the SSE fan-out timed out")), 300_000);
-    client.stdout!.on("data", (d) => {
-      out += d;
-      if (cpuAtStart === 0 && out.includes("connected")) cpuAtStart = cpuMicros(server.pid!);
-      const last = out.trim().split("\n").pop()!;
-      if (last.startsWith("{")) {
-        clearTimeout(timer);
-        resolve(JSON.parse(last) as Record<string, number>);
-      }
-    });
-    client.once("exit", (code) => code !== 0 && reject(new Error(`the SSE fan-out client exited with ${code}: ${out}`)));
-  });
+  const { result, serverCpu } = await generatorResult(client, server.pid!, 300_000, "the SSE fan-out");
   return {
     deliveriesPerSec: result.deliveriesPerSec!,
-    cpuPerDelivery: (cpuMicros(server.pid!) - cpuAtStart) / result.deliveries!,
+    cpuPerDelivery: serverCpu / result.deliveries!,
     lost: result.lost!,
   };
 }

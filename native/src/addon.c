@@ -311,6 +311,16 @@ static napi_value js_send_queued(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The index of a profile (the same settings share one), or a RangeError past MAX_PROFILES. */
+static napi_value add_profile(napi_env env, addon_t *a, const cz_profile_t *p) {
+  int index = cz_engine_add_profile(a->engine, p);
+  if (index < 0) {
+    napi_throw_range_error(env, "ERR_CATZILLA_NATIVE", "Too many distinct option sets for the native engine");
+    return NULL;
+  }
+  return u32(env, (uint32_t)index);
+}
+
 /* profile(maxMessage, maxFrame, maxBuffered, idleMs, pingMs, closeMs, maxPerSecond, policy) -> index */
 static napi_value js_profile(napi_env env, napi_callback_info info) {
   ARGS(8);
@@ -327,12 +337,7 @@ static napi_value js_profile(napi_env env, napi_callback_info info) {
   p.close_ms = (uint32_t)v[5];
   p.max_per_second = (uint32_t)v[6];
   p.policy = (uint8_t)v[7];
-  int index = cz_engine_add_profile(a->engine, &p);
-  if (index < 0) {
-    napi_throw_range_error(env, "ERR_CATZILLA_NATIVE", "Too many distinct WebSocket option sets for the native engine");
-    return NULL;
-  }
-  return u32(env, (uint32_t)index);
+  return add_profile(env, a, &p);
 }
 
 /* streamProfile(maxBuffered, heartbeatMs, closeMs, heartbeat) -> index: for response streams (SSE) */
@@ -354,12 +359,7 @@ static napi_value js_stream_profile(napi_env env, napi_callback_info info) {
   p.policy = CZ_POLICY_WAIT;
   p.heartbeat_len = (uint8_t)heartbeat_len;
   if (heartbeat_len > 0) memcpy(p.heartbeat, heartbeat, heartbeat_len);
-  int index = cz_engine_add_profile(a->engine, &p);
-  if (index < 0) {
-    napi_throw_range_error(env, "ERR_CATZILLA_NATIVE", "Too many distinct option sets for the native engine");
-    return NULL;
-  }
-  return u32(env, (uint32_t)index);
+  return add_profile(env, a, &p);
 }
 
 /*
