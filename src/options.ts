@@ -47,6 +47,7 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /**
    * Most open client connections; connections beyond it are closed as soon as they are accepted.
+   * SSE room subscribers the native engine took from node:http still count.
    * @default 10000
    */
   maxConnections?: number;

@@ -105,6 +105,8 @@ export class Catzilla extends Router {
   private readonly streamSlots: StreamSlots;
   private readonly streams = new Set<TrackedStream>();
   private readonly host: ResponseHost;
+  /** Connections the native engine took from node:http that count toward `maxConnections`. */
+  private adoptedConnections = 0;
   private shuttingDown = false;
   private closing: Promise<void> | null = null;
   private sampler: NodeJS.Timeout | null = null;
@@ -142,6 +144,17 @@ export class Catzilla extends Router {
       trackStream: (stream) => streams.add(stream),
       untrackStream: (stream) => streams.delete(stream),
       nativeStreams: this.websockets.nativeEngine,
+      keepConnection: () => {
+        // At least one connection stays for node:http, which reads 0 as "no limit".
+        if (this.adoptedConnections + 1 >= this.config.maxConnections) return false;
+        this.adoptedConnections++;
+        this.applyConnectionLimit();
+        return true;
+      },
+      dropConnection: () => {
+        this.adoptedConnections--;
+        this.applyConnectionLimit();
+      },
     };
   }
 
@@ -420,8 +433,9 @@ export class Catzilla extends Router {
     const broker = options.broker ?? (workers > 1 && cluster.isWorker ? clusterBroker() : undefined);
     if (broker !== undefined) this.rooms.attachBroker(broker, this.config.logger);
     const server = createHttpServer(this.config, this.collector.connections, this.handle);
-    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.upgrade(raw, socket, head));
     this.server = server;
+    this.applyConnectionLimit();
+    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.upgrade(raw, socket, head));
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(options.port ?? 8000, options.host ?? "127.0.0.1", () => {
@@ -461,6 +475,11 @@ export class Catzilla extends Router {
    */
   close(): Promise<void> {
     return (this.closing ??= this.shutdown());
+  }
+
+  /** node:http accepts what `maxConnections` leaves beside the connections the engine took. */
+  private applyConnectionLimit(): void {
+    if (this.server !== null) this.server.maxConnections = this.config.maxConnections - this.adoptedConnections;
   }
 
   private async shutdown(): Promise<void> {

@@ -158,9 +158,14 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
       host.stats.http.rateLimited++;
       throw new TooManyRequestsError("Too many concurrent streams from this client", 1);
     }
+    if (!host.keepConnection()) {
+      host.releaseStream(address);
+      return false;
+    }
     const head = responseHead(this.status, this.finalHeaders(undefined), res);
     const stream = engine.adoptStream(socket, head, { heartbeatMs: this.pingMs, heartbeat, closeMs: END_GRACE_MS }, this);
     if (stream === null) {
+      host.dropConnection();
       host.releaseStream(address);
       return false;
     }
@@ -189,6 +194,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
     stats.active--;
     stats.aborted++;
     adopted.host.releaseStream(adopted.address);
+    adopted.host.dropConnection();
     adopted.host.untrackStream(this);
     this.stopped();
   }

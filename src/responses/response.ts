@@ -26,6 +26,13 @@ export interface ResponseHost {
   untrackStream(stream: TrackedStream): void;
   /** The native engine's response streams, when it runs: SSE room subscribers are handed to it. */
   readonly nativeStreams: NativeEngine | null;
+  /**
+   * A connection leaves node:http for the native engine but still counts toward `maxConnections`:
+   * false when there is no room for it (then node:http keeps it).
+   */
+  keepConnection(): boolean;
+  /** A connection kept by `keepConnection` ended. */
+  dropConnection(): void;
 }
 
 /** A stream the app can cut at shutdown. @internal */

@@ -3,11 +3,11 @@ import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { readdirSync } from "node:fs";
 import { Catzilla } from "../../src/index.js";
-import { testApp, waitFor } from "../helpers.js";
+import { sleep, testApp, waitFor } from "../helpers.js";
 import { nativeOrSkip } from "./native-helpers.js";
 
 /** An app whose `/feed/{name}` is an SSE subscriber of the room `name`, on the native engine. */
-async function feedServer(options: { maxStreamsPerClient?: number; shutdownTimeoutMs?: number } = {}): Promise<{ app: Catzilla; port: number }> {
+async function feedServer(options: { maxStreamsPerClient?: number; shutdownTimeoutMs?: number; maxConnections?: number } = {}): Promise<{ app: Catzilla; port: number }> {
   const app = testApp({ engine: "native", ...options });
   app.get("/feed/{name}", (req) => app.rooms.getOrCreate(req.params.name).eventSource({ pingMs: 0 }));
   const { port } = await app.listen({ port: 0, host: "127.0.0.1" });
@@ -88,4 +88,36 @@ test("adopted subscribers count toward maxStreamsPerClient and end at shutdown",
   await Promise.all(subscribers.map((s) => s.ended));
   assert.ok(Date.now() - started < 5_000);
   await waitFor(() => app.stats().streams.active === 0, 3_000, "the streams to be counted as ended");
+});
+
+test("adopted subscribers still count toward maxConnections", async (t) => {
+  if (nativeOrSkip(t) === null) return;
+  const { app, port } = await feedServer({ maxConnections: 4 });
+  const subscribers: Subscriber[] = [];
+  try {
+    for (let i = 0; i < 4; i++) {
+      subscribers.push(subscribe(port, "/feed/full"));
+      await waitFor(() => app.rooms.get("full")?.size === i + 1, 3_000, `subscriber ${i + 1}`);
+    }
+    const heads = subscribers.map((s) => s.received().split("\r\n\r\n")[0]!.toLowerCase());
+    // Three went to the engine; the engine leaves the last connection of the four to node:http.
+    assert.equal(app.websockets.nativeEngine!.streamCount, 3);
+    assert.equal(heads.filter((h) => h.includes("connection: close")).length, 3);
+    assert.equal(heads.filter((h) => h.includes("transfer-encoding: chunked")).length, 1);
+    // A fifth connection is over the limit: closed as soon as it is accepted, unanswered.
+    const fifth = subscribe(port, "/feed/full");
+    subscribers.push(fifth);
+    const closed = await Promise.race([fifth.ended.then(() => true), sleep(3_000).then(() => false)]);
+    assert.ok(closed, `the fifth connection was not closed; it got ${JSON.stringify(fifth.received().slice(0, 40))}`);
+    assert.equal(fifth.received(), "");
+    // One leaves: there is room again.
+    subscribers[0]!.socket.destroy();
+    await waitFor(() => app.rooms.get("full")?.size === 3, 3_000, "the subscriber to leave");
+    const sixth = subscribe(port, "/feed/full");
+    subscribers.push(sixth);
+    await waitFor(() => sixth.received().startsWith("HTTP/1.1 200"), 3_000, "the sixth subscriber");
+  } finally {
+    for (const s of subscribers) s.socket.destroy();
+    await app.close();
+  }
 });
