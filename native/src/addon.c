@@ -480,24 +480,6 @@ ID_ONLY(js_terminate, cz_terminate)
 ID_ONLY(js_pause, cz_pause)
 ID_ONLY(js_resume, cz_resume)
 
-static napi_value js_buffered(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  uint32_t id;
-  if (argc < 1 || !arg_u32(env, argv[0], &id)) return type_error(env, "buffered(id)");
-  napi_value out;
-  napi_create_int64(env, cz_buffered(a->engine, id), &out);
-  return out;
-}
-
-static napi_value js_is_open(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  uint32_t id;
-  if (argc < 1 || !arg_u32(env, argv[0], &id)) return type_error(env, "isOpen(id)");
-  napi_value out;
-  napi_get_boolean(env, cz_is_open(a->engine, id) != 0, &out);
-  return out;
-}
-
 static void set_number(napi_env env, napi_value object, const char *name, double value) {
   napi_value v;
   napi_create_double(env, value, &v);
@@ -679,8 +661,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"terminate", NULL, js_terminate, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"pause", NULL, js_pause, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"resume", NULL, js_resume, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"buffered", NULL, js_buffered, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"isOpen", NULL, js_is_open, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"stats", NULL, js_stats, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"parse", NULL, js_parse, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };

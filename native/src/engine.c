@@ -1149,15 +1149,6 @@ void cz_resume(cz_engine_t *e, uint32_t id) {
   schedule_start(e, c);
 }
 
-int64_t cz_buffered(cz_engine_t *e, uint32_t id) {
-  cz_conn_t *c = find(e, id);
-  return c == NULL ? -1 : (int64_t)buffered(c);
-}
-
-int cz_is_open(cz_engine_t *e, uint32_t id) {
-  return is_open(find(e, id));
-}
-
 void cz_engine_share_state(cz_engine_t *e, uint32_t *state) {
   e->state = state;
 }

@@ -94,10 +94,6 @@ void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, si
 void cz_terminate(cz_engine_t *e, uint32_t id);
 void cz_pause(cz_engine_t *e, uint32_t id);
 void cz_resume(cz_engine_t *e, uint32_t id);
-/* Bytes not yet taken by the kernel; -1 for an unknown id. */
-int64_t cz_buffered(cz_engine_t *e, uint32_t id);
-/* Whether messages can still be sent. */
-int cz_is_open(cz_engine_t *e, uint32_t id);
 
 /* Connections per engine at most (ids carry a slot index below this). */
 #define CZ_MAX_SLOTS (1u << 22)

@@ -82,8 +82,6 @@ export interface NativeBinding {
   terminate(id: number): void;
   pause(id: number): void;
   resume(id: number): void;
-  buffered(id: number): number;
-  isOpen(id: number): boolean;
   stats(): NativeEngineStats;
   /** The frame parser alone, fed chunk by chunk (tests compare it with the TypeScript codec). */
   parse(chunks: readonly Uint8Array[], maxMessage: number, maxFrame: number): Array<[string, ...unknown[]]>;

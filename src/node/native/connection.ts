@@ -68,8 +68,8 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       connection.epoch = this.epoch;
       connection.queuedBytes = 0;
     }
-    const buffered = this.state[connection.id & SLOT_MASK]!;
-    if (buffered === STATE_CLOSED || buffered + connection.queuedBytes + bound > connection.maxBufferedBytes) return false;
+    const buffered = this.buffered(connection.id);
+    if (buffered < 0 || buffered + connection.queuedBytes + bound > connection.maxBufferedBytes) return false;
     const at = this.queued;
     let length: number;
     if (typeof data === "string") {
@@ -87,6 +87,15 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       queueMicrotask(this.flushLater);
     }
     return true;
+  }
+
+  /**
+   * @internal A connection's or stream's bytes not yet taken by the kernel, or -1 once it takes no
+   * more sends: read from the block the engine keeps, without a call.
+   */
+  buffered(id: number): number {
+    const buffered = this.state[id & SLOT_MASK]!;
+    return buffered === STATE_CLOSED ? -1 : buffered;
   }
 
   /** @internal Hand the queued sends to the engine; anything else the engine is told comes after. */
@@ -365,12 +374,11 @@ export class NativeConnection implements WebSocketTransport {
 
   get bufferedAmount(): number {
     if (this.finished) return 0;
-    const buffered = this.engine.state[this.id & SLOT_MASK]!;
-    return (buffered === STATE_CLOSED ? 0 : buffered) + (this.epoch === this.engine.epoch ? this.queuedBytes : 0);
+    return Math.max(0, this.engine.buffered(this.id)) + (this.epoch === this.engine.epoch ? this.queuedBytes : 0);
   }
 
   get isOpen(): boolean {
-    return !this.finished && this.engine.state[this.id & SLOT_MASK] !== STATE_CLOSED;
+    return !this.finished && this.engine.buffered(this.id) >= 0;
   }
 
   sendText(text: string): SendStatus {
@@ -442,12 +450,12 @@ export class NativeStream {
 
   /** Bytes not yet taken by the kernel. */
   get bufferedBytes(): number {
-    return this.finished ? 0 : Math.max(0, this.engine.binding.buffered(this.id));
+    return this.finished ? 0 : Math.max(0, this.engine.buffered(this.id));
   }
 
   /** Whether it still takes writes. */
   get isOpen(): boolean {
-    return !this.finished && this.engine.binding.isOpen(this.id);
+    return !this.finished && this.engine.buffered(this.id) >= 0;
   }
 
   write(data: string | Uint8Array): void {
