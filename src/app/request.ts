@@ -1,4 +1,5 @@
 import type { IncomingMessage, IncomingHttpHeaders } from "node:http";
+import { intern } from "./intern.js";
 import { BodyTooLargeError, ClientDisconnectError, HTTPError, InvalidJSONError } from "../errors.js";
 
 /** The address of the peer of a connection. */
@@ -6,6 +7,9 @@ export interface ClientAddress {
   host: string;
   port: number;
 }
+
+/** Params of a request before routing. */
+const NO_PARAMS = Object.freeze({});
 
 /**
  * An incoming HTTP request. Query, cookies and the full URL are parsed on first use.
@@ -39,7 +43,7 @@ export class Request<P = Record<string, string | number>> {
     const q = url.indexOf("?");
     this.path = q < 0 ? url : url.slice(0, q);
     this.rawQuery = q < 0 ? "" : url.slice(q + 1);
-    this.params = {} as P;
+    this.params = NO_PARAMS as P;
     this.maxBodyBytes = maxBodyBytes;
   }
 
@@ -63,15 +67,22 @@ export class Request<P = Record<string, string | number>> {
    * @internal
    */
   detach(): void {
-    if (this.incoming === null) return;
-    this.clientCache = this.client;
-    this.httpVersionCache = this.incoming.httpVersion;
-    this.urlCache = this.incoming.url ?? "/";
+    const incoming = this.incoming;
+    if (incoming === null) return;
+    const socket = incoming.socket;
+    this.clientCache = { host: intern(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    this.httpVersionCache = intern(incoming.httpVersion);
+    (this as { path: string }).path = intern(this.path);
+    // The values most connections share (Upgrade, the Host, the extensions offered) are kept once.
+    const headers = this.headers;
+    for (const name in headers) {
+      const value = headers[name];
+      if (typeof value === "string") headers[name] = intern(value);
+    }
     this.incoming = null;
   }
 
   private httpVersionCache = "1.1";
-  private urlCache = "/";
 
   /** One header value; repeated headers are joined with ", " (Set-Cookie excepted by node:http). */
   header(name: string): string | undefined {
@@ -87,7 +98,8 @@ export class Request<P = Record<string, string | number>> {
   /** The full request URL, built from the Host header. */
   get url(): URL {
     const host = this.headers.host ?? "localhost";
-    return new URL(this.incoming?.url ?? this.urlCache, `http://${host}`);
+    const target = this.incoming?.url ?? (this.rawQuery === "" ? this.path : `${this.path}?${this.rawQuery}`);
+    return new URL(target, `http://${host}`);
   }
 
   /** Cookies sent by the client (RFC 6265 §5.4), values percent-decoded when possible. */

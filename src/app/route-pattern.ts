@@ -77,6 +77,7 @@ export class RoutePattern {
   match(rawPath: string): Record<string, string | number> | null | undefined {
     const m = this.regex.exec(rawPath);
     if (m === null) return null;
+    if (this.names.length === 0) return NO_PARAMS;
     const params: Record<string, string | number> = {};
     for (let i = 0; i < this.names.length; i++) {
       let value: string;
@@ -90,6 +91,9 @@ export class RoutePattern {
     return params;
   }
 }
+
+/** The params of every path without any: one frozen object, not one per request or connection. */
+const NO_PARAMS: Record<string, string | number> = Object.freeze({});
 
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

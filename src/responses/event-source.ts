@@ -8,6 +8,7 @@ import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
 import type { ResponseHost, SendContext, TrackedStream } from "./response.js";
 import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
+import { intern } from "../app/intern.js";
 
 /** Where a room writes an SSE member's events. @internal */
 export interface EventSink {
@@ -153,7 +154,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
     const heartbeat = this.pingMs === 0 ? NO_HEARTBEAT : Buffer.from(encodeComment(this.pingComment));
     if (heartbeat.length > MAX_NATIVE_HEARTBEAT) return false;
     const socket = req.raw.socket;
-    const address = socket.remoteAddress ?? "";
+    const address = intern(socket.remoteAddress ?? "");
     if (!host.acquireStream(address)) {
       host.stats.http.rateLimited++;
       throw new TooManyRequestsError("Too many concurrent streams from this client", 1);

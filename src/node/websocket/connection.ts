@@ -5,6 +5,7 @@ import { WebSocketProtocol, type ProtocolHandler } from "../../protocol/websocke
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
+import { intern } from "../../app/intern.js";
 
 /** Limits and timers of WebSocket connections; resolved once per app, shared by all. */
 export interface ConnectionOptions {
@@ -127,7 +128,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     deflate: DeflateParams | null,
     readonly extensions: string | undefined,
   ) {
-    this.remoteAddress = socket.remoteAddress ?? "";
+    this.remoteAddress = intern(socket.remoteAddress ?? "");
     this.remotePort = socket.remotePort ?? 0;
     this.protocol = new WebSocketProtocol(this, {
       maxMessageBytes: options.maxMessageBytes,
