@@ -16,7 +16,7 @@ import type { TransportEvents, WebSocketTransport } from "../transport.js";
 import { loadBinding } from "../node/native/binding.js";
 import { NativeEngine } from "../node/native/connection.js";
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from "./options.js";
-import { WebSocket, sessionEvents, type AcceptOptions, type SessionHost, type WebSocketListener } from "./session.js";
+import { WebSocket, sessionEvents, type AcceptOptions, type SessionHost, type SessionRoute, type WebSocketListener } from "./session.js";
 
 /** WebSocket middleware: runs before accept; it may reject (HTTP status) or close (4xxx after accept). */
 export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => unknown;
@@ -26,6 +26,7 @@ interface CompiledRoute {
   route: WebSocketRouteDefinition;
   options: ResolvedWebSocketOptions;
   connection: ConnectionOptions;
+  session: SessionRoute;
 }
 
 /** What an upgrade needs until accept or reject. */
@@ -36,6 +37,8 @@ interface Pending {
   check: Extract<HandshakeCheck, { ok: true }>;
   route: CompiledRoute;
   timer: NodeJS.Timeout;
+  /** `close()` before accept: code and reason to close with once accepted. */
+  closeRequested: [number, string] | null;
 }
 
 /** The app's side of the engine: shared state it reads. @internal */
@@ -118,7 +121,7 @@ export class WebSocketEngine implements SessionHost {
       return this.refuse(socket, 429, "Too many WebSocket connections from this address", { "Retry-After": "1" });
     }
     this.perClient.set(address, fromClient + 1);
-    const ws = new WebSocket(req, options, this);
+    const ws = new WebSocket(req, found.session);
     this.sessions.add(ws);
     const timer = setTimeout(() => {
       this.refuseIfConnecting(ws, 408, "Handshake not completed in time");
@@ -128,7 +131,7 @@ export class WebSocketEngine implements SessionHost {
       if (ws.readyState === 0) ws.reject(499, "Client closed the connection");
     };
     socket.once("close", onEarlyClose);
-    this.pending.set(ws, { socket, onEarlyClose, head, check, route: found, timer });
+    this.pending.set(ws, { socket, onEarlyClose, head, check, route: found, timer, closeRequested: null });
     void this.run(ws, found);
   }
 
@@ -191,6 +194,12 @@ export class WebSocketEngine implements SessionHost {
     this.refuse(pending.socket, status, detail);
   }
 
+  /** @internal SessionHost: remember a close before accept. */
+  closeBeforeAccept(ws: WebSocket<any>, code: number, reason: string): void {
+    const pending = this.pending.get(ws);
+    if (pending !== undefined) pending.closeRequested = [code, reason];
+  }
+
   /** Close every connection with 1001 and refuse new ones; resolves when all ended or at the deadline. */
   async shutdown(deadline: number): Promise<void> {
     for (const ws of this.sessions) {
@@ -206,7 +215,7 @@ export class WebSocketEngine implements SessionHost {
     const route = compiled.route;
     const scope = route.dependencies === undefined ? null : new DependencyScope(ws.request);
     const handler = route.handler;
-    const listener = typeof handler === "function" ? null : (handler as WebSocketListener<any>);
+    const listener = compiled.session.listener;
     let keepScope = false;
     try {
       let index = 0;
@@ -218,7 +227,6 @@ export class WebSocketEngine implements SessionHost {
         }
         if (ws.readyState !== 0) return;
         if (listener !== null) {
-          ws.listener = listener;
           await ws.accept();
           listener.onOpen?.(ws);
           keepScope = true;
@@ -228,9 +236,10 @@ export class WebSocketEngine implements SessionHost {
         await (handler as (ws: WebSocket<any>, deps: unknown) => unknown)(ws, deps);
       };
       await next();
-      if (ws.closeRequested !== null && ws.readyState === 0) {
+      const closeRequested = this.pending.get(ws)?.closeRequested ?? null;
+      if (closeRequested !== null && ws.readyState === 0) {
         // close() before accept: complete the handshake so the client sees the code.
-        const [code, reason] = ws.closeRequested;
+        const [code, reason] = closeRequested;
         await ws.accept();
         ws.close(code, reason);
       } else if (ws.readyState === 0) {
@@ -299,10 +308,12 @@ export class WebSocketEngine implements SessionHost {
   private compile(): CompiledRoute[] {
     return this.routes().map((route) => {
       const options = resolveWebSocketOptions(this.appOptions, route.options);
+      const handler = route.handler;
       return {
         pattern: new RoutePattern(route.path),
         route,
         options,
+        session: { host: this, options, listener: typeof handler === "function" ? null : (handler as WebSocketListener<any>) },
         connection: {
           maxMessageBytes: options.maxMessageBytes,
           maxFrameBytes: options.maxFrameBytes,

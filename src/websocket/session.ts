@@ -29,6 +29,16 @@ export interface SessionHost {
   readonly stats: StatsCollector;
   accept(ws: WebSocket<any>, options: AcceptOptions): WebSocketTransport;
   reject(ws: WebSocket<any>, status: number, detail: string): void;
+  /** `close()` before accept: the handshake completes, then the connection closes with this. */
+  closeBeforeAccept(ws: WebSocket<any>, code: number, reason: string): void;
+}
+
+/** What the sessions of one route share: one object, not three fields per connection. @internal */
+export interface SessionRoute {
+  readonly host: SessionHost;
+  readonly options: ResolvedWebSocketOptions;
+  /** The route's event-style handlers; null for a handler that pulls messages. */
+  readonly listener: WebSocketListener<any> | null;
 }
 
 let nextId = 0;
@@ -55,27 +65,31 @@ export class WebSocket<P = Record<string, string | number>> {
   private stateValue: Record<string, unknown> | null = null;
   /** @internal */
   transport: WebSocketTransport | null = null;
-  /** @internal */
-  readonly options: ResolvedWebSocketOptions;
+  private readonly route: SessionRoute;
   private readyStateValue: ReadyState = ReadyState.Connecting;
-  private closedWith: WebSocketDisconnect | null = null;
   private queue: Message[] | null = null;
   private waiter: Waiter | null = null;
   private drainWaiters: Array<() => void> | null = null;
-  /** @internal Set for event-style routes: messages go here instead of the queue. */
-  listener: WebSocketListener<P> | null = null;
-  /** @internal */
-  closeRequested: [number, string] | null = null;
   /** The close code the connection ended with (1005 none, 1006 abnormal); 0 while open. */
   closeCode = 0;
   /** The close reason the connection ended with. */
   closeReason = "";
   private joined: Set<Room> | null = null;
 
-  constructor(request: Request<P>, options: ResolvedWebSocketOptions, private readonly host: SessionHost) {
+  constructor(request: Request<P>, route: SessionRoute) {
     this.serial = ++nextId;
     this.request = request;
-    this.options = options;
+    this.route = route;
+  }
+
+  /** @internal */
+  get options(): ResolvedWebSocketOptions {
+    return this.route.options;
+  }
+
+  /** @internal The route's event-style handlers: messages go there instead of the queue. */
+  get listener(): WebSocketListener<P> | null {
+    return this.route.listener;
   }
 
   /** A process-unique id. */
@@ -119,7 +133,7 @@ export class WebSocket<P = Record<string, string | number>> {
    */
   async accept(options: AcceptOptions = {}): Promise<void> {
     if (this.readyStateValue !== ReadyState.Connecting) throw new WebSocketException("accept() called on a WebSocket that is not connecting");
-    this.transport = this.host.accept(this, options);
+    this.transport = this.route.host.accept(this, options);
     this.readyStateValue = ReadyState.Open;
   }
 
@@ -130,8 +144,8 @@ export class WebSocket<P = Record<string, string | number>> {
   reject(status: number, detail = ""): void {
     if (this.readyStateValue !== ReadyState.Connecting) throw new WebSocketException("reject() is only possible before accept()");
     this.readyStateValue = ReadyState.Closed;
-    this.closedWith = new WebSocketDisconnect(CloseCode.PolicyViolation, detail);
-    this.host.reject(this, status, detail);
+    this.closeReason = detail;
+    this.route.host.reject(this, status, detail);
   }
 
   /** The next message, text or bytes. @throws WebSocketDisconnect, WebSocketTimeoutError */
@@ -143,7 +157,7 @@ export class WebSocket<P = Record<string, string | number>> {
       if (queue.length === this.options.maxQueuedMessages >> 1) this.transport!.resume();
       return Promise.resolve(message);
     }
-    if (this.closedWith !== null) return Promise.reject(this.closedWith);
+    if (this.readyStateValue === ReadyState.Closed) return Promise.reject(this.disconnect());
     if (this.waiter !== null) return Promise.reject(new WebSocketException("receive() called while another receive() is waiting"));
     return new Promise<Message>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, timer: null };
@@ -251,7 +265,7 @@ export class WebSocket<P = Record<string, string | number>> {
   close(code: number = CloseCode.Normal, reason = ""): void {
     if (!isSendableCloseCode(code)) throw new RangeError(`Close code ${code} cannot be sent`);
     if (this.readyStateValue === ReadyState.Connecting) {
-      this.closeRequested = [code, reason];
+      this.route.host.closeBeforeAccept(this, code, reason);
       return;
     }
     if (this.readyStateValue !== ReadyState.Open) return;
@@ -295,12 +309,11 @@ export class WebSocket<P = Record<string, string | number>> {
     this.closeCode = code;
     this.closeReason = reason;
     if (this.joined !== null) for (const room of [...this.joined]) room.remove(this);
-    this.closedWith = new WebSocketDisconnect(code, reason);
     const waiter = this.waiter;
     this.waiter = null;
     if (waiter !== null) {
       if (waiter.timer !== null) clearTimeout(waiter.timer);
-      waiter.reject(this.closedWith);
+      waiter.reject(this.disconnect());
     }
     this.releaseDrainWaiters();
   }
@@ -312,8 +325,13 @@ export class WebSocket<P = Record<string, string | number>> {
     if (waiters !== null) for (const resolve of waiters) resolve();
   }
 
+  /** The error receives end with once the connection is over (a refused handshake: 1008). */
+  private disconnect(): WebSocketDisconnect {
+    return new WebSocketDisconnect(this.closeCode === 0 ? CloseCode.PolicyViolation : this.closeCode, this.closeReason);
+  }
+
   private countSent(status: SendStatus, bytes: number): void {
-    const ws = this.host.stats.websockets;
+    const ws = this.route.host.stats.websockets;
     if (status === "ok" || status === "backpressure") {
       ws.messagesOut++;
       ws.bytesOut += bytes;

@@ -5,6 +5,7 @@ import type { ConnectionOptions } from "../websocket/connection.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
 import { RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
+import { intern } from "../../app/intern.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
@@ -20,8 +21,12 @@ type SocketInternals = Socket & { _handle?: { fd?: number; reading?: boolean; re
  * events go to the connection's own `TransportEvents`.
  */
 export class NativeEngine implements NativeHandlers, BulkSender {
-  private readonly connections = new Map<number, NativeConnection>();
-  private readonly streams = new Map<number, NativeStream>();
+  /** Connections and streams by slot (`id & SLOT_MASK`): the engine reuses slots, so this stays dense. */
+  private readonly bySlot: Array<NativeConnection | NativeStream | undefined> = [];
+  private connectionCount = 0;
+  private streamTotal = 0;
+  /** What connections of one route and one negotiation share. */
+  private readonly kinds = new WeakMap<TransportEvents, Map<string, ConnectionKind>>();
   private readonly streamProfiles = new Map<string, number>();
   private readonly profiles = new WeakMap<ConnectionOptions, number>();
   private readonly inbox: Buffer;
@@ -145,9 +150,9 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       socket.read(0);
       return bytes;
     }
-    const connection = new NativeConnection(this, id, socket.remoteAddress ?? "", socket.remotePort ?? 0, events, extensions,
-      deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null, options.maxBufferedBytes);
-    this.connections.set(id, connection);
+    const connection = new NativeConnection(this.kind(options, events, deflate, extensions), id, intern(socket.remoteAddress ?? ""), socket.remotePort ?? 0);
+    this.bySlot[id & SLOT_MASK] = connection;
+    this.connectionCount++;
     letGo(socket);
     return connection;
   }
@@ -171,7 +176,8 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       return null;
     }
     const stream = new NativeStream(this, id, owner);
-    this.streams.set(id, stream);
+    this.bySlot[id & SLOT_MASK] = stream;
+    this.streamTotal++;
     // node:http's own listeners stay: its close handling frees the request's parser.
     socket.on("error", ignore);
     socket.destroy();
@@ -186,16 +192,16 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   sendToMany(
     connections: readonly WebSocketTransport[], count: number, frame: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
   ): { delivered: number; over: WebSocketTransport[] } {
-    return this.broadcast(this.connections, connections as readonly NativeConnection[], count, frame, payloadBytes, maxBufferedBytes);
+    return this.broadcast(NativeConnection, connections as readonly NativeConnection[], count, frame, payloadBytes, maxBufferedBytes);
   }
 
   /** The same bytes to many streams in one call; those over `maxBufferedBytes` get nothing and are returned. */
   sendToStreams(streams: readonly NativeStream[], count: number, bytes: Uint8Array, maxBufferedBytes: number): { delivered: number; over: NativeStream[] } {
-    return this.broadcast(this.streams, streams, count, bytes, bytes.length, maxBufferedBytes);
+    return this.broadcast(NativeStream, streams, count, bytes, bytes.length, maxBufferedBytes);
   }
 
-  private broadcast<T extends { readonly id: number }>(
-    byId: Map<number, T>, members: readonly T[], count: number, bytes: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
+  private broadcast<T extends NativeConnection | NativeStream>(
+    type: abstract new (...args: never[]) => T, members: readonly T[], count: number, bytes: Uint8Array, payloadBytes: number, maxBufferedBytes: number,
   ): { delivered: number; over: T[] } {
     this.flushQueue();
     if (this.ids.length < count) this.ids = new Uint32Array(Math.max(count, this.ids.length * 2));
@@ -204,8 +210,8 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     this.binding.broadcast(ids, count, bytes, payloadBytes, maxBufferedBytes, this.result);
     const over: T[] = [];
     for (let i = 0; i < this.result[1]!; i++) {
-      const member = byId.get(ids[i]!);
-      if (member !== undefined) over.push(member);
+      const member = this.find(ids[i]!);
+      if (member instanceof type) over.push(member);
     }
     return { delivered: this.result[0]!, over };
   }
@@ -216,12 +222,12 @@ export class NativeEngine implements NativeHandlers, BulkSender {
 
   /** WebSocket connections the engine owns. */
   get size(): number {
-    return this.connections.size;
+    return this.connectionCount;
   }
 
   /** Response streams the engine owns. */
   get streamCount(): number {
-    return this.streams.size;
+    return this.streamTotal;
   }
 
   private streamProfile(profile: StreamProfile): number {
@@ -232,6 +238,19 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       this.streamProfiles.set(key, index);
     }
     return index;
+  }
+
+  private kind(options: ConnectionOptions, events: TransportEvents, deflate: DeflateParams | null, extensions: string | undefined): ConnectionKind {
+    const bits = deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null;
+    const key = `${this.profile(options)}/${bits}/${extensions ?? ""}`;
+    let kinds = this.kinds.get(events);
+    if (kinds === undefined) this.kinds.set(events, (kinds = new Map()));
+    let kind = kinds.get(key);
+    if (kind === undefined) {
+      kind = { engine: this, events, extensions, sharedCompressionWindowBits: bits, maxBufferedBytes: options.maxBufferedBytes };
+      kinds.set(key, kind);
+    }
+    return kind;
   }
 
   private profile(options: ConnectionOptions): number {
@@ -263,9 +282,10 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     const { records } = this;
     for (let i = 0; i < count; i++) {
       const at = i * RECORD_FIELDS;
-      const connection = this.connections.get(records[at + 1]!);
-      if (connection === undefined) {
-        if (records[at] === RecordKind.Close) this.endStream(records[at + 1]!, records[at + 4]!);
+      const connection = this.find(records[at + 1]!);
+      if (connection === undefined) continue;
+      if (connection instanceof NativeStream) {
+        if (records[at] === RecordKind.Close) this.endStream(connection, records[at + 4]!);
         continue;
       }
       const offset = records[at + 2]!;
@@ -281,10 +301,19 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     }
   }
 
-  private endStream(id: number, code: number): void {
-    const stream = this.streams.get(id);
-    if (stream === undefined) return;
-    this.streams.delete(id);
+  /** The connection or stream with this id, while the engine has it. */
+  private find(id: number): NativeConnection | NativeStream | undefined {
+    const found = this.bySlot[id & SLOT_MASK];
+    return found !== undefined && found.id === id ? found : undefined;
+  }
+
+  private forget(id: number): void {
+    this.bySlot[id & SLOT_MASK] = undefined;
+  }
+
+  private endStream(stream: NativeStream, code: number): void {
+    this.forget(stream.id);
+    this.streamTotal--;
     stream.finished = true;
     try {
       stream.owner.streamEnded(code === 0 ? CloseCode.Abnormal : code);
@@ -296,32 +325,33 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   }
 
   onLarge(id: number, data: Buffer, isBinary: boolean): void {
-    const connection = this.connections.get(id);
-    if (connection !== undefined) connection.events.onMessage(connection, data, isBinary, data.length);
+    const connection = this.find(id);
+    if (connection instanceof NativeConnection) connection.kind.events.onMessage(connection, data, isBinary, data.length);
   }
 
   private dispatch(connection: NativeConnection, kind: number, offset: number, length: number, code: number): void {
     const { inbox } = this;
     switch (kind) {
       case RecordKind.Text:
-        connection.events.onMessage(connection, inbox.toString("utf8", offset, offset + length), false, length);
+        connection.kind.events.onMessage(connection, inbox.toString("utf8", offset, offset + length), false, length);
         return;
       case RecordKind.Binary:
-        connection.events.onMessage(connection, copyOf(inbox, offset, length), true, length);
+        connection.kind.events.onMessage(connection, copyOf(inbox, offset, length), true, length);
         return;
       case RecordKind.Ping:
-        connection.events.onPing(connection, copyOf(inbox, offset, length));
+        connection.kind.events.onPing(connection, copyOf(inbox, offset, length));
         return;
       case RecordKind.Pong:
-        connection.events.onPong(connection, copyOf(inbox, offset, length));
+        connection.kind.events.onPong(connection, copyOf(inbox, offset, length));
         return;
       case RecordKind.Drain:
-        connection.events.onDrain(connection);
+        connection.kind.events.onDrain(connection);
         return;
       case RecordKind.Close:
-        this.connections.delete(connection.id);
+        this.forget(connection.id);
+        this.connectionCount--;
         connection.finished = true;
-        connection.events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
+        connection.kind.events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
         return;
     }
   }
@@ -336,6 +366,18 @@ function copyOf(inbox: Buffer, offset: number, length: number): Buffer {
   return copy;
 }
 
+/**
+ * What the connections of one route share, per negotiated extensions: one object for them all,
+ * so that a connection keeps only what is its own. @internal
+ */
+export interface ConnectionKind {
+  readonly engine: NativeEngine;
+  readonly events: TransportEvents;
+  readonly extensions: string | undefined;
+  readonly sharedCompressionWindowBits: number | null;
+  readonly maxBufferedBytes: number;
+}
+
 /** A WebSocket connection owned by the native engine, as the framework sees it. */
 export class NativeConnection implements WebSocketTransport {
   user: unknown = null;
@@ -348,21 +390,33 @@ export class NativeConnection implements WebSocketTransport {
   epoch = -1;
 
   constructor(
-    private readonly engine: NativeEngine,
+    /** @internal */
+    readonly kind: ConnectionKind,
     readonly id: number,
     readonly remoteAddress: string,
     readonly remotePort: number,
-    /** @internal */
-    readonly events: TransportEvents,
-    readonly extensions: string | undefined,
-    readonly sharedCompressionWindowBits: number | null,
-    /** @internal */
-    readonly maxBufferedBytes: number,
   ) {}
+
+  private get engine(): NativeEngine {
+    return this.kind.engine;
+  }
+
+  /** @internal */
+  get maxBufferedBytes(): number {
+    return this.kind.maxBufferedBytes;
+  }
+
+  get extensions(): string | undefined {
+    return this.kind.extensions;
+  }
+
+  get sharedCompressionWindowBits(): number | null {
+    return this.kind.sharedCompressionWindowBits;
+  }
 
   /** The engine: it sends to many of its connections in one call. */
   get bulk(): BulkSender {
-    return this.engine;
+    return this.kind.engine;
   }
 
   /** The addon, once the sends queued before (to any connection) went out: order is kept. */
