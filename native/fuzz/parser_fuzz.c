@@ -78,7 +78,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (size_t at = 0; at < size && !cz_parser_done(&parser);) {
     size_t n = size - at < step ? size - at : step;
     uint8_t *piece = malloc(n);
-    if (piece == NULL) return 0;
+    if (piece == NULL) {
+      cz_parser_release(&parser);
+      return 0;
+    }
     memcpy(piece, data + at, n);
     size_t done = 0;
     while (done < n && !cz_parser_done(&parser)) {
@@ -90,5 +93,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     at += n;
   }
   if (cz_parser_done(&parser) != s.ended) abort();
+  cz_parser_release(&parser);
   return 0;
 }

@@ -592,6 +592,7 @@ static napi_value js_parse(napi_env env, napi_callback_info info) {
     size_t len;
     if (napi_get_element(env, argv[0], i, &chunk) != napi_ok || !arg_bytes(env, chunk, &data, &len)) {
       free(run.message);
+      cz_parser_release(&parser);
       return type_error(env, "chunks must be Buffers");
     }
     uint8_t *copy = malloc(len == 0 ? 1 : len);
@@ -602,6 +603,7 @@ static napi_value js_parse(napi_env env, napi_callback_info info) {
     free(copy);
   }
   free(run.message);
+  cz_parser_release(&parser);
   return run.events;
 }
 

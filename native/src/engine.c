@@ -47,27 +47,27 @@ struct cz_conn {
   cz_engine_t *engine;
   const cz_profile_t *profile;
   cz_conn_t *next_dirty;
-  uint8_t *message; /* a message that came in several pieces */
-  size_t message_len;
-  size_t message_cap;
   uint8_t *out; /* output not yet handed to the kernel */
   size_t out_len;
   size_t out_cap;
   size_t inflight; /* bytes of the write in progress */
-  uint8_t *input;  /* bytes read but not parsed (paused mid-read) */
-  size_t input_len;
   uint64_t last_received;
   uint64_t last_message; /* a stream: when it last wrote */
-  uint64_t ping_sent;
   uint64_t ending_since;
-  uint64_t rate_start;
-  uint32_t rate_count;
   uint32_t id;
   uint16_t flags;
   uint16_t peer_code;
-  const char *fail_reason; /* our reason when we failed the connection; else the peer's, in the parser */
-  cz_deflate_t *deflate;   /* NULL unless permessage-deflate was negotiated */
-  /* Last: a stream (CZ_KIND_STREAM) is allocated without it and never parses. */
+  const char *fail_reason; /* our reason when we failed the connection */
+  /* A stream (CZ_KIND_STREAM) is allocated without the rest: it never parses nor sends frames. */
+  uint8_t *message; /* a message that came in several pieces */
+  size_t message_len;
+  size_t message_cap;
+  uint8_t *input; /* bytes read but not parsed (paused mid-read) */
+  size_t input_len;
+  uint64_t ping_sent;
+  uint64_t rate_start;
+  uint32_t rate_count;
+  cz_deflate_t *deflate; /* NULL unless permessage-deflate was negotiated */
   cz_parser_t parser;
 };
 
@@ -122,7 +122,7 @@ size_t cz_connection_size(void) {
 }
 
 size_t cz_stream_size(void) {
-  return offsetof(cz_conn_t, parser);
+  return offsetof(cz_conn_t, message);
 }
 
 /* ---- batches of events: the addon opens one JavaScript scope per batch ---- */
@@ -414,20 +414,26 @@ static void schedule_start(cz_engine_t *e, cz_conn_t *c) {
 
 /* ---- closing ---- */
 
-static void report_close(cz_conn_t *c) {
+static int is_stream(const cz_conn_t *c) {
+  return c->profile->kind == CZ_KIND_STREAM;
+}
+
+/* Report the end once: with our reason when we failed the connection, else the peer's (if any). */
+static void report_close_with(cz_conn_t *c, const uint8_t *peer_reason, size_t peer_reason_len) {
   if (c->flags & F_FINISHED) return;
   c->flags |= F_FINISHED;
   cz_engine_t *e = c->engine;
-  const char *reason = "";
-  size_t reason_len = 0;
+  const char *reason = (const char *)peer_reason;
+  size_t reason_len = peer_reason_len;
   if (c->fail_reason != NULL) {
     reason = c->fail_reason;
     reason_len = strlen(reason);
-  } else if ((c->flags & F_CLOSE_RECEIVED) && c->parser.control_len > 2) {
-    reason = (const char *)c->parser.control + 2;
-    reason_len = c->parser.control_len - 2u;
   }
   e->events.on_close(e->ctx, c->id, c->peer_code, reason, reason_len);
+}
+
+static void report_close(cz_conn_t *c) {
+  report_close_with(c, (const uint8_t *)"", 0);
 }
 
 static void after_close(uv_handle_t *handle) {
@@ -440,15 +446,18 @@ static void after_close(uv_handle_t *handle) {
   }
   release_slot(e, c);
   e->stats.connections--;
-  free(c->message);
   free(c->out);
-  free(c->input);
-  if (c->deflate != NULL) {
-    if (c->deflate->inflater != NULL) inflateEnd(c->deflate->inflater);
-    if (c->deflate->deflater != NULL) deflateEnd(c->deflate->deflater);
-    free(c->deflate->inflater);
-    free(c->deflate->deflater);
-    free(c->deflate);
+  if (!is_stream(c)) {
+    free(c->message);
+    free(c->input);
+    cz_parser_release(&c->parser);
+    if (c->deflate != NULL) {
+      if (c->deflate->inflater != NULL) inflateEnd(c->deflate->inflater);
+      if (c->deflate->deflater != NULL) deflateEnd(c->deflate->deflater);
+      free(c->deflate->inflater);
+      free(c->deflate->deflater);
+      free(c->deflate);
+    }
   }
   free(c);
   if (e->freeing && --e->handles_open == 0) free(e);
@@ -689,15 +698,14 @@ static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
 }
 
 static void on_peer_close(void *user, uint16_t code, const uint8_t *reason, size_t reason_len) {
-  (void)reason;
-  (void)reason_len;
   cz_conn_t *c = user;
   c->flags |= F_CLOSE_RECEIVED;
   c->peer_code = code;
   /* §5.5.1: echo the close; without a code in the peer's frame, answer with none either. */
   send_close(c, code == CZ_CLOSE_NO_STATUS ? 0 : code, "", 0);
   end_connection(c);
-  report_close(c);
+  /* The reason lives as long as this call: it is reported now. */
+  report_close_with(c, reason, reason_len);
 }
 
 static void on_error(void *user, uint16_t code, const char *reason) {
@@ -744,10 +752,6 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
     c->input = input;
     c->input_len = len - done;
   }
-}
-
-static int is_stream(const cz_conn_t *c) {
-  return c->profile->kind == CZ_KIND_STREAM;
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
@@ -949,7 +953,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
     if (at != NULL) memcpy(at, first, first_len);
   }
   /* Reading starts on the next idle, after the caller knows the id; the head goes first. */
-  if (head_len > 0) {
+  if (head_len > 0 && !stream) {
     c->input = malloc(head_len);
     if (c->input == NULL) {
       do_close(c);
@@ -965,7 +969,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
 /* Parse the bytes kept from before (the head, or a read cut by a pause), then read. */
 static void start_reading(cz_engine_t *e, cz_conn_t *c) {
   if (c->flags & (F_PAUSED | F_CLOSING)) return;
-  if (c->input != NULL) {
+  if (!is_stream(c) && c->input != NULL) {
     uint8_t *input = c->input;
     size_t len = c->input_len;
     c->input = NULL;
@@ -1037,7 +1041,7 @@ static int is_open(const cz_conn_t *c) {
 
 int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t len) {
   cz_conn_t *c = find(e, id);
-  if (!is_open(c)) return CZ_SEND_CLOSED;
+  if (!is_open(c) || is_stream(c)) return CZ_SEND_CLOSED;
   int status = admit(c, len);
   if (status == CZ_SEND_DROPPED || status == CZ_SEND_CLOSED) return status;
   if (c->deflate != NULL && len >= c->deflate->params.threshold) {
@@ -1109,7 +1113,7 @@ size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *
 
 void cz_ping(cz_engine_t *e, uint32_t id, const uint8_t *data, size_t len) {
   cz_conn_t *c = find(e, id);
-  if (!is_open(c)) return;
+  if (!is_open(c) || is_stream(c)) return;
   if (len > CZ_MAX_CONTROL) len = CZ_MAX_CONTROL;
   append_frame(c, CZ_OP_PING, data, len);
   e->stats.messages_out--;

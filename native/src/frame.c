@@ -1,5 +1,6 @@
 #include "frame.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum { S_HEADER, S_HEADER2, S_LEN16, S_LEN64, S_MASK, S_PAYLOAD, S_DONE };
@@ -75,6 +76,12 @@ void cz_parser_init(cz_parser_t *p, uint64_t max_message, uint64_t max_frame) {
   cz_utf8_reset(&p->utf8);
 }
 
+void cz_parser_release(cz_parser_t *p) {
+  free(p->control);
+  p->control = NULL;
+  p->state = S_DONE;
+}
+
 void cz_parser_stop(cz_parser_t *p) {
   p->state = S_DONE;
 }
@@ -122,10 +129,8 @@ static void unmask(uint8_t *data, size_t len, const uint8_t mask[4], uint8_t pos
   for (; i < len; i++) data[i] ^= mask[(i - aligned) & 3];
 }
 
-/* A complete control frame is in p->control. Returns 0 to go on, nonzero to stop. */
-static int control_frame(cz_parser_t *p, const cz_parser_events_t *ev, void *user) {
-  const uint8_t *d = p->control;
-  size_t n = p->control_len;
+/* A complete control frame, its payload `d` (`n` bytes). Returns 0 to go on, nonzero to stop. */
+static int control_frame(cz_parser_t *p, const cz_parser_events_t *ev, void *user, const uint8_t *d, size_t n) {
   if (p->opcode != CZ_OP_CLOSE) return ev->on_control(user, p->opcode, d, n);
   if (n == 1) return fail(p, ev, user, CZ_CLOSE_PROTOCOL_ERROR, "Close frame with a one-byte payload"), 1;
   uint16_t code = CZ_CLOSE_NO_STATUS;
@@ -250,6 +255,15 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
         p->payload_left -= n;
         i += n;
         if (p->opcode >= 0x8) {
+          if (p->payload_left == 0 && p->control_len == 0) {
+            /* The whole payload is in this piece: read in place. */
+            p->state = S_HEADER;
+            if (control_frame(p, ev, user, chunk, n)) return i;
+            break;
+          }
+          if (p->control == NULL && (p->control = malloc(CZ_MAX_CONTROL)) == NULL) {
+            return fail(p, ev, user, CZ_CLOSE_INTERNAL_ERROR, "Out of memory"), i;
+          }
           memcpy(p->control + p->control_len, chunk, n);
           p->control_len = (uint8_t)(p->control_len + n);
           if (p->payload_left == 0) goto frame_end;
@@ -265,7 +279,12 @@ size_t cz_parse(cz_parser_t *p, uint8_t *data, size_t len, const cz_parser_event
   frame_end:
     p->state = S_HEADER;
     if (p->opcode >= 0x8) {
-      if (control_frame(p, ev, user)) return i;
+      static const uint8_t none[1] = {0};
+      uint8_t *gathered = p->control;
+      p->control = NULL;
+      int stop = control_frame(p, ev, user, gathered != NULL ? gathered : none, p->control_len);
+      free(gathered);
+      if (stop) return i;
     } else {
       /* An empty data frame. */
       if (data_payload(p, ev, user, data + i, 0)) return i;

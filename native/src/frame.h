@@ -56,9 +56,9 @@ typedef struct cz_parser_events {
    * the bytes are compressed and their UTF-8 is not checked here). Return nonzero to stop.
    */
   int (*on_data)(void *user, const uint8_t *data, size_t len, int first, int last, int flags);
-  /* A complete ping or pong (payload at most 125 bytes). Return nonzero to stop. */
+  /* A complete ping or pong (payload at most 125 bytes, valid during the call). Return nonzero to stop. */
   int (*on_control)(void *user, int opcode, const uint8_t *data, size_t len);
-  /* A valid close frame: code 1005 when it had none. Parsing ends. */
+  /* A valid close frame: code 1005 when it had none; the reason is valid during the call. Parsing ends. */
   void (*on_close)(void *user, uint16_t code, const uint8_t *reason, size_t reason_len);
   /* The peer broke the protocol or a limit: fail the connection with this code. Parsing ends. */
   void (*on_error)(void *user, uint16_t code, const char *reason);
@@ -83,10 +83,16 @@ typedef struct cz_parser {
   uint8_t scratch[8];
   uint8_t mask[4];
   cz_utf8_t utf8;
-  uint8_t control[CZ_MAX_CONTROL];
+  /*
+   * A control frame whose payload comes in more than one piece is gathered here (CZ_MAX_CONTROL
+   * bytes, allocated then and freed after the frame); one that comes whole is read in place.
+   */
+  uint8_t *control;
 } cz_parser_t;
 
 void cz_parser_init(cz_parser_t *p, uint64_t max_message, uint64_t max_frame);
+/* Free what the parser holds (a control frame cut short). It may not parse afterwards. */
+void cz_parser_release(cz_parser_t *p);
 /* Take no more input (the connection failed for a reason found after parsing, such as inflation). */
 void cz_parser_stop(cz_parser_t *p);
 /* Whether the parser takes no more input (a close frame or an error). */
