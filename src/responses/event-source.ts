@@ -172,8 +172,9 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
     }
     res.statusCode = this.status;
     // What an idle subscriber keeps is this object and the engine's: the headers went out.
-    this.headers.clear();
-    this.adopted = { host, address };
+    this.releaseHeaders();
+    this.host = host;
+    this.address = address;
     stream.counter = host.stats.streams;
     host.stats.streams.active++;
     host.stats.streams.created++;
@@ -182,21 +183,22 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
     return true;
   }
 
-  /** Set while the native engine owns the stream. */
-  private adopted: { host: ResponseHost; address: string } | null = null;
+  /** Set while the native engine owns the stream, with the client's address. */
+  private host: ResponseHost | null = null;
+  private address = "";
 
   /** @internal The native engine ended the stream: the client left, or the server ended it. */
   streamEnded(): void {
-    const adopted = this.adopted;
-    if (adopted === null) return;
-    this.adopted = null;
-    const stats = adopted.host.stats.streams;
+    const host = this.host;
+    if (host === null) return;
+    this.host = null;
+    const stats = host.stats.streams;
     // Either way it stopped before an end of its own, as on node:http.
     stats.active--;
     stats.aborted++;
-    adopted.host.releaseStream(adopted.address);
-    adopted.host.dropConnection();
-    adopted.host.untrackStream(this);
+    host.releaseStream(this.address);
+    host.dropConnection();
+    host.untrackStream(this);
     this.stopped();
   }
 

@@ -1,14 +1,11 @@
 /** Header values a response accepts when it is built. */
 export type HeadersInit = Record<string, string | number | readonly string[]> | Iterable<readonly [string, string]>;
 
-type Entry = { name: string; values: string[] };
-
 /**
  * Response headers, case-insensitive by name, kept in insertion order with the casing first given.
  */
 export class ResponseHeaders {
-  /** Null once cleared: an empty map still holds its table. */
-  private map: Map<string, Entry> | null = new Map();
+  private readonly map = new Map<string, { name: string; values: string[] }>();
 
   constructor(init?: HeadersInit) {
     if (init === undefined) return;
@@ -22,40 +19,30 @@ export class ResponseHeaders {
   /** Replace every value of a header. */
   set(name: string, value: string | number): this {
     assertHeader(name, String(value));
-    this.table().set(name.toLowerCase(), { name, values: [String(value)] });
+    this.map.set(name.toLowerCase(), { name, values: [String(value)] });
     return this;
   }
 
   /** Add a value; headers such as Set-Cookie are sent once per value. */
   append(name: string, value: string | number): this {
     assertHeader(name, String(value));
-    const table = this.table();
-    const entry = table.get(name.toLowerCase());
-    if (entry === undefined) table.set(name.toLowerCase(), { name, values: [String(value)] });
+    const entry = this.map.get(name.toLowerCase());
+    if (entry === undefined) this.map.set(name.toLowerCase(), { name, values: [String(value)] });
     else entry.values.push(String(value));
     return this;
   }
 
   /** The value of a header, several values joined by ", ". */
   get(name: string): string | undefined {
-    return this.map?.get(name.toLowerCase())?.values.join(", ");
+    return this.map.get(name.toLowerCase())?.values.join(", ");
   }
 
   has(name: string): boolean {
-    return this.map?.has(name.toLowerCase()) ?? false;
+    return this.map.has(name.toLowerCase());
   }
 
   delete(name: string): boolean {
-    return this.map?.delete(name.toLowerCase()) ?? false;
-  }
-
-  private table(): Map<string, Entry> {
-    return (this.map ??= new Map());
-  }
-
-  /** Remove every header. @internal */
-  clear(): void {
-    this.map = null;
+    return this.map.delete(name.toLowerCase());
   }
 
   /** Set a header only when it is not set yet. */
@@ -65,14 +52,12 @@ export class ResponseHeaders {
   }
 
   *[Symbol.iterator](): IterableIterator<[string, string]> {
-    if (this.map === null) return;
     for (const { name, values } of this.map.values()) for (const v of values) yield [name, v];
   }
 
   /** Flat `[name, value, name, value, ...]` as `ServerResponse.writeHead` takes it. @internal */
   toFlatArray(): string[] {
     const out: string[] = [];
-    if (this.map === null) return out;
     for (const { name, values } of this.map.values()) for (const v of values) out.push(name, v);
     return out;
   }

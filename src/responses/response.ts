@@ -56,7 +56,8 @@ export class Response {
   /** The body; `null` for none. */
   body: string | Uint8Array | null;
   private headerMap: ResponseHeaders | null = null;
-  private readonly headersInit: HeadersInit | undefined;
+  /** The headers given to the constructor, until the header map is made from them. */
+  private headersInit: HeadersInit | undefined;
   private readonly defaultType: string | null;
 
   /**
@@ -80,9 +81,16 @@ export class Response {
   get headers(): ResponseHeaders {
     if (this.headerMap === null) {
       this.headerMap = new ResponseHeaders(this.headersInit);
+      this.headersInit = undefined;
       if (this.defaultType !== null) this.headerMap.setDefault("Content-Type", this.defaultType);
     }
     return this.headerMap;
+  }
+
+  /** Let go of the headers once they are sent (a response kept after that keeps less). @internal */
+  protected releaseHeaders(): void {
+    this.headerMap = null;
+    this.headersInit = undefined;
   }
 
   /** Write the response. Resolves when the body is handed to the socket or the client is gone. @internal */
