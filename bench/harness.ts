@@ -19,8 +19,15 @@ export function pinned(cpu: number, command: string, args: string[]): [string, s
 }
 
 /** Start a TypeScript server script on CPU 0; resolves once it printed "listening". */
-export async function startServer(name: string, script: string, env: Record<string, string>): Promise<ChildProcess> {
-  const [command, args] = pinned(0, process.execPath, ["--import", "tsx", script]);
+/**
+ * Node.js options of a server whose idle memory is measured (every server alike): a young
+ * generation of 1 MB semi-spaces, which otherwise grows with the handshakes to up to 48 MB and is
+ * not given back while the server is idle, and bench/settle.ts (full collections on SIGUSR2).
+ */
+export const MEMORY_SERVER = ["--max-semi-space-size=1", "--import", "./bench/settle.ts"];
+
+export async function startServer(name: string, script: string, env: Record<string, string>, nodeOptions: readonly string[] = []): Promise<ChildProcess> {
+  const [command, args] = pinned(0, process.execPath, ["--import", "tsx", ...nodeOptions, script]);
   const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     let out = "";
@@ -70,6 +77,10 @@ export interface IdleMemory {
   marginal: number;
   /** RSS with `total` connections. */
   rss: number;
+  /** As `marginal`, each RSS read after full collections (a server started with MEMORY_SERVER). */
+  settledMarginal: number;
+  /** RSS with `total` connections after full collections. */
+  settledRss: number;
 }
 
 /**
@@ -77,7 +88,9 @@ export interface IdleMemory {
  * client process `open(count)` starts (it resolves once they are all open). `perConnection`
  * includes what the first connections make the process grow once (V8's young generation grows
  * to its maximum under the handshake traffic, code is compiled); `marginal` is what one more
- * connection costs once that is paid. Both are read `settleMs` after the clients are ready.
+ * connection costs once that is paid. Both are read `settleMs` after the clients are ready; the
+ * settled figures after the server collected its garbage too (what it keeps, not what it has yet
+ * to collect).
  */
 export async function idleMemory(pid: number, total: number, open: (count: number) => Promise<ChildProcess>, settleMs = 3_000): Promise<IdleMemory> {
   const first = Math.round(total / 3);
@@ -87,16 +100,28 @@ export async function idleMemory(pid: number, total: number, open: (count: numbe
     clients.push(await open(first));
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const middle = rssOf(pid);
+    const middleSettled = await settledRss(pid);
     clients.push(await open(total - first));
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const end = rssOf(pid);
-    return { perConnection: (end - start) / total, marginal: (end - middle) / (total - first), rss: end };
+    const endSettled = await settledRss(pid);
+    return {
+      perConnection: (end - start) / total, marginal: (end - middle) / (total - first), rss: end,
+      settledMarginal: (endSettled - middleSettled) / (total - first), settledRss: endSettled,
+    };
   } finally {
     for (const client of clients) {
       client.stdin?.end();
       client.kill("SIGKILL");
     }
   }
+}
+
+/** RSS after the server (started with MEMORY_SERVER) ran full collections. */
+async function settledRss(pid: number): Promise<number> {
+  process.kill(pid, "SIGUSR2");
+  await new Promise((resolve) => setTimeout(resolve, 1_500));
+  return rssOf(pid);
 }
 
 /**
