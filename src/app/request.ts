@@ -1,5 +1,5 @@
 import type { IncomingMessage, IncomingHttpHeaders } from "node:http";
-import { intern } from "./intern.js";
+import { intern } from "../intern.js";
 import { BodyTooLargeError, ClientDisconnectError, HTTPError, InvalidJSONError } from "../errors.js";
 
 /** The address of the peer of a connection. */

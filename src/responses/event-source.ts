@@ -8,7 +8,7 @@ import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
 import type { ResponseHost, SendContext, TrackedStream } from "./response.js";
 import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
-import { intern } from "../app/intern.js";
+import { intern } from "../intern.js";
 
 /** Where a room writes an SSE member's events. @internal */
 export interface EventSink {

@@ -5,7 +5,7 @@ import type { ConnectionOptions } from "../websocket/connection.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
 import { RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
-import { intern } from "../../app/intern.js";
+import { intern } from "../../intern.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;

@@ -5,7 +5,7 @@ import { WebSocketProtocol, type ProtocolHandler } from "../../protocol/websocke
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
-import { intern } from "../../app/intern.js";
+import { intern } from "../../intern.js";
 
 /** Limits and timers of WebSocket connections; resolved once per app, shared by all. */
 export interface ConnectionOptions {
