@@ -77,8 +77,11 @@ export interface IdleMemory {
   marginal: number;
   /** RSS with `total` connections. */
   rss: number;
-  /** As `marginal`, each RSS read after full collections (a server started with MEMORY_SERVER). */
-  settledMarginal: number;
+  /**
+   * As `perConnection`, both RSS read after full collections (a server started with
+   * MEMORY_SERVER): what the server keeps per connection, not what it has yet to collect.
+   */
+  settled: number;
   /** RSS with `total` connections after full collections. */
   settledRss: number;
 }
@@ -88,26 +91,27 @@ export interface IdleMemory {
  * client process `open(count)` starts (it resolves once they are all open). `perConnection`
  * includes what the first connections make the process grow once (V8's young generation grows
  * to its maximum under the handshake traffic, code is compiled); `marginal` is what one more
- * connection costs once that is paid. Both are read `settleMs` after the clients are ready; the
- * settled figures after the server collected its garbage too (what it keeps, not what it has yet
- * to collect).
+ * connection costs once that is paid. Both are read `settleMs` after the clients are ready.
+ * `settled` compares the idle server and the server with `total` connections each right after
+ * full collections (a collection in between would free pages the later connections reuse, and
+ * hide them).
  */
 export async function idleMemory(pid: number, total: number, open: (count: number) => Promise<ChildProcess>, settleMs = 3_000): Promise<IdleMemory> {
   const first = Math.round(total / 3);
+  const startSettled = await settledRss(pid);
   const start = rssOf(pid);
   const clients: ChildProcess[] = [];
   try {
     clients.push(await open(first));
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const middle = rssOf(pid);
-    const middleSettled = await settledRss(pid);
     clients.push(await open(total - first));
     await new Promise((resolve) => setTimeout(resolve, settleMs));
     const end = rssOf(pid);
     const endSettled = await settledRss(pid);
     return {
       perConnection: (end - start) / total, marginal: (end - middle) / (total - first), rss: end,
-      settledMarginal: (endSettled - middleSettled) / (total - first), settledRss: endSettled,
+      settled: (endSettled - startSettled) / total, settledRss: endSettled,
     };
   } finally {
     for (const client of clients) {

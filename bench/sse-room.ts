@@ -62,7 +62,7 @@ async function measure(engine: (typeof engines)[number]): Promise<Record<string,
   });
   try {
     return {
-      idle: memory.perConnection, marginal: memory.marginal, settled: memory.settledMarginal, rss: memory.settledRss,
+      idle: memory.perConnection, marginal: memory.marginal, settled: memory.settled, rss: memory.settledRss,
       ...(await fanOut(fanOutServer)),
     };
   } finally {
@@ -99,7 +99,7 @@ const kb = (v: number): string => `${(v / 1024).toFixed(2)} KB`;
 const rows: Row[] = [
   ["idle", `server RSS per idle SSE room subscriber (0 → ${subscribers})`, kb],
   ["marginal", `server RSS per added subscriber (${Math.round(subscribers / 3)} → ${subscribers})`, kb],
-  ["settled", "the same, each RSS read after a full garbage collection", kb, "native ≤ 1 KB"],
+  ["settled", `server RSS per idle subscriber (0 → ${subscribers}), both read after full garbage collections`, kb, "native ≤ 1 KB"],
   ["rss", `server RSS at ${subscribers} subscribers, after a full collection (MB)`, (v) => (v / 2 ** 20).toFixed(1)],
   ["deliveriesPerSec", `fan-out to ${fanoutSubscribers} subscribers: deliveries/s`, (v) => Math.round(v).toLocaleString("en-US")],
   ["cpuPerDelivery", "fan-out: server CPU per delivery (µs)", (v) => v.toFixed(2)],

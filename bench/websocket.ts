@@ -118,7 +118,7 @@ async function main(): Promise<void> {
         const memory = await idle(target);
         add("idle", memory.perConnection);
         add("idle-marginal", memory.marginal);
-        add("idle-settled", memory.settledMarginal);
+        add("idle-settled", memory.settled);
         add("idle-rss", memory.settledRss);
       } catch (error) {
         console.error((error as Error).message);
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     ["p99", "round trip p99 (µs)", (v) => v.toFixed(0), "node ≤ ws+bufferutil; native ≤ uWS"],
     ["idle", `server RSS per idle connection (0 → ${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`, "node ≤ 0.8× ws"],
     ["idle-marginal", `server RSS per added idle connection (${Math.round(idleConnections / 3)} → ${idleConnections})`, (v) => `${(v / 1024).toFixed(2)} KB`],
-    ["idle-settled", "the same, each RSS read after a full garbage collection", (v) => `${(v / 1024).toFixed(2)} KB`, "native ≤ 600 B"],
+    ["idle-settled", `server RSS per idle connection (0 → ${idleConnections}), both read after full garbage collections`, (v) => `${(v / 1024).toFixed(2)} KB`, "native ≤ 600 B"],
     ["idle-rss", `server RSS at ${idleConnections} idle connections, after a full collection (MB)`, (v) => (v / 2 ** 20).toFixed(1)],
   ];
   printTable(results, targets.map((t) => t.name), rows);
