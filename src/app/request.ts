@@ -73,11 +73,12 @@ export class Request<P = Record<string, string | number>> {
     this.clientCache = { host: intern(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     this.httpVersionCache = intern(incoming.httpVersion);
     (this as { path: string }).path = intern(this.path);
-    // The values most connections share (Upgrade, the Host, the extensions offered) are kept once.
+    // The values most connections share (Upgrade, the Host, the extensions offered) are kept once;
+    // the key is every connection's own and would only churn the table.
     const headers = this.headers;
     for (const name in headers) {
       const value = headers[name];
-      if (typeof value === "string") headers[name] = intern(value);
+      if (typeof value === "string" && name !== "sec-websocket-key") headers[name] = intern(value);
     }
     this.incoming = null;
   }
