@@ -10,9 +10,39 @@
 #include "engine.h"
 #include "frame.h"
 
+/*
+ * Large messages reach JavaScript in blocks the addon takes back once their Buffer is collected,
+ * and gives out again: a fresh allocation of 16 KiB or more page-faults on every message once
+ * malloc has given the memory back to the system, which cost more than copying the message.
+ * Blocks come in power-of-two classes from 16 KiB to 4 MiB; at most BLOCK_IDLE_MAX bytes of them
+ * wait for reuse. The pool outlives the addon while JavaScript still holds blocks.
+ */
+#define BLOCK_MIN_SHIFT 14
+#define BLOCK_CLASSES 9
+#define BLOCK_IDLE_MAX ((size_t)32 << 20)
+#define BLOCK_HEADER 32
+
+typedef struct block_pool block_pool_t;
+
+typedef struct block {
+  block_pool_t *pool;
+  struct block *next;
+  int cls;
+} block_t;
+
+_Static_assert(sizeof(block_t) <= BLOCK_HEADER, "a block's data starts after its header");
+
+struct block_pool {
+  block_t *idle[BLOCK_CLASSES];
+  size_t idle_bytes;
+  size_t held; /* blocks JavaScript holds */
+  int closed;
+};
+
 typedef struct {
   napi_env env;
   cz_engine_t *engine;
+  block_pool_t *blocks;
   napi_ref handlers; /* { onMessage, onPing, onPong, onDrain, onClose } */
   napi_ref resource;
   napi_async_context context;
@@ -88,6 +118,56 @@ static void ev_end(void *ctx) {
 
 static void call(addon_t *a, const char *name, size_t argc, napi_value *argv);
 
+static size_t block_size(int cls) {
+  return (size_t)1 << (BLOCK_MIN_SHIFT + cls);
+}
+
+static void block_release(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)data;
+  block_t *b = hint;
+  block_pool_t *pool = b->pool;
+  pool->held--;
+  if (!pool->closed && pool->idle_bytes + block_size(b->cls) <= BLOCK_IDLE_MAX) {
+    b->next = pool->idle[b->cls];
+    pool->idle[b->cls] = b;
+    pool->idle_bytes += block_size(b->cls);
+  } else {
+    free(b);
+  }
+  if (pool->closed && pool->held == 0) free(pool);
+}
+
+/* A Buffer with a copy of `data`, in a block of the pool when one fits. */
+static napi_value large_buffer(addon_t *a, const uint8_t *data, size_t len) {
+  napi_env env = a->env;
+  napi_value out = NULL;
+  block_pool_t *pool = a->blocks;
+  int cls = 0;
+  while (cls < BLOCK_CLASSES && block_size(cls) < len) cls++;
+  if (pool != NULL && cls < BLOCK_CLASSES) {
+    block_t *b = pool->idle[cls];
+    if (b != NULL) {
+      pool->idle[cls] = b->next;
+      pool->idle_bytes -= block_size(cls);
+    } else {
+      b = malloc(BLOCK_HEADER + block_size(cls));
+    }
+    if (b != NULL) {
+      b->pool = pool;
+      b->cls = cls;
+      pool->held++;
+      uint8_t *at = (uint8_t *)b + BLOCK_HEADER;
+      memcpy(at, data, len);
+      if (napi_create_external_buffer(env, len, at, block_release, b, &out) == napi_ok) return out;
+      block_release(env, at, b);
+    }
+  }
+  void *copy;
+  napi_create_buffer_copy(env, len, data, &copy, &out);
+  return out;
+}
+
 /* Hand the batch's records to JavaScript: onBatch(count). */
 static void deliver(addon_t *a) {
   if (a->record_count == 0) return;
@@ -112,8 +192,7 @@ static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, 
   if (large) {
     napi_value argv[3];
     napi_create_uint32(a->env, id, &argv[0]);
-    void *copy;
-    napi_create_buffer_copy(a->env, len, data, &copy, &argv[1]);
+    argv[1] = large_buffer(a, data, len);
     napi_get_boolean(a->env, kind == R_BINARY, &argv[2]);
     call(a, "onLarge", 3, argv);
     return;
@@ -621,6 +700,19 @@ static void cleanup(void *data) {
   if (a->outbox_ref != NULL) napi_delete_reference(a->env, a->outbox_ref);
   if (a->state_ref != NULL) napi_delete_reference(a->env, a->state_ref);
   free(a->scratch);
+  block_pool_t *pool = a->blocks;
+  if (pool != NULL) {
+    /* Blocks JavaScript still holds come back through block_release, which frees the pool last. */
+    pool->closed = 1;
+    for (int cls = 0; cls < BLOCK_CLASSES; cls++) {
+      while (pool->idle[cls] != NULL) {
+        block_t *b = pool->idle[cls];
+        pool->idle[cls] = b->next;
+        free(b);
+      }
+    }
+    if (pool->held == 0) free(pool);
+  }
   free(a);
 }
 
@@ -635,6 +727,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   addon_t *a = calloc(1, sizeof *a);
   if (a == NULL) return NULL;
   a->env = env;
+  a->blocks = calloc(1, sizeof *a->blocks);
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
   a->engine = cz_engine_new(loop, &events, a);

@@ -1,5 +1,6 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { createHash, randomBytes } from "node:crypto";
 import { constants, deflateRawSync } from "node:zlib";
 import WS from "ws";
 import { HTTPError, WebSocketDisconnect, WebSocketTimeoutError, type Dependency } from "../../src/index.js";
@@ -33,6 +34,16 @@ describe("WebSocket over real sockets", () => {
   app.websocket("/echo", async (ws) => {
     await ws.accept();
     for await (const message of ws) ws.send(message);
+  });
+  // Answers every binary message with its SHA-256 and keeps the first four; "check" asks for theirs again.
+  const kept: Buffer[] = [];
+  const sha256 = (data: Buffer): string => createHash("sha256").update(data).digest("hex");
+  app.websocket("/keep", {
+    onMessage: (ws, message) => {
+      if (typeof message === "string") return void ws.sendText(kept.map(sha256).join(","));
+      if (kept.length < 4) kept.push(message);
+      ws.sendText(sha256(message));
+    },
   });
   app.websocket("/events", {
     onOpen: (ws) => void ws.sendText(`hello ${ws.id}`),
@@ -133,6 +144,27 @@ describe("WebSocket over real sockets", () => {
     const bye = closed(ws);
     ws.close(1000, "bye");
     assert.equal((await bye).code, 1000);
+  });
+
+  test("large messages arrive whole, and a message a handler keeps stays as it was while many more arrive", async () => {
+    const ws = await open(`${url}/keep`);
+    const replies: string[] = [];
+    ws.on("message", (data) => replies.push(String(data)));
+    const sent: string[] = [];
+    // 1,200 messages of 16–96 KiB (about 65 MB): the engine reuses what earlier ones arrived in.
+    for (let batch = 0; batch < 24; batch++) {
+      for (let i = 0; i < 50; i++) {
+        const message = randomBytes(16 * 1024 + ((batch * 50 + i) * 1237) % (80 * 1024));
+        sent.push(createHash("sha256").update(message).digest("hex"));
+        ws.send(message);
+      }
+      await waitFor(() => replies.length === sent.length, 10_000);
+    }
+    assert.deepEqual(replies, sent);
+    ws.send("check");
+    await waitFor(() => replies.length === sent.length + 1, 5_000);
+    assert.equal(replies.at(-1), sent.slice(0, 4).join(","));
+    ws.close();
   });
 
   test("event-style handlers", async () => {
