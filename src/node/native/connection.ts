@@ -331,27 +331,28 @@ export class NativeEngine implements NativeHandlers, BulkSender {
 
   private dispatch(connection: NativeConnection, kind: number, offset: number, length: number, code: number): void {
     const { inbox } = this;
+    const events = connection.kind.events;
     switch (kind) {
       case RecordKind.Text:
-        connection.kind.events.onMessage(connection, inbox.toString("utf8", offset, offset + length), false, length);
+        events.onMessage(connection, inbox.toString("utf8", offset, offset + length), false, length);
         return;
       case RecordKind.Binary:
-        connection.kind.events.onMessage(connection, copyOf(inbox, offset, length), true, length);
+        events.onMessage(connection, copyOf(inbox, offset, length), true, length);
         return;
       case RecordKind.Ping:
-        connection.kind.events.onPing(connection, copyOf(inbox, offset, length));
+        events.onPing(connection, copyOf(inbox, offset, length));
         return;
       case RecordKind.Pong:
-        connection.kind.events.onPong(connection, copyOf(inbox, offset, length));
+        events.onPong(connection, copyOf(inbox, offset, length));
         return;
       case RecordKind.Drain:
-        connection.kind.events.onDrain(connection);
+        events.onDrain(connection);
         return;
       case RecordKind.Close:
         this.forget(connection.id);
         this.connectionCount--;
         connection.finished = true;
-        connection.kind.events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
+        events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
         return;
     }
   }
@@ -416,7 +417,7 @@ export class NativeConnection implements WebSocketTransport {
 
   /** The engine: it sends to many of its connections in one call. */
   get bulk(): BulkSender {
-    return this.kind.engine;
+    return this.engine;
   }
 
   /** The addon, once the sends queued before (to any connection) went out: order is kept. */
