@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import { CloseCode, Opcode } from "../../protocol/websocket/constants.js";
 import { encodeFrame, headerLength, writeHeader } from "../../protocol/websocket/frame.js";
-import { WebSocketProtocol, type ProtocolHandler } from "../../protocol/websocket/protocol.js";
+import { WebSocketProtocol, type ProtocolHandler, type ProtocolOptions } from "../../protocol/websocket/protocol.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
@@ -92,6 +92,19 @@ export class ConnectionRegistry {
   }
 }
 
+/** The protocol options of a route's connections, with and without compression: two objects per route. */
+const protocolOptionsOf = new WeakMap<ConnectionOptions, [ProtocolOptions, ProtocolOptions]>();
+
+function protocolOptions(options: ConnectionOptions, compression: boolean): ProtocolOptions {
+  let pair = protocolOptionsOf.get(options);
+  if (pair === undefined) {
+    const base = { maxMessageBytes: options.maxMessageBytes, maxFrameBytes: options.maxFrameBytes, isServer: true };
+    pair = [{ ...base, compression: false }, { ...base, compression: true }];
+    protocolOptionsOf.set(options, pair);
+  }
+  return pair[compression ? 1 : 0];
+}
+
 /**
  * A WebSocket connection on a node:net socket: reads feed the protocol, sends are framed and
  * corked so that everything written in one turn of the event loop leaves in one system call.
@@ -130,12 +143,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   ) {
     this.remoteAddress = intern(socket.remoteAddress ?? "");
     this.remotePort = socket.remotePort ?? 0;
-    this.protocol = new WebSocketProtocol(this, {
-      maxMessageBytes: options.maxMessageBytes,
-      maxFrameBytes: options.maxFrameBytes,
-      isServer: true,
-      compression: deflate !== null,
-    });
+    this.protocol = new WebSocketProtocol(this, protocolOptions(options, deflate !== null));
     this.deflate = deflate === null ? null : new PerMessageDeflate(deflate, options.maxMessageBytes);
     this.sharedCompressionWindowBits = deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null;
     this.lastReceivedAt = this.lastMessageAt = Date.now();

@@ -62,6 +62,8 @@ const State = {
 type State = (typeof State)[keyof typeof State];
 
 const EMPTY = Buffer.alloc(0);
+/** Where a frame's mask is spelled out for `unmask`, which runs at once: one for all connections. */
+const MASK = Buffer.alloc(4);
 
 /**
  * One endpoint's protocol state. Per-connection state is flat and set in the constructor; the
@@ -81,8 +83,8 @@ export class WebSocketProtocol {
   private opcode = 0;
   private masked = false;
   private payloadLength = 0;
-  // From the shared pool: four bytes should not cost an allocation of their own per connection.
-  private readonly maskKey = Buffer.allocUnsafe(4);
+  // The frame's mask as a 32-bit integer: a number in the object, not a Buffer per connection.
+  private maskKey = 0;
   // The message being reassembled.
   private messageOpcode = 0;
   private messageCompressed = false;
@@ -163,13 +165,16 @@ export class WebSocketProtocol {
         }
         case State.MaskKey:
           if (this.buffered < 4) return;
-          this.consume(4).copy(this.maskKey);
+          this.maskKey = this.consume(4).readInt32BE(0);
           this.state = State.Payload;
           break;
         case State.Payload: {
           if (this.buffered < this.payloadLength) return;
           const payload = this.payloadLength === 0 ? EMPTY : this.consume(this.payloadLength);
-          if (this.masked) unmask(payload, this.maskKey);
+          if (this.masked) {
+            MASK.writeInt32BE(this.maskKey, 0);
+            unmask(payload, MASK);
+          }
           this.state = State.Header;
           this.handleFrame(payload);
           break;
