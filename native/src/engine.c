@@ -2,8 +2,14 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -19,6 +25,8 @@ _Static_assert(CZ_MAX_SLOTS == (1u << INDEX_BITS), "engine.h's CZ_MAX_SLOTS is t
 #define POOL_MIN (16 * 1024)
 #define POOL_MAX_BYTES (4 * 1024 * 1024)
 #define POOL_SIZE 64
+/* Readiness events taken from the engine's epoll set per turn of the loop. */
+#define EVENT_BATCH 256
 
 enum {
   F_CLOSE_SENT = 1 << 0,
@@ -31,7 +39,12 @@ enum {
   F_ENDING = 1 << 7,     /* close handshake over (or failed): shut down once the output is out */
   F_SHUT = 1 << 8,       /* shutdown requested */
   F_STOP = 1 << 9,       /* stop parsing the current read */
+  F_READING = 1 << 10,   /* reading started (after the bytes read before adoption) */
+  F_WANT_WRITE = 1 << 11 /* the kernel took part of the output: write the rest when it can */
 };
+
+/* What a connection's descriptor is watched for in the engine's epoll set. */
+enum { W_IN = 1, W_OUT = 2 };
 
 typedef struct cz_conn cz_conn_t;
 
@@ -42,21 +55,27 @@ typedef struct {
   z_stream *deflater;
 } cz_deflate_t;
 
+/*
+ * A connection is its socket's descriptor and this struct: no libuv handle per connection (libuv's
+ * TCP handle alone is 248 bytes). The engine's epoll set holds the descriptors and one libuv poll
+ * handle watches the set on Node's loop.
+ */
 struct cz_conn {
-  uv_tcp_t tcp;
   cz_engine_t *engine;
   const cz_profile_t *profile;
   cz_conn_t *next_dirty;
-  uint8_t *out; /* output not yet handed to the kernel */
+  uint8_t *out; /* output not yet taken by the kernel: out[out_off, out_off + out_len) */
+  size_t out_off;
   size_t out_len;
   size_t out_cap;
-  size_t inflight; /* bytes of the write in progress */
   uint64_t last_received;
   uint64_t last_message; /* a stream: when it last wrote */
   uint64_t ending_since;
+  int fd; /* -1 once closed */
   uint32_t id;
   uint16_t flags;
   uint16_t peer_code;
+  uint8_t watching; /* W_IN | W_OUT as registered in the epoll set */
   const char *fail_reason; /* our reason when we failed the connection */
   /* A stream (CZ_KIND_STREAM) is allocated without the rest: it never parses nor sends frames. */
   uint8_t *message; /* a message that came in several pieces */
@@ -70,14 +89,6 @@ struct cz_conn {
   cz_deflate_t *deflate; /* NULL unless permessage-deflate was negotiated */
   cz_parser_t parser;
 };
-
-typedef struct {
-  uv_write_t req;
-  cz_conn_t *conn;
-  uint8_t *data;
-  size_t len;
-  size_t cap;
-} cz_write_t;
 
 typedef struct {
   uint8_t *data;
@@ -100,6 +111,12 @@ struct cz_engine {
   uint32_t starting_len;
   uint32_t starting_cap;
   int batch_depth;
+  /* Closed connections, reported and freed on the next idle (nothing up the stack holds them then). */
+  cz_conn_t **closed;
+  uint32_t closed_len;
+  uint32_t closed_cap;
+  int epfd;
+  uv_poll_t poller; /* the epoll set, on Node's loop */
   uv_idle_t flusher;
   uv_timer_t sweeper;
   uint64_t sweep_period;
@@ -114,7 +131,6 @@ struct cz_engine {
   cz_engine_stats_t stats;
   uint32_t *state; /* shared with the caller, by slot: buffered bytes, or CZ_STATE_CLOSED */
   uint8_t slab[READ_SLAB];
-  int slab_busy;
 };
 
 size_t cz_connection_size(void) {
@@ -190,12 +206,33 @@ static void release_slot(cz_engine_t *e, cz_conn_t *c) {
 
 static void do_close(cz_conn_t *c);
 static void on_idle(uv_idle_t *idle);
+static void reap(cz_engine_t *e);
 static cz_conn_t *find(cz_engine_t *e, uint32_t id);
 
 /* ---- output ---- */
 
 static size_t buffered(const cz_conn_t *c) {
-  return c->out_len + c->inflight;
+  return c->out_len;
+}
+
+/* Register what the connection waits for in the epoll set: reading unless paused, writing while output waits. */
+static void watch(cz_conn_t *c) {
+  if (c->fd < 0) return;
+  uint8_t want = 0;
+  if ((c->flags & (F_READING | F_PAUSED)) == F_READING) want |= W_IN;
+  if (c->flags & F_WANT_WRITE) want |= W_OUT;
+  if (want == c->watching) return;
+  struct epoll_event ev = {0};
+  ev.events = ((want & W_IN) ? EPOLLIN : 0u) | ((want & W_OUT) ? EPOLLOUT : 0u);
+  ev.data.u64 = c->id;
+  /* Nothing to wait for: out of the set, so that a hang-up is not reported over and over. */
+  int op = want == 0 ? EPOLL_CTL_DEL : c->watching == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  if (epoll_ctl(c->engine->epfd, op, c->fd, &ev) != 0 && op != EPOLL_CTL_DEL) {
+    if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+    do_close(c);
+    return;
+  }
+  c->watching = want;
 }
 
 static int is_open(const cz_conn_t *c);
@@ -243,15 +280,21 @@ static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
 
 static uint8_t *reserve(cz_conn_t *c, size_t n) {
   if (c->out == NULL && c->out_len + n >= POOL_MIN) c->out = pool_take(c->engine, c->out_len + n, &c->out_cap);
-  if (c->out_len + n > c->out_cap) {
-    size_t cap = c->out_cap == 0 ? 512 : c->out_cap;
-    while (cap < c->out_len + n) cap *= 2;
-    uint8_t *out = realloc(c->out, cap);
-    if (out == NULL) return NULL;
-    c->out = out;
-    c->out_cap = cap;
+  if (c->out_off + c->out_len + n > c->out_cap) {
+    if (c->out_off > 0) {
+      memmove(c->out, c->out + c->out_off, c->out_len);
+      c->out_off = 0;
+    }
+    if (c->out_len + n > c->out_cap) {
+      size_t cap = c->out_cap == 0 ? 512 : c->out_cap;
+      while (cap < c->out_len + n) cap *= 2;
+      uint8_t *out = realloc(c->out, cap);
+      if (out == NULL) return NULL;
+      c->out = out;
+      c->out_cap = cap;
+    }
   }
-  uint8_t *at = c->out + c->out_len;
+  uint8_t *at = c->out + c->out_off + c->out_len;
   c->out_len += n;
   mark_dirty(c);
   publish(c);
@@ -279,99 +322,59 @@ static void check_drain(cz_conn_t *c) {
   }
 }
 
-static void after_shutdown(uv_shutdown_t *req, int status) {
-  (void)status;
-  free(req);
-}
-
 static void maybe_shutdown(cz_conn_t *c) {
   if (!(c->flags & F_ENDING) || (c->flags & (F_SHUT | F_CLOSING)) || buffered(c) > 0) return;
   c->flags |= F_SHUT;
-  uv_shutdown_t *req = malloc(sizeof *req);
-  if (req == NULL || uv_shutdown(req, (uv_stream_t *)&c->tcp, after_shutdown) != 0) {
-    free(req);
-    do_close(c);
-  }
+  if (shutdown(c->fd, SHUT_WR) != 0) do_close(c);
 }
 
-static void after_write(uv_write_t *req, int status) {
-  cz_write_t *w = (cz_write_t *)req;
-  cz_conn_t *c = w->conn;
-  pool_give(c->engine, w->data, w->cap);
-  free(w);
-  c->inflight = 0;
-  if (c->flags & F_CLOSING) return;
-  publish(c);
-  if (status < 0) {
-    do_close(c);
-    return;
-  }
-  cz_engine_t *e = c->engine;
-  begin(e);
-  if (c->out_len > 0) flush(c);
-  publish(c);
-  check_drain(c);
-  maybe_shutdown(c);
-  end(e);
+/* The output is out: an idle connection keeps no output buffer. */
+static void output_done(cz_conn_t *c) {
+  c->out_len = 0;
+  c->out_off = 0;
+  pool_give(c->engine, c->out, c->out_cap);
+  c->out = NULL;
+  c->out_cap = 0;
+  c->flags &= ~F_WANT_WRITE;
 }
 
-static void hand_over(cz_conn_t *c);
+/* A write the kernel refused: a peer gone (EPIPE, ECONNRESET) ends the connection with 1006. */
+static void write_failed(cz_conn_t *c) {
+  c->out_len = 0;
+  if (c->peer_code == 0 && !(c->flags & F_FINISHED)) c->peer_code = CZ_CLOSE_ABNORMAL;
+  do_close(c);
+}
 
-/* Hand the output to the kernel: what it takes now, the rest in one write request. */
+/* Hand the output to the kernel: what it takes now; the rest when the socket is writable again. */
 static void flush(cz_conn_t *c) {
-  hand_over(c);
-  if (!(c->flags & F_CLOSING)) publish(c);
-}
-
-static void hand_over(cz_conn_t *c) {
-  if (c->inflight > 0 || (c->flags & F_CLOSING)) return;
+  if (c->flags & F_CLOSING) return;
   if (c->out_len == 0) {
     check_drain(c);
     return;
   }
-  uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)c->out_len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-  c->engine->stats.writes++;
-  if (n == UV_EAGAIN) n = 0;
+  cz_engine_t *e = c->engine;
+  ssize_t n = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
+  e->stats.writes++;
   if (n < 0) {
-    c->out_len = 0;
-    do_close(c);
-    return;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      write_failed(c);
+      return;
+    }
+    n = 0;
   }
-  c->engine->stats.bytes_out += (uint64_t)n;
-  size_t rest = c->out_len - (size_t)n;
-  if (rest == 0) {
-    c->out_len = 0;
-    /* An idle connection keeps no output buffer. */
-    pool_give(c->engine, c->out, c->out_cap);
-    c->out = NULL;
-    c->out_cap = 0;
+  e->stats.bytes_out += (uint64_t)n;
+  c->out_off += (size_t)n;
+  c->out_len -= (size_t)n;
+  if (c->out_len == 0) {
+    output_done(c);
     publish(c);
     check_drain(c);
     maybe_shutdown(c);
-    return;
+  } else {
+    c->flags |= F_WANT_WRITE;
+    publish(c);
   }
-  cz_write_t *w = malloc(sizeof *w);
-  if (w == NULL) {
-    do_close(c);
-    return;
-  }
-  if (n > 0) memmove(c->out, c->out + n, rest);
-  w->conn = c;
-  w->data = c->out;
-  w->len = rest;
-  w->cap = c->out_cap;
-  c->out = NULL;
-  c->out_len = 0;
-  c->out_cap = 0;
-  c->inflight = rest;
-  buf = uv_buf_init((char *)w->data, (unsigned)rest);
-  if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, after_write) != 0) {
-    free(w->data);
-    free(w);
-    c->inflight = 0;
-    do_close(c);
-  }
+  watch(c);
 }
 
 static void flush_dirty(cz_engine_t *e) {
@@ -379,7 +382,8 @@ static void flush_dirty(cz_engine_t *e) {
     cz_conn_t *c = e->dirty;
     e->dirty = c->next_dirty;
     c->flags &= ~F_DIRTY;
-    flush(c);
+    /* One waiting for the socket to be writable is flushed when it is (on_ready). */
+    if (!(c->flags & F_WANT_WRITE)) flush(c);
   }
 }
 
@@ -389,6 +393,8 @@ static void on_idle(uv_idle_t *idle) {
   cz_engine_t *e = idle->data;
   uv_idle_stop(idle);
   begin(e);
+  /* Closed in an earlier callback: nothing holds them now. Those closed below wait for the next idle. */
+  reap(e);
   for (uint32_t i = 0; i < e->starting_len; i++) {
     cz_conn_t *c = find(e, e->starting[i]);
     if (c != NULL) start_reading(e, c);
@@ -436,16 +442,7 @@ static void report_close(cz_conn_t *c) {
   report_close_with(c, (const uint8_t *)"", 0);
 }
 
-static void after_close(uv_handle_t *handle) {
-  cz_conn_t *c = (cz_conn_t *)handle;
-  cz_engine_t *e = c->engine;
-  if (!e->freeing) {
-    begin(e);
-    report_close(c);
-    end(e);
-  }
-  release_slot(e, c);
-  e->stats.connections--;
+static void free_conn(cz_conn_t *c) {
   free(c->out);
   if (!is_stream(c)) {
     free(c->message);
@@ -460,15 +457,39 @@ static void after_close(uv_handle_t *handle) {
     }
   }
   free(c);
-  if (e->freeing && --e->handles_open == 0) free(e);
-  else if (!e->freeing) e->handles_open--;
+}
+
+/* Report and free the connections closed since the last time (on idle, in a batch). */
+static void reap(cz_engine_t *e) {
+  while (e->closed_len > 0) {
+    cz_conn_t *c = e->closed[--e->closed_len];
+    report_close(c);
+    release_slot(e, c);
+    e->stats.connections--;
+    if (e->stats.connections == 0) uv_unref((uv_handle_t *)&e->poller);
+    free_conn(c);
+  }
 }
 
 static void do_close(cz_conn_t *c) {
   if (c->flags & F_CLOSING) return;
   c->flags |= F_CLOSING;
   publish(c);
-  uv_close((uv_handle_t *)&c->tcp, after_close);
+  cz_engine_t *e = c->engine;
+  if (c->watching != 0) epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  c->watching = 0;
+  close(c->fd);
+  c->fd = -1;
+  if (e->freeing) return;
+  if (e->closed_len == e->closed_cap) {
+    uint32_t cap = e->closed_cap == 0 ? 64 : e->closed_cap * 2;
+    cz_conn_t **closed = realloc(e->closed, cap * sizeof *closed);
+    if (closed == NULL) abort(); /* a closed connection that could be neither kept nor freed */
+    e->closed = closed;
+    e->closed_cap = cap;
+  }
+  e->closed[e->closed_len++] = c;
+  if (!uv_is_active((uv_handle_t *)&e->flusher)) uv_idle_start(&e->flusher, on_idle);
 }
 
 static void send_close(cz_conn_t *c, uint16_t code, const char *reason, size_t reason_len) {
@@ -721,20 +742,6 @@ static const cz_parser_events_t parser_events = {on_data, on_control, on_peer_cl
 
 /* ---- reading ---- */
 
-static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
-  (void)suggested;
-  cz_engine_t *e = ((cz_conn_t *)handle)->engine;
-  if (e->slab_busy) {
-    /* A read inside a read (cannot happen on one loop); be safe anyway. */
-    buf->base = malloc(READ_SLAB);
-    buf->len = buf->base == NULL ? 0 : READ_SLAB;
-    return;
-  }
-  e->slab_busy = 1;
-  buf->base = (char *)e->slab;
-  buf->len = READ_SLAB;
-}
-
 /* Parse bytes; what is left when the connection pauses is kept for resume. */
 static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
   size_t done = 0;
@@ -754,31 +761,40 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
   }
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
-  cz_conn_t *c = (cz_conn_t *)stream;
+/* One read of what the socket has; level-triggered, so what is left is reported again. */
+static void read_some(cz_conn_t *c) {
   cz_engine_t *e = c->engine;
-  int own = buf->base != (char *)e->slab;
-  if (!own) e->slab_busy = 0;
-  if (nread == 0) {
-    if (own) free(buf->base);
-    return;
-  }
-  begin(e);
-  if (nread < 0) {
-    /* EOF or a reset: a peer that leaves without a close frame ends with 1006. */
+  ssize_t n = recv(c->fd, e->slab, READ_SLAB, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (n <= 0) {
+    /* The end or a reset: a peer that leaves without a close frame ends with 1006. */
     if (!(c->flags & F_FINISHED) && c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
     do_close(c);
-  } else {
-    c->last_received = uv_now(e->loop);
-    e->stats.bytes_in += (uint64_t)nread;
-    if (is_stream(c)) {
-      /* A stream's client has nothing to say; what it sends anyway is dropped. */
-    } else if (!cz_parser_done(&c->parser)) {
-      consume(c, (uint8_t *)buf->base, (size_t)nread);
-    }
+    return;
+  }
+  c->last_received = uv_now(e->loop);
+  e->stats.bytes_in += (uint64_t)n;
+  /* A stream's client has nothing to say; what it sends anyway is dropped. */
+  if (!is_stream(c) && !cz_parser_done(&c->parser)) consume(c, e->slab, (size_t)n);
+}
+
+/* The epoll set has events: one batch for all the connections that are ready. */
+static void on_ready(uv_poll_t *poller, int status, int events) {
+  (void)status;
+  (void)events;
+  cz_engine_t *e = poller->data;
+  struct epoll_event ready[EVENT_BATCH];
+  int n = epoll_wait(e->epfd, ready, EVENT_BATCH, 0);
+  if (n <= 0) return;
+  begin(e);
+  for (int i = 0; i < n; i++) {
+    cz_conn_t *c = find(e, (uint32_t)ready[i].data.u64);
+    if (c == NULL || (c->flags & F_CLOSING)) continue;
+    uint32_t got = ready[i].events;
+    if ((c->watching & W_OUT) && (got & (EPOLLOUT | EPOLLERR | EPOLLHUP))) flush(c);
+    if ((c->watching & W_IN) && (got & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !(c->flags & F_CLOSING)) read_some(c);
   }
   end(e);
-  if (own) free(buf->base);
 }
 
 /* ---- sweep: pings, dead peers, idle connections, close timeouts ---- */
@@ -846,6 +862,16 @@ static void schedule_sweep(cz_engine_t *e, const cz_profile_t *p) {
 cz_engine_t *cz_engine_new(uv_loop_t *loop, const cz_engine_events_t *events, void *ctx) {
   cz_engine_t *e = calloc(1, sizeof *e);
   if (e == NULL) return NULL;
+  e->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (e->epfd < 0 || uv_poll_init(loop, &e->poller, e->epfd) != 0) {
+    if (e->epfd >= 0) close(e->epfd);
+    free(e);
+    return NULL;
+  }
+  e->poller.data = e;
+  uv_poll_start(&e->poller, UV_READABLE, on_ready);
+  /* It keeps the loop alive while there are connections (as their sockets would). */
+  uv_unref((uv_handle_t *)&e->poller);
   e->loop = loop;
   e->events = *events;
   e->ctx = ctx;
@@ -855,13 +881,15 @@ cz_engine_t *cz_engine_new(uv_loop_t *loop, const cz_engine_events_t *events, vo
   uv_timer_init(loop, &e->sweeper);
   e->sweeper.data = e;
   uv_unref((uv_handle_t *)&e->sweeper);
-  e->handles_open = 2;
+  e->handles_open = 3;
   return e;
 }
 
 static void after_engine_handle(uv_handle_t *handle) {
   cz_engine_t *e = handle->data;
-  if (--e->handles_open == 0) free(e);
+  if (--e->handles_open > 0) return;
+  close(e->epfd);
+  free(e);
 }
 
 void cz_engine_free(cz_engine_t *e) {
@@ -870,13 +898,18 @@ void cz_engine_free(cz_engine_t *e) {
   e->state = NULL;
   for (uint32_t i = 0; i < e->slot_count; i++) {
     cz_conn_t *c = e->slots[i];
-    if (c != NULL) do_close(c);
+    if (c == NULL) continue;
+    do_close(c);
+    free_conn(c);
   }
   free(e->slots);
   free(e->generations);
   free(e->free_slots);
   free(e->starting);
+  free(e->closed);
   e->starting = NULL;
+  e->closed = NULL;
+  e->closed_len = 0;
   for (int i = 0; i < e->pool_len; i++) free(e->pool[i].data);
   e->pool_len = 0;
   free(e->zbuf);
@@ -885,6 +918,7 @@ void cz_engine_free(cz_engine_t *e) {
   e->starting_len = 0;
   e->slots = NULL;
   e->slot_count = 0;
+  uv_close((uv_handle_t *)&e->poller, after_engine_handle);
   uv_close((uv_handle_t *)&e->flusher, after_engine_handle);
   uv_close((uv_handle_t *)&e->sweeper, after_engine_handle);
 }
@@ -907,44 +941,45 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
                           deflate->client_max_window_bits < 9 || deflate->client_max_window_bits > 15)) {
     return UV_EINVAL;
   }
-  int copy = dup(fd);
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return -errno;
+  int flags = fcntl(copy, F_GETFL);
+  if (flags < 0 || fcntl(copy, F_SETFL, flags | O_NONBLOCK) != 0) {
+    int err = -errno;
+    close(copy);
+    return err;
+  }
   cz_conn_t *c = calloc(1, stream ? cz_stream_size() : sizeof *c);
   if (c == NULL) {
     close(copy);
     return UV_ENOMEM;
   }
-  int err = uv_tcp_init(e->loop, &c->tcp);
-  if (err == 0) err = uv_tcp_open(&c->tcp, copy);
-  if (err != 0) {
-    /* uv_tcp_open failed: the descriptor is still ours to close, the handle still libuv's. */
-    close(copy);
-    free(c);
-    return err;
-  }
+  c->fd = copy;
   c->engine = e;
   c->profile = &e->profiles[profile];
   if (!stream) cz_parser_init(&c->parser, c->profile->max_message, c->profile->max_frame);
   if (deflate != NULL) {
     c->deflate = calloc(1, sizeof *c->deflate);
     if (c->deflate == NULL) {
-      uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+      close(copy);
+      free(c);
       return UV_ENOMEM;
     }
     c->deflate->params = *deflate;
     c->parser.compression = 1;
   }
-  err = take_slot(e, c);
+  int err = take_slot(e, c);
   if (err != 0) {
-    c->id = 0;
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    close(copy);
+    free(c->deflate);
+    free(c);
     return err;
   }
-  e->handles_open++;
-  e->stats.connections++;
+  if (e->stats.connections++ == 0) uv_ref((uv_handle_t *)&e->poller);
   e->stats.adopted++;
   publish(c);
-  uv_tcp_nodelay(&c->tcp, 1);
+  int on = 1;
+  setsockopt(copy, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
   c->last_received = c->last_message = uv_now(e->loop);
   *id = c->id;
   schedule_sweep(e, c->profile);
@@ -979,10 +1014,8 @@ static void start_reading(cz_engine_t *e, cz_conn_t *c) {
     free(input);
     if (c->flags & (F_PAUSED | F_CLOSING)) return;
   }
-  if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
-    if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
-    do_close(c);
-  }
+  c->flags |= F_READING;
+  watch(c);
 }
 
 /*
@@ -991,13 +1024,18 @@ static void start_reading(cz_engine_t *e, cz_conn_t *c) {
  */
 static int write_now(cz_conn_t *c, const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len) {
   cz_engine_t *e = c->engine;
-  uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)a_len), uv_buf_init((char *)b, (unsigned)b_len)};
-  int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, b_len > 0 ? 2 : 1);
+  struct iovec parts[2] = {{(void *)a, a_len}, {(void *)b, b_len}};
+  struct msghdr message = {0};
+  message.msg_iov = parts;
+  message.msg_iovlen = b_len > 0 ? 2 : 1;
+  ssize_t n = sendmsg(c->fd, &message, MSG_NOSIGNAL);
   e->stats.writes++;
-  if (n == UV_EAGAIN) n = 0;
   if (n < 0) {
-    do_close(c);
-    return -1;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      write_failed(c);
+      return -1;
+    }
+    n = 0;
   }
   e->stats.bytes_out += (uint64_t)n;
   size_t written = (size_t)n;
@@ -1010,6 +1048,9 @@ static int write_now(cz_conn_t *c, const uint8_t *a, size_t a_len, const uint8_t
   } else {
     memcpy(at, b + (written - a_len), b_len - (written - a_len));
   }
+  /* The kernel's buffer is full: the rest goes when the socket is writable. */
+  c->flags |= F_WANT_WRITE;
+  watch(c);
   return 0;
 }
 
@@ -1143,7 +1184,7 @@ void cz_pause(cz_engine_t *e, uint32_t id) {
   cz_conn_t *c = find(e, id);
   if (c == NULL || (c->flags & (F_PAUSED | F_CLOSING))) return;
   c->flags |= F_PAUSED;
-  uv_read_stop((uv_stream_t *)&c->tcp);
+  watch(c);
 }
 
 void cz_resume(cz_engine_t *e, uint32_t id) {
