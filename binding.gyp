@@ -8,7 +8,7 @@
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
       "cflags!": ["-fno-exceptions"],
       "conditions": [
-        ["OS=='win'", { "sources!": ["native/src/addon.c", "native/src/engine.c", "native/src/frame.c"] }]
+        ["OS!='linux'", { "sources!": ["native/src/addon.c", "native/src/engine.c", "native/src/frame.c"] }]
       ]
     }
   ]

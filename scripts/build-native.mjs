@@ -20,7 +20,7 @@ function fail(message) {
   process.exit(0);
 }
 
-if (process.platform === "win32") fail("the native engine is not built on Windows");
+if (process.platform !== "linux") fail(`the native engine is built on Linux only (it uses epoll), not on ${process.platform}`);
 
 /** node-gyp: the one npm hands to install scripts, the one beside npm, or one on the PATH. */
 function findNodeGyp() {

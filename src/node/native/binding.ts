@@ -95,11 +95,11 @@ export const ADDON_PATH = process.env.CATZILLA_ADDON || fileURLToPath(new URL(".
 
 let loaded: { binding: NativeBinding } | { error: Error } | null = null;
 
-/** The addon, or why it cannot be loaded (not built, no compiler at install, Windows). */
+/** The addon, or why it cannot be loaded (not built, no compiler at install, not Linux). */
 export function loadBinding(): { binding: NativeBinding } | { error: Error } {
   if (loaded !== null) return loaded;
-  if (process.platform === "win32") {
-    loaded = { error: new Error("The native engine adopts file descriptors, which Windows sockets are not") };
+  if (process.platform !== "linux") {
+    loaded = { error: new Error(`The native engine runs on Linux (it uses epoll), not on ${process.platform}`) };
     return loaded;
   }
   try {
