@@ -213,6 +213,7 @@ export class WebSocketEngine implements SessionHost {
 
   private async run(ws: WebSocket<any>, compiled: CompiledRoute): Promise<void> {
     const route = compiled.route;
+    const path = ws.path;
     const scope = route.dependencies === undefined ? null : new DependencyScope(ws.request);
     const handler = route.handler;
     const listener = compiled.session.listener;
@@ -228,7 +229,11 @@ export class WebSocketEngine implements SessionHost {
         if (ws.readyState !== 0) return;
         if (listener !== null) {
           await ws.accept();
-          listener.onOpen?.(ws);
+          try {
+            listener.onOpen?.(ws);
+          } finally {
+            if (!compiled.options.keepRequest) ws.releaseRequest();
+          }
           keepScope = true;
           return;
         }
@@ -251,11 +256,11 @@ export class WebSocketEngine implements SessionHost {
       if (ws.readyState === 0) {
         if (error instanceof HTTPError) this.refuseIfConnecting(ws, error.status, typeof error.detail === "string" ? error.detail : statusText(error.status));
         else {
-          this.host.logger.error(`catzilla: unhandled error in WebSocket ${ws.path}`, error);
+          this.host.logger.error(`catzilla: unhandled error in WebSocket ${path}`, error);
           this.refuseIfConnecting(ws, 500, "Internal Server Error");
         }
       } else if (ws.readyState === 1) {
-        this.host.logger.error(`catzilla: unhandled error in WebSocket ${ws.path}`, error);
+        this.host.logger.error(`catzilla: unhandled error in WebSocket ${path}`, error);
         ws.close(CloseCode.InternalError, "Internal error");
       }
     }
@@ -292,7 +297,7 @@ export class WebSocketEngine implements SessionHost {
   }
 
   private releaseClient(ws: WebSocket<any>): void {
-    const address = ws.request.client.host;
+    const address = ws.client.host;
     const count = this.perClient.get(address) ?? 0;
     if (count <= 1) this.perClient.delete(address);
     else this.perClient.set(address, count - 1);

@@ -43,6 +43,14 @@ export interface WebSocketOptions {
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Messages a pull-style handler may have waiting before the connection stops reading. @default 64 */
   maxQueuedMessages?: number;
+  /**
+   * Event-style routes: whether the upgrade request (`ws.request`, and `headers`, `query`,
+   * `params`, `cookies`, `path`) stays available after `onOpen`. `false` lets it go when
+   * `onOpen` returns, about a third of what an idle connection costs; copy what later handlers
+   * need into `ws.state` in `onOpen` or in middleware. Reading it afterwards throws. A handler
+   * function (pull style) keeps it while it runs either way. @default true
+   */
+  keepRequest?: boolean;
 }
 
 export type ResolvedWebSocketOptions = Required<Omit<WebSocketOptions, "perMessageDeflate">> & {
@@ -64,6 +72,7 @@ export const WEBSOCKET_DEFAULTS = Object.freeze({
   origins: null,
   subprotocols: [] as readonly string[],
   maxQueuedMessages: 64,
+  keepRequest: true,
 });
 
 const POSITIVE = ["maxMessageBytes", "maxFrameBytes", "maxBufferedBytes", "handshakeTimeoutMs", "closeTimeoutMs",
@@ -85,6 +94,7 @@ export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | unde
       throw new RangeError(`Option websocket.${name} must be a non-negative integer, got ${String(value)}`);
     }
   }
+  if (typeof merged.keepRequest !== "boolean") throw new TypeError(`Option websocket.keepRequest must be a boolean, got ${String(merged.keepRequest)}`);
   if (!["wait", "drop", "close"].includes(merged.overLimitPolicy!)) {
     throw new TypeError(`Option websocket.overLimitPolicy must be "wait", "drop" or "close", got ${String(merged.overLimitPolicy)}`);
   }

@@ -58,8 +58,7 @@ interface Waiter {
  */
 export class WebSocket<P = Record<string, string | number>> {
   private readonly serial: number;
-  /** The upgrade request (headers, query, cookies, params, client). */
-  readonly request: Request<P>;
+  private requestValue: Request<P> | null;
   /** The subprotocol chosen at accept. */
   subprotocol: string | undefined = undefined;
   private stateValue: Record<string, unknown> | null = null;
@@ -78,8 +77,25 @@ export class WebSocket<P = Record<string, string | number>> {
 
   constructor(request: Request<P>, route: SessionRoute) {
     this.serial = ++nextId;
-    this.request = request;
+    this.requestValue = request;
     this.route = route;
+  }
+
+  /**
+   * The upgrade request (headers, query, cookies, params, client).
+   * @throws WebSocketException after `onOpen` on an event-style route with `keepRequest: false`.
+   */
+  get request(): Request<P> {
+    const request = this.requestValue;
+    if (request === null) {
+      throw new WebSocketException("The upgrade request is not kept after onOpen on this route (keepRequest: false); copy what handlers need into ws.state in onOpen");
+    }
+    return request;
+  }
+
+  /** @internal The route does not keep the upgrade request after onOpen. */
+  releaseRequest(): void {
+    this.requestValue = null;
   }
 
   /** @internal */
@@ -113,7 +129,8 @@ export class WebSocket<P = Record<string, string | number>> {
     return this.request.cookies;
   }
   get client(): ClientAddress {
-    return this.transport === null ? this.request.client : { host: this.transport.remoteAddress, port: this.transport.remotePort };
+    const transport = this.transport;
+    return transport === null ? this.request.client : { host: transport.remoteAddress, port: transport.remotePort };
   }
   get path(): string {
     return this.request.path;

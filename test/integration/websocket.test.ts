@@ -49,6 +49,17 @@ describe("WebSocket over real sockets", () => {
     onOpen: (ws) => void ws.sendText(`hello ${ws.id}`),
     onMessage: (ws, message, isBinary) => void ws.send(isBinary ? message : `got ${message}`),
   });
+  // Without the upgrade request after onOpen: what handlers need later is copied into ws.state.
+  app.websocket("/lean/{room}", {
+    onOpen: (ws) => {
+      ws.state.room = ws.params.room;
+      ws.state.q = ws.query.get("q");
+    },
+    onMessage: (ws, message) => {
+      if (message === "request") return void ws.sendText(ws.request.path);
+      ws.sendJson({ room: ws.state.room, q: ws.state.q, local: ws.client.host === "127.0.0.1" });
+    },
+  }, { keepRequest: false });
   app.websocket("/rooms/{room}/{n:int}", async (ws) => {
     await ws.accept();
     ws.sendJson({ room: ws.params.room, n: ws.params.n, q: ws.query.get("q"), sub: ws.subprotocol ?? null });
@@ -176,6 +187,16 @@ describe("WebSocket over real sockets", () => {
     ws.send("ping");
     assert.equal((await reply).data, "got ping");
     ws.close();
+  });
+
+  test("keepRequest: false: what onOpen copied stays, the request is gone after onOpen (1011 when read)", async () => {
+    const ws = await open(`${url}/lean/lobby?q=x`);
+    const reply = nextMessage(ws);
+    ws.send("state");
+    assert.deepEqual(JSON.parse((await reply).data), { room: "lobby", q: "x", local: true });
+    const end = closed(ws);
+    ws.send("request");
+    assert.equal((await end).code, 1011);
   });
 
   test("path params, query and subprotocol chosen by the server's preference", async () => {
@@ -478,5 +499,6 @@ describe("WebSocket limits and lifecycle", () => {
   test("bad WebSocket options fail at construction", () => {
     assert.throws(() => testApp({ websocket: { maxMessageBytes: 0 } }), /websocket.maxMessageBytes/);
     assert.throws(() => testApp({ websocket: { overLimitPolicy: "later" as never } }), /overLimitPolicy/);
+    assert.throws(() => testApp({ websocket: { keepRequest: "no" as never } }), /keepRequest/);
   });
 });
