@@ -40,11 +40,11 @@ enum {
   F_SHUT = 1 << 8,       /* shutdown requested */
   F_STOP = 1 << 9,       /* stop parsing the current read */
   F_READING = 1 << 10,   /* reading started (after the bytes read before adoption) */
-  F_WANT_WRITE = 1 << 11 /* the kernel took part of the output: write the rest when it can */
+  F_WANT_WRITE = 1 << 11 /* the kernel took part of the output: the rest goes at the next EPOLLOUT */
 };
 
-/* What a connection's descriptor is watched for in the engine's epoll set. */
-enum { W_IN = 1, W_OUT = 2 };
+/* Reads of READ_SLAB bytes one connection gets per turn of the loop before the others' turn. */
+#define READS_PER_TURN 8
 
 typedef struct cz_conn cz_conn_t;
 
@@ -75,7 +75,6 @@ struct cz_conn {
   uint32_t id;
   uint16_t flags;
   uint16_t peer_code;
-  uint8_t watching; /* W_IN | W_OUT as registered in the epoll set */
   const char *fail_reason; /* our reason when we failed the connection */
   /* A stream (CZ_KIND_STREAM) is allocated without the rest: it never parses nor sends frames. */
   uint8_t *message; /* a message that came in several pieces */
@@ -213,26 +212,6 @@ static cz_conn_t *find(cz_engine_t *e, uint32_t id);
 
 static size_t buffered(const cz_conn_t *c) {
   return c->out_len;
-}
-
-/* Register what the connection waits for in the epoll set: reading unless paused, writing while output waits. */
-static void watch(cz_conn_t *c) {
-  if (c->fd < 0) return;
-  uint8_t want = 0;
-  if ((c->flags & (F_READING | F_PAUSED)) == F_READING) want |= W_IN;
-  if (c->flags & F_WANT_WRITE) want |= W_OUT;
-  if (want == c->watching) return;
-  struct epoll_event ev = {0};
-  ev.events = ((want & W_IN) ? EPOLLIN : 0u) | ((want & W_OUT) ? EPOLLOUT : 0u);
-  ev.data.u64 = c->id;
-  /* Nothing to wait for: out of the set, so that a hang-up is not reported over and over. */
-  int op = want == 0 ? EPOLL_CTL_DEL : c->watching == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-  if (epoll_ctl(c->engine->epfd, op, c->fd, &ev) != 0 && op != EPOLL_CTL_DEL) {
-    if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
-    do_close(c);
-    return;
-  }
-  c->watching = want;
 }
 
 static int is_open(const cz_conn_t *c);
@@ -374,7 +353,6 @@ static void flush(cz_conn_t *c) {
     c->flags |= F_WANT_WRITE;
     publish(c);
   }
-  watch(c);
 }
 
 static void flush_dirty(cz_engine_t *e) {
@@ -395,11 +373,14 @@ static void on_idle(uv_idle_t *idle) {
   begin(e);
   /* Closed in an earlier callback: nothing holds them now. Those closed below wait for the next idle. */
   reap(e);
-  for (uint32_t i = 0; i < e->starting_len; i++) {
+  /* Those scheduled meanwhile (a connection that had its share of reads) wait for the next idle. */
+  uint32_t count = e->starting_len;
+  for (uint32_t i = 0; i < count; i++) {
     cz_conn_t *c = find(e, e->starting[i]);
     if (c != NULL) start_reading(e, c);
   }
-  e->starting_len = 0;
+  e->starting_len -= count;
+  memmove(e->starting, e->starting + count, e->starting_len * sizeof *e->starting);
   end(e);
 }
 
@@ -476,8 +457,7 @@ static void do_close(cz_conn_t *c) {
   c->flags |= F_CLOSING;
   publish(c);
   cz_engine_t *e = c->engine;
-  if (c->watching != 0) epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  c->watching = 0;
+  epoll_ctl(e->epfd, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   c->fd = -1;
   if (e->freeing) return;
@@ -761,21 +741,31 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
   }
 }
 
-/* One read of what the socket has; level-triggered, so what is left is reported again. */
+/*
+ * Read what the socket has. The descriptor is edge-triggered: the engine reads until a read comes
+ * back short (the socket is empty; new bytes bring a new event), or the connection pauses, or it had
+ * its share of this turn (then it goes on at the next idle).
+ */
 static void read_some(cz_conn_t *c) {
   cz_engine_t *e = c->engine;
-  ssize_t n = recv(c->fd, e->slab, READ_SLAB, 0);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-  if (n <= 0) {
-    /* The end or a reset: a peer that leaves without a close frame ends with 1006. */
-    if (!(c->flags & F_FINISHED) && c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
-    do_close(c);
-    return;
+  for (int reads = 0; reads < READS_PER_TURN; reads++) {
+    if (c->flags & (F_CLOSING | F_PAUSED)) return;
+    ssize_t n = recv(c->fd, e->slab, READ_SLAB, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      /* The end or a reset: a peer that leaves without a close frame ends with 1006. */
+      if (!(c->flags & F_FINISHED) && c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+      do_close(c);
+      return;
+    }
+    c->last_received = uv_now(e->loop);
+    e->stats.bytes_in += (uint64_t)n;
+    /* A stream's client has nothing to say; what it sends anyway is dropped. */
+    if (!is_stream(c) && !cz_parser_done(&c->parser)) consume(c, e->slab, (size_t)n);
+    if ((size_t)n < READ_SLAB) return;
   }
-  c->last_received = uv_now(e->loop);
-  e->stats.bytes_in += (uint64_t)n;
-  /* A stream's client has nothing to say; what it sends anyway is dropped. */
-  if (!is_stream(c) && !cz_parser_done(&c->parser)) consume(c, e->slab, (size_t)n);
+  if (!(c->flags & (F_CLOSING | F_PAUSED))) schedule_start(e, c);
 }
 
 /* The epoll set has events: one batch for all the connections that are ready. */
@@ -791,8 +781,9 @@ static void on_ready(uv_poll_t *poller, int status, int events) {
     cz_conn_t *c = find(e, (uint32_t)ready[i].data.u64);
     if (c == NULL || (c->flags & F_CLOSING)) continue;
     uint32_t got = ready[i].events;
-    if ((c->watching & W_OUT) && (got & (EPOLLOUT | EPOLLERR | EPOLLHUP))) flush(c);
-    if ((c->watching & W_IN) && (got & (EPOLLIN | EPOLLERR | EPOLLHUP)) && !(c->flags & F_CLOSING)) read_some(c);
+    if ((got & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->out_len > 0) flush(c);
+    /* Bytes that come while paused stay in the socket; resuming reads them (start_reading). */
+    if ((got & (EPOLLIN | EPOLLERR | EPOLLHUP)) && (c->flags & (F_READING | F_PAUSED | F_CLOSING)) == F_READING) read_some(c);
   }
   end(e);
 }
@@ -980,6 +971,16 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   publish(c);
   int on = 1;
   setsockopt(copy, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  /* Once for the connection's life: edge-triggered, readable and writable. */
+  struct epoll_event ev = {0};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
+  ev.data.u64 = c->id;
+  if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, copy, &ev) != 0) {
+    c->peer_code = CZ_CLOSE_ABNORMAL;
+    do_close(c);
+    *id = c->id;
+    return 0;
+  }
   c->last_received = c->last_message = uv_now(e->loop);
   *id = c->id;
   schedule_sweep(e, c->profile);
@@ -1015,7 +1016,8 @@ static void start_reading(cz_engine_t *e, cz_conn_t *c) {
     if (c->flags & (F_PAUSED | F_CLOSING)) return;
   }
   c->flags |= F_READING;
-  watch(c);
+  /* Edge-triggered: what came before reading started (or while paused) brings no new event. */
+  read_some(c);
 }
 
 /*
@@ -1050,7 +1052,6 @@ static int write_now(cz_conn_t *c, const uint8_t *a, size_t a_len, const uint8_t
   }
   /* The kernel's buffer is full: the rest goes when the socket is writable. */
   c->flags |= F_WANT_WRITE;
-  watch(c);
   return 0;
 }
 
@@ -1184,7 +1185,6 @@ void cz_pause(cz_engine_t *e, uint32_t id) {
   cz_conn_t *c = find(e, id);
   if (c == NULL || (c->flags & (F_PAUSED | F_CLOSING))) return;
   c->flags |= F_PAUSED;
-  watch(c);
 }
 
 void cz_resume(cz_engine_t *e, uint32_t id) {
