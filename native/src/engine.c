@@ -40,13 +40,35 @@ enum {
   F_SHUT = 1 << 8,       /* shutdown requested */
   F_STOP = 1 << 9,       /* stop parsing the current read */
   F_READING = 1 << 10,   /* reading started (after the bytes read before adoption) */
-  F_WANT_WRITE = 1 << 11 /* the kernel took part of the output: the rest goes at the next EPOLLOUT */
+  F_WANT_WRITE = 1 << 11, /* the kernel took part of the output: the rest goes at the next EPOLLOUT */
+  F_PING_SENT = 1 << 12   /* a ping of ours waits for its answer */
 };
 
 /* Reads of READ_SLAB bytes one connection gets per turn of the loop before the others' turn. */
 #define READS_PER_TURN 8
 
 typedef struct cz_conn cz_conn_t;
+
+/* Bytes a connection holds between reads; allocated when needed, freed when used. */
+typedef struct {
+  size_t len;
+  size_t cap;
+  uint8_t data[];
+} cz_bytes_t;
+
+/* `b` with room for `more` bytes past its length (NULL: new), or NULL without memory (`b` stays). */
+static cz_bytes_t *bytes_reserve(cz_bytes_t *b, size_t more) {
+  size_t len = b == NULL ? 0 : b->len;
+  size_t cap = b == NULL ? 0 : b->cap;
+  if (len + more <= cap) return b;
+  cap = cap == 0 ? len + more : cap * 2 + sizeof *b;
+  if (cap < len + more) cap = len + more;
+  cz_bytes_t *grown = realloc(b, sizeof *b + cap);
+  if (grown == NULL) return NULL;
+  grown->len = len;
+  grown->cap = cap;
+  return grown;
+}
 
 /* permessage-deflate state of a connection: the streams are made when first needed. */
 typedef struct {
@@ -68,22 +90,20 @@ struct cz_conn {
   size_t out_off;
   size_t out_len;
   size_t out_cap;
-  uint64_t last_received;
-  uint64_t last_message; /* a stream: when it last wrote */
-  uint64_t ending_since;
+  /* Times in milliseconds of the loop's clock, cut to 32 bits: compared by difference (wraps in 49 days). */
+  uint32_t last_received;
+  uint32_t last_message; /* a stream: when it last wrote */
+  uint32_t ending_since;
   int fd; /* -1 once closed */
   uint32_t id;
   uint16_t flags;
   uint16_t peer_code;
   const char *fail_reason; /* our reason when we failed the connection */
   /* A stream (CZ_KIND_STREAM) is allocated without the rest: it never parses nor sends frames. */
-  uint8_t *message; /* a message that came in several pieces */
-  size_t message_len;
-  size_t message_cap;
-  uint8_t *input; /* bytes read but not parsed (paused mid-read) */
-  size_t input_len;
-  uint64_t ping_sent;
-  uint64_t rate_start;
+  cz_bytes_t *message; /* a message that comes in pieces (or compressed), gathered until its end */
+  cz_bytes_t *input;   /* bytes read but not parsed (the head, or a read cut by a pause) */
+  uint32_t ping_sent;  /* when the ping went out, while F_PING_SENT */
+  uint32_t rate_start;
   uint32_t rate_count;
   cz_deflate_t *deflate; /* NULL unless permessage-deflate was negotiated */
   cz_parser_t parser;
@@ -131,6 +151,10 @@ struct cz_engine {
   uint32_t *state; /* shared with the caller, by slot: buffered bytes, or CZ_STATE_CLOSED */
   uint8_t slab[READ_SLAB];
 };
+
+static uint32_t now_ms(cz_engine_t *e) {
+  return (uint32_t)uv_now(e->loop);
+}
 
 size_t cz_connection_size(void) {
   return sizeof(cz_conn_t);
@@ -489,14 +513,14 @@ static void send_close(cz_conn_t *c, uint16_t code, const char *reason, size_t r
   }
   append_frame(c, CZ_OP_CLOSE, payload, n);
   c->engine->stats.messages_out--;
-  c->ending_since = uv_now(c->engine->loop);
+  c->ending_since = now_ms(c->engine);
 }
 
 /* Both close frames passed, or the connection failed: the server closes the TCP connection. */
 static void end_connection(cz_conn_t *c) {
   c->flags |= F_ENDING;
   publish(c);
-  c->ending_since = uv_now(c->engine->loop);
+  c->ending_since = now_ms(c->engine);
   maybe_shutdown(c);
 }
 
@@ -505,7 +529,7 @@ static void end_connection(cz_conn_t *c) {
 static int count_message(cz_conn_t *c) {
   uint32_t limit = c->profile->max_per_second;
   if (limit == 0) return 1;
-  uint64_t now = c->last_received;
+  uint32_t now = c->last_received;
   if (now - c->rate_start >= 1000) {
     c->rate_start = now;
     c->rate_count = 0;
@@ -516,7 +540,7 @@ static int count_message(cz_conn_t *c) {
 }
 
 static void on_error(void *user, uint16_t code, const char *reason);
-static void deliver_compressed(cz_conn_t *c, int binary);
+static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, int binary);
 
 /* A complete message, within the rate limit, to JavaScript. */
 static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int binary) {
@@ -530,36 +554,29 @@ static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int b
 static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
   cz_conn_t *c = user;
   int binary = (flags & CZ_DATA_BINARY) != 0;
-  if (first && last && !(flags & CZ_DATA_COMPRESSED)) {
-    deliver_message(c, data, len, binary);
+  int compressed = (flags & CZ_DATA_COMPRESSED) != 0;
+  if (first && last) {
+    /* Whole in this read: delivered (or inflated) from where it is. */
+    if (compressed) deliver_compressed(c, data, len, binary);
+    else deliver_message(c, data, len, binary);
   } else {
-    if (first) c->message_len = 0;
-    if (c->message_len + len > c->message_cap) {
-      size_t cap = c->message_cap == 0 ? 4096 : c->message_cap;
-      while (cap < c->message_len + len) cap *= 2;
-      uint8_t *m = realloc(c->message, cap);
-      if (m == NULL) {
-        c->fail_reason = "Out of memory";
-        c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
-        do_close(c);
-        return 1;
-      }
-      c->message = m;
-      c->message_cap = cap;
+    if (first && c->message != NULL) c->message->len = 0;
+    cz_bytes_t *m = bytes_reserve(c->message, len);
+    if (m == NULL) {
+      c->fail_reason = "Out of memory";
+      c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
+      do_close(c);
+      return 1;
     }
-    memcpy(c->message + c->message_len, data, len);
-    c->message_len += len;
-    if (last && (flags & CZ_DATA_COMPRESSED)) {
-      deliver_compressed(c, binary);
-      c->message_len = 0;
-    } else if (last) {
-      deliver_message(c, c->message, c->message_len, binary);
-      c->message_len = 0;
-      if (c->message_cap > 256 * 1024) {
-        free(c->message);
-        c->message = NULL;
-        c->message_cap = 0;
-      }
+    c->message = m;
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+    if (last) {
+      /* Delivered, then let go: an idle connection keeps no message buffer. */
+      c->message = NULL;
+      if (compressed) deliver_compressed(c, m->data, m->len, binary);
+      else deliver_message(c, m->data, m->len, binary);
+      free(m);
     }
   }
   return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
@@ -578,11 +595,11 @@ static int zbuf_reserve(cz_engine_t *e, size_t need) {
 }
 
 /*
- * Inflate the compressed message in c->message (RFC 7692 §7.2.2: with the 00 00 ff ff tail put
+ * Inflate a compressed message (RFC 7692 §7.2.2: with the 00 00 ff ff tail put
  * back), counting the output as it comes: past maxMessageBytes the connection fails with 1009,
  * so a compression bomb costs at most the limit.
  */
-static void deliver_compressed(cz_conn_t *c, int binary) {
+static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, int binary) {
   cz_engine_t *e = c->engine;
   cz_deflate_t *d = c->deflate;
   uint64_t max = c->profile->max_message;
@@ -600,8 +617,8 @@ static void deliver_compressed(cz_conn_t *c, int binary) {
   size_t produced = 0;
   int failed = 0, ended = 0;
   for (int part = 0; part < 2 && !failed && !ended; part++) {
-    z->next_in = part == 0 ? c->message : (Bytef *)tail;
-    z->avail_in = part == 0 ? (uInt)c->message_len : 4;
+    z->next_in = part == 0 ? (Bytef *)data : (Bytef *)tail;
+    z->avail_in = part == 0 ? (uInt)len : 4;
     for (;;) {
       /* Room for one more byte than the limit: output past it means the message is too large. */
       size_t room = (size_t)(max + 1 - produced);
@@ -692,7 +709,7 @@ static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
     }
     e->events.on_ping(e->ctx, c->id, data, len);
   } else {
-    c->ping_sent = 0;
+    c->flags &= ~F_PING_SENT;
     e->events.on_pong(e->ctx, c->id, data, len);
   }
   return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
@@ -730,14 +747,14 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
     done += cz_parse(&c->parser, data + done, len - done, &parser_events, c);
   }
   if (done < len && (c->flags & F_PAUSED) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
-    uint8_t *input = malloc(len - done);
+    cz_bytes_t *input = bytes_reserve(NULL, len - done);
     if (input == NULL) {
       do_close(c);
       return;
     }
-    memcpy(input, data + done, len - done);
+    memcpy(input->data, data + done, len - done);
+    input->len = len - done;
     c->input = input;
-    c->input_len = len - done;
   }
 }
 
@@ -748,6 +765,14 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
  */
 static void read_some(cz_conn_t *c) {
   cz_engine_t *e = c->engine;
+  if (!is_stream(c) && c->input != NULL) {
+    /* The bytes kept from before (the head, or a read cut by a pause) go first. */
+    cz_bytes_t *input = c->input;
+    c->input = NULL;
+    c->last_received = now_ms(e);
+    consume(c, input->data, input->len);
+    free(input);
+  }
   for (int reads = 0; reads < READS_PER_TURN; reads++) {
     if (c->flags & (F_CLOSING | F_PAUSED)) return;
     ssize_t n = recv(c->fd, e->slab, READ_SLAB, 0);
@@ -759,7 +784,7 @@ static void read_some(cz_conn_t *c) {
       do_close(c);
       return;
     }
-    c->last_received = uv_now(e->loop);
+    c->last_received = now_ms(e);
     e->stats.bytes_in += (uint64_t)n;
     /* A stream's client has nothing to say; what it sends anyway is dropped. */
     if (!is_stream(c) && !cz_parser_done(&c->parser)) consume(c, e->slab, (size_t)n);
@@ -792,7 +817,7 @@ static void on_ready(uv_poll_t *poller, int status, int events) {
 
 static void on_sweep(uv_timer_t *timer) {
   cz_engine_t *e = timer->data;
-  uint64_t now = uv_now(e->loop);
+  uint32_t now = now_ms(e);
   begin(e);
   for (uint32_t i = 0; i < e->slot_count; i++) {
     cz_conn_t *c = e->slots[i];
@@ -820,18 +845,21 @@ static void on_sweep(uv_timer_t *timer) {
       continue;
     }
     if (p->ping_ms == 0) continue;
-    if (c->ping_sent != 0) {
-      if (now - c->ping_sent >= p->ping_ms && c->last_received < c->ping_sent) {
+    if (c->flags & F_PING_SENT) {
+      /* Nothing came since the ping, for as long as the ping period: the peer is gone. */
+      int heard = (int32_t)(c->last_received - c->ping_sent) >= 0;
+      if (now - c->ping_sent >= p->ping_ms && !heard) {
         c->peer_code = CZ_CLOSE_ABNORMAL;
         c->fail_reason = "Ping timeout";
         do_close(c);
-      } else if (c->last_received >= c->ping_sent) {
-        c->ping_sent = 0;
+      } else if (heard) {
+        c->flags &= ~F_PING_SENT;
       }
       continue;
     }
     if (now - c->last_received >= p->ping_ms) {
       c->ping_sent = now;
+      c->flags |= F_PING_SENT;
       cz_ping(e, c->id, NULL, 0);
     }
   }
@@ -981,7 +1009,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
     *id = c->id;
     return 0;
   }
-  c->last_received = c->last_message = uv_now(e->loop);
+  c->last_received = c->last_message = now_ms(e);
   *id = c->id;
   schedule_sweep(e, c->profile);
   if (first_len > 0) {
@@ -990,31 +1018,22 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   }
   /* Reading starts on the next idle, after the caller knows the id; the head goes first. */
   if (head_len > 0 && !stream) {
-    c->input = malloc(head_len);
+    c->input = bytes_reserve(NULL, head_len);
     if (c->input == NULL) {
       do_close(c);
       return 0;
     }
-    memcpy(c->input, head, head_len);
-    c->input_len = head_len;
+    memcpy(c->input->data, head, head_len);
+    c->input->len = head_len;
   }
   schedule_start(e, c);
   return 0;
 }
 
-/* Parse the bytes kept from before (the head, or a read cut by a pause), then read. */
+/* Reading starts (after adoption) or goes on (after a pause). */
 static void start_reading(cz_engine_t *e, cz_conn_t *c) {
+  (void)e;
   if (c->flags & (F_PAUSED | F_CLOSING)) return;
-  if (!is_stream(c) && c->input != NULL) {
-    uint8_t *input = c->input;
-    size_t len = c->input_len;
-    c->input = NULL;
-    c->input_len = 0;
-    c->last_received = uv_now(e->loop);
-    if (!is_stream(c)) consume(c, input, len);
-    free(input);
-    if (c->flags & (F_PAUSED | F_CLOSING)) return;
-  }
   c->flags |= F_READING;
   /* Edge-triggered: what came before reading started (or while paused) brings no new event. */
   read_some(c);
@@ -1123,7 +1142,7 @@ int cz_send_frame(cz_engine_t *e, uint32_t id, const uint8_t *frame, size_t len,
   if (at == NULL) return CZ_SEND_CLOSED;
   memcpy(at, frame, len);
   e->stats.messages_out++;
-  if (is_stream(c)) c->last_message = uv_now(e->loop);
+  if (is_stream(c)) c->last_message = now_ms(e);
   return status;
 }
 
@@ -1147,7 +1166,7 @@ size_t cz_broadcast(cz_engine_t *e, uint32_t *ids, size_t count, const uint8_t *
       memcpy(at, frame, len);
     }
     e->stats.messages_out++;
-    if (is_stream(c)) c->last_message = uv_now(e->loop);
+    if (is_stream(c)) c->last_message = now_ms(e);
     delivered++;
   }
   return delivered;

@@ -417,6 +417,42 @@ describe("WebSocket limits and lifecycle", () => {
     }
   });
 
+  test("a handler that does not keep up stops the socket being read; every message arrives, in order, once it reads again", async () => {
+    const app = testApp({ websocket: { maxQueuedMessages: 4, maxMessageBytes: 128 * 1024, pingIntervalMs: 0 } });
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    app.websocket("/slow", async (ws) => {
+      await ws.accept();
+      await released;
+      const digest = createHash("sha256");
+      for (let i = 0; i < 256; i++) digest.update(await ws.receiveBytes());
+      ws.sendText(digest.digest("hex"));
+      await ws.receive().catch(() => undefined);
+    });
+    const served = await serve(app);
+    try {
+      const client = await open(`ws://127.0.0.1:${served.port}/slow`);
+      const expected = createHash("sha256");
+      for (let i = 0; i < 256; i++) {
+        const message = randomBytes(64 * 1024);
+        expected.update(message);
+        client.send(message);
+      }
+      // 16 MiB is more than the kernel's buffers on both sides hold: the rest waits in the client.
+      await sleep(300);
+      const waiting = client.bufferedAmount;
+      const reply = nextMessage(client);
+      release();
+      assert.ok(waiting > 0, "the server stopped reading");
+      const digest = await Promise.race([reply.then((r) => r.data), sleep(10_000).then(() => "no reply within 10 s")]);
+      assert.equal(digest, expected.digest("hex"));
+      client.close();
+    } finally {
+      release();
+      await served.close();
+    }
+  });
+
   test("short sends to a client that stops reading: ok, then backpressure at maxBufferedBytes, then closed", async () => {
     const app = testApp({ websocket: { maxBufferedBytes: 64 * 1024, overLimitPolicy: "wait", pingIntervalMs: 0 } });
     let statuses: string[] = [];
