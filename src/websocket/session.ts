@@ -50,6 +50,12 @@ interface Waiter {
   timer: NodeJS.Timeout | null;
 }
 
+/** What a pull-style session keeps of messages: made at the first receive or message. */
+interface Inbox {
+  queue: Message[];
+  waiter: Waiter | null;
+}
+
 /**
  * One WebSocket connection, as a handler sees it. Pull style: `await ws.receiveText()`,
  * `for await (const msg of ws)`. Event style: the route's `onMessage` gets every message and no
@@ -66,13 +72,10 @@ export class WebSocket<P = Record<string, string | number>> {
   transport: WebSocketTransport | null = null;
   private readonly route: SessionRoute;
   private readyStateValue: ReadyState = ReadyState.Connecting;
-  private queue: Message[] | null = null;
-  private waiter: Waiter | null = null;
+  private inbox: Inbox | null = null;
   private drainWaiters: Array<() => void> | null = null;
-  /** The close code the connection ended with (1005 none, 1006 abnormal); 0 while open. */
-  closeCode = 0;
-  /** The close reason the connection ended with. */
-  closeReason = "";
+  /** Code and reason once the connection ended (or the detail of a refused handshake, code 0). */
+  private ending: { code: number; reason: string } | null = null;
   private joined: Set<Room> | null = null;
 
   constructor(request: Request<P>, route: SessionRoute) {
@@ -106,6 +109,15 @@ export class WebSocket<P = Record<string, string | number>> {
   /** @internal The route's event-style handlers: messages go there instead of the queue. */
   get listener(): WebSocketListener<P> | null {
     return this.route.listener;
+  }
+
+  /** The close code the connection ended with (1005 none, 1006 abnormal); 0 while open. */
+  get closeCode(): number {
+    return this.ending?.code ?? 0;
+  }
+  /** The close reason the connection ended with (after `reject()`, its detail). */
+  get closeReason(): string {
+    return this.ending?.reason ?? "";
   }
 
   /** A process-unique id. */
@@ -161,30 +173,31 @@ export class WebSocket<P = Record<string, string | number>> {
   reject(status: number, detail = ""): void {
     if (this.readyStateValue !== ReadyState.Connecting) throw new WebSocketException("reject() is only possible before accept()");
     this.readyStateValue = ReadyState.Closed;
-    this.closeReason = detail;
+    this.ending = { code: 0, reason: detail };
     this.route.host.reject(this, status, detail);
   }
 
   /** The next message, text or bytes. @throws WebSocketDisconnect, WebSocketTimeoutError */
   receive(options: ReceiveOptions = {}): Promise<Message> {
     this.assertAccepted("receive");
-    const queue = this.queue;
-    if (queue !== null && queue.length > 0) {
+    const inbox = (this.inbox ??= { queue: [], waiter: null });
+    const queue = inbox.queue;
+    if (queue.length > 0) {
       const message = queue.shift()!;
       if (queue.length === this.options.maxQueuedMessages >> 1) this.transport!.resume();
       return Promise.resolve(message);
     }
     if (this.readyStateValue === ReadyState.Closed) return Promise.reject(this.disconnect());
-    if (this.waiter !== null) return Promise.reject(new WebSocketException("receive() called while another receive() is waiting"));
+    if (inbox.waiter !== null) return Promise.reject(new WebSocketException("receive() called while another receive() is waiting"));
     return new Promise<Message>((resolve, reject) => {
       const waiter: Waiter = { resolve, reject, timer: null };
       if (options.timeout !== undefined) {
         waiter.timer = setTimeout(() => {
-          if (this.waiter === waiter) this.waiter = null;
+          if (inbox.waiter === waiter) inbox.waiter = null;
           reject(new WebSocketTimeoutError(options.timeout!));
         }, options.timeout);
       }
-      this.waiter = waiter;
+      inbox.waiter = waiter;
     });
   }
 
@@ -292,14 +305,15 @@ export class WebSocket<P = Record<string, string | number>> {
 
   /** @internal A message arrived. */
   deliver(message: Message): void {
-    const waiter = this.waiter;
+    const inbox = (this.inbox ??= { queue: [], waiter: null });
+    const waiter = inbox.waiter;
     if (waiter !== null) {
-      this.waiter = null;
+      inbox.waiter = null;
       if (waiter.timer !== null) clearTimeout(waiter.timer);
       waiter.resolve(message);
       return;
     }
-    const queue = (this.queue ??= []);
+    const queue = inbox.queue;
     queue.push(message);
     // Inbound backpressure: a handler that does not keep up stops the socket being read.
     if (queue.length === this.options.maxQueuedMessages) this.transport!.pause();
@@ -323,12 +337,12 @@ export class WebSocket<P = Record<string, string | number>> {
   /** @internal The connection ended. */
   ended(code: number, reason: string): void {
     this.readyStateValue = ReadyState.Closed;
-    this.closeCode = code;
-    this.closeReason = reason;
+    this.ending = { code, reason };
     if (this.joined !== null) for (const room of [...this.joined]) room.remove(this);
-    const waiter = this.waiter;
-    this.waiter = null;
+    const inbox = this.inbox;
+    const waiter = inbox === null ? null : inbox.waiter;
     if (waiter !== null) {
+      inbox!.waiter = null;
       if (waiter.timer !== null) clearTimeout(waiter.timer);
       waiter.reject(this.disconnect());
     }

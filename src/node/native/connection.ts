@@ -311,6 +311,11 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     this.bySlot[id & SLOT_MASK] = undefined;
   }
 
+  /** @internal Whether the engine still has this connection or stream (it let go once it reported the end). */
+  holds(member: NativeConnection | NativeStream): boolean {
+    return this.bySlot[member.id & SLOT_MASK] === member;
+  }
+
   private endStream(stream: NativeStream, code: number): void {
     this.forget(stream.id);
     this.streamTotal--;
@@ -351,7 +356,6 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       case RecordKind.Close:
         this.forget(connection.id);
         this.connectionCount--;
-        connection.finished = true;
         events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
         return;
     }
@@ -382,9 +386,6 @@ export interface ConnectionKind {
 /** A WebSocket connection owned by the native engine, as the framework sees it. */
 export class NativeConnection implements WebSocketTransport {
   user: unknown = null;
-
-  /** @internal Set when the engine reported the end. */
-  finished = false;
   /** @internal Bytes queued in the engine's current flush (see `NativeEngine.enqueue`). */
   queuedBytes = 0;
   /** @internal The flush `queuedBytes` belongs to. */
@@ -400,6 +401,11 @@ export class NativeConnection implements WebSocketTransport {
 
   private get engine(): NativeEngine {
     return this.kind.engine;
+  }
+
+  /** @internal Whether the engine reported the end. */
+  get finished(): boolean {
+    return !this.kind.engine.holds(this);
   }
 
   /** @internal */
