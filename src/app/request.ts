@@ -33,7 +33,9 @@ export class Request<P = Record<string, string | number>> {
   private bodyTaken = false;
   private abortController: AbortController | undefined;
   private incoming: IncomingMessage | null;
-  private clientCache: ClientAddress | undefined;
+  /** The client's address once the node:http request is let go (two fields, not an object). */
+  private clientHost = "";
+  private clientPort = 0;
 
   constructor(raw: IncomingMessage, maxBodyBytes: number) {
     this.incoming = raw;
@@ -70,7 +72,8 @@ export class Request<P = Record<string, string | number>> {
     const incoming = this.incoming;
     if (incoming === null) return;
     const socket = incoming.socket;
-    this.clientCache = { host: intern(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    this.clientHost = intern(socket.remoteAddress ?? "");
+    this.clientPort = socket.remotePort ?? 0;
     this.httpVersionCache = intern(incoming.httpVersion);
     (this as { path: string }).path = intern(this.path);
     // The values most connections share (Upgrade, the Host, the extensions offered) are kept once;
@@ -110,7 +113,7 @@ export class Request<P = Record<string, string | number>> {
 
   /** The client's address as the socket sees it. */
   get client(): ClientAddress {
-    if (this.incoming === null) return this.clientCache!;
+    if (this.incoming === null) return { host: this.clientHost, port: this.clientPort };
     const socket = this.incoming.socket;
     return { host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
   }
