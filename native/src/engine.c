@@ -56,19 +56,6 @@ typedef struct {
   uint8_t data[];
 } cz_bytes_t;
 
-/* `b` with room for `more` bytes past its length (NULL: new), or NULL without memory (`b` stays). */
-static cz_bytes_t *bytes_reserve(cz_bytes_t *b, size_t more) {
-  size_t len = b == NULL ? 0 : b->len;
-  size_t cap = b == NULL ? 0 : b->cap;
-  if (len + more <= cap) return b;
-  cap = cap == 0 ? len + more : cap * 2 + sizeof *b;
-  if (cap < len + more) cap = len + more;
-  cz_bytes_t *grown = realloc(b, sizeof *b + cap);
-  if (grown == NULL) return NULL;
-  grown->len = len;
-  grown->cap = cap;
-  return grown;
-}
 
 /* permessage-deflate state of a connection: the streams are made when first needed. */
 typedef struct {
@@ -270,6 +257,12 @@ static uint8_t *pool_take(cz_engine_t *e, size_t need, size_t *cap) {
   return NULL;
 }
 
+static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap);
+
+static void bytes_free(cz_engine_t *e, cz_bytes_t *b) {
+  if (b != NULL) pool_give(e, (uint8_t *)b, sizeof *b + b->cap);
+}
+
 static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
   if (data == NULL) return;
   if (cap >= POOL_MIN && cap <= POOL_MAX_BYTES && e->pool_len < POOL_SIZE && !e->freeing) {
@@ -279,6 +272,32 @@ static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
     return;
   }
   free(data);
+}
+
+/*
+ * `b` with room for `more` bytes past its length (NULL: a new one), or NULL without memory (`b`
+ * stays). Large ones come from the engine's pool: a message of 64 KiB gathered in a fresh
+ * allocation every time would page-fault (glibc maps allocations of 128 KiB and more anew).
+ */
+static cz_bytes_t *bytes_reserve(cz_engine_t *e, cz_bytes_t *b, size_t more) {
+  size_t len = b == NULL ? 0 : b->len;
+  size_t cap = b == NULL ? 0 : b->cap;
+  if (len + more <= cap) return b;
+  cap = cap == 0 ? len + more : cap * 2 + sizeof *b;
+  if (cap < len + more) cap = len + more;
+  size_t block_cap;
+  cz_bytes_t *grown = sizeof *b + cap >= POOL_MIN ? (cz_bytes_t *)pool_take(e, sizeof *b + cap, &block_cap) : NULL;
+  if (grown != NULL) {
+    if (len > 0) memcpy(grown->data, b->data, len);
+    bytes_free(e, b);
+    cap = block_cap - sizeof *b;
+  } else {
+    grown = realloc(b, sizeof *b + cap);
+    if (grown == NULL) return NULL;
+  }
+  grown->len = len;
+  grown->cap = cap;
+  return grown;
 }
 
 static uint8_t *reserve(cz_conn_t *c, size_t n) {
@@ -450,8 +469,8 @@ static void report_close(cz_conn_t *c) {
 static void free_conn(cz_conn_t *c) {
   free(c->out);
   if (!is_stream(c)) {
-    free(c->message);
-    free(c->input);
+    bytes_free(c->engine, c->message);
+    bytes_free(c->engine, c->input);
     cz_parser_release(&c->parser);
     if (c->deflate != NULL) {
       if (c->deflate->inflater != NULL) inflateEnd(c->deflate->inflater);
@@ -561,7 +580,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
     else deliver_message(c, data, len, binary);
   } else {
     if (first && c->message != NULL) c->message->len = 0;
-    cz_bytes_t *m = bytes_reserve(c->message, len);
+    cz_bytes_t *m = bytes_reserve(c->engine, c->message, len);
     if (m == NULL) {
       c->fail_reason = "Out of memory";
       c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
@@ -576,7 +595,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
       c->message = NULL;
       if (compressed) deliver_compressed(c, m->data, m->len, binary);
       else deliver_message(c, m->data, m->len, binary);
-      free(m);
+      bytes_free(c->engine, m);
     }
   }
   return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
@@ -747,7 +766,7 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
     done += cz_parse(&c->parser, data + done, len - done, &parser_events, c);
   }
   if (done < len && (c->flags & F_PAUSED) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
-    cz_bytes_t *input = bytes_reserve(NULL, len - done);
+    cz_bytes_t *input = bytes_reserve(c->engine, NULL, len - done);
     if (input == NULL) {
       do_close(c);
       return;
@@ -771,7 +790,7 @@ static void read_some(cz_conn_t *c) {
     c->input = NULL;
     c->last_received = now_ms(e);
     consume(c, input->data, input->len);
-    free(input);
+    bytes_free(e, input);
   }
   for (int reads = 0; reads < READS_PER_TURN; reads++) {
     if (c->flags & (F_CLOSING | F_PAUSED)) return;
@@ -1018,7 +1037,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   }
   /* Reading starts on the next idle, after the caller knows the id; the head goes first. */
   if (head_len > 0 && !stream) {
-    c->input = bytes_reserve(NULL, head_len);
+    c->input = bytes_reserve(e, NULL, head_len);
     if (c->input == NULL) {
       do_close(c);
       return 0;
