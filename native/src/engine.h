@@ -1,7 +1,9 @@
 /*
  * The native WebSocket engine: connections adopted after the HTTP upgrade, on the libuv loop that
- * Node.js runs. Reads are parsed in C (frame.h); everything sent while handling one read, or in
- * one turn of the loop, leaves in one write; pings, idle and close timeouts run on one sweep timer.
+ * Node.js runs. Their descriptors sit in an epoll set of the engine's (Linux), which one libuv
+ * poll handle watches; the sockets ready in one turn of the loop are read and parsed in C
+ * (frame.h) as one batch, and everything sent while handling it, or in one turn of the loop, leaves
+ * in one write per connection; pings, idle and close timeouts run on one sweep timer.
  */
 #ifndef CZ_ENGINE_H
 #define CZ_ENGINE_H
