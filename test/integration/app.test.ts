@@ -4,7 +4,7 @@ import {
   HTMLResponse, HTTPError, JSONResponse, RedirectResponse, Response, Router, StreamingResponse,
   type Dependency,
 } from "../../src/index.js";
-import { rawExchange, serve, splitResponse, testApp, type Served } from "../helpers.js";
+import { rawExchange, serve, splitResponse, testApp, waitFor, type Served } from "../helpers.js";
 
 describe("routing, requests and responses", () => {
   let served: Served;
@@ -321,6 +321,10 @@ describe("error handler and limits", () => {
       open[0]!.write("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
       const reply = await new Promise<Buffer>((resolve) => open[0]!.once("data", resolve));
       assert.equal(splitResponse(reply).status, 200);
+      assert.equal(app.stats().connections.active, 2);
+      for (const s of open) s.destroy();
+      await waitFor(() => app.stats().connections.active === 0, 2_000, "the closed connections to be counted");
+      assert.equal(app.stats().connections.total, 2, "the connection over the limit is not counted");
     } finally {
       for (const s of open) s.destroy();
       await served.close();
