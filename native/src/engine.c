@@ -118,9 +118,8 @@ struct cz_engine {
   uint32_t starting_cap;
   int batch_depth;
   /* Closed connections, reported and freed on the next idle (nothing up the stack holds them then). */
-  cz_conn_t **closed;
+  cz_conn_t **closed; /* slot_cap entries */
   uint32_t closed_len;
-  uint32_t closed_cap;
   int epfd;
   uv_poll_t poller; /* the epoll set, on Node's loop */
   uv_idle_t flusher;
@@ -194,6 +193,10 @@ static int take_slot(cz_engine_t *e, cz_conn_t *c) {
       uint32_t *free_slots = realloc(e->free_slots, cap * sizeof *free_slots);
       if (free_slots == NULL) return UV_ENOMEM;
       e->free_slots = free_slots;
+      /* A closed connection keeps its slot until it is reaped: room for all of them, so that closing never allocates. */
+      cz_conn_t **closed = realloc(e->closed, cap * sizeof *closed);
+      if (closed == NULL) return UV_ENOMEM;
+      e->closed = closed;
       e->slot_cap = cap;
     }
     index = e->slot_count++;
@@ -504,13 +507,6 @@ static void do_close(cz_conn_t *c) {
   close(c->fd);
   c->fd = -1;
   if (e->freeing) return;
-  if (e->closed_len == e->closed_cap) {
-    uint32_t cap = e->closed_cap == 0 ? 64 : e->closed_cap * 2;
-    cz_conn_t **closed = realloc(e->closed, cap * sizeof *closed);
-    if (closed == NULL) abort(); /* a closed connection that could be neither kept nor freed */
-    e->closed = closed;
-    e->closed_cap = cap;
-  }
   e->closed[e->closed_len++] = c;
   if (!uv_is_active((uv_handle_t *)&e->flusher)) uv_idle_start(&e->flusher, on_idle);
 }
