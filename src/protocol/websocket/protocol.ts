@@ -89,7 +89,8 @@ export class WebSocketProtocol {
   private messageOpcode = 0;
   private messageCompressed = false;
   private messageLength = 0;
-  private fragments: Buffer[] = [];
+  /** Frames of a message in more than one (or compressed); made for it. */
+  private fragments: Buffer[] | null = null;
   private utf8: Utf8Validator | null = null;
 
   constructor(private readonly handler: ProtocolHandler, private readonly options: ProtocolOptions) {}
@@ -267,10 +268,10 @@ export class WebSocketProtocol {
     this.messageLength += payload.length;
     const isText = this.messageOpcode === Opcode.Text;
     if (this.messageCompressed) {
-      this.fragments.push(payload);
+      const parts = (this.fragments ??= []);
+      parts.push(payload);
       if (!this.fin) return;
-      const parts = this.fragments;
-      this.fragments = [];
+      this.fragments = null;
       this.state = State.Inflating;
       if (this.handler.onCompressedMessage === undefined) {
         this.fail(CloseCode.InternalError, "No inflater");
@@ -279,7 +280,7 @@ export class WebSocketProtocol {
       this.handler.onCompressedMessage(parts, !isText);
       return;
     }
-    if (this.fin && this.fragments.length === 0) {
+    if (this.fin && this.fragments === null) {
       // The common case: a whole message in one frame.
       this.messageOpcode = 0;
       this.messageLength = 0;
@@ -295,13 +296,14 @@ export class WebSocketProtocol {
       this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
       return;
     }
-    this.fragments.push(payload);
+    const parts = (this.fragments ??= []);
+    parts.push(payload);
     if (!this.fin) return;
     if (isText && !this.utf8!.isComplete) {
       this.fail(CloseCode.InvalidPayload, "Text message ends inside a character");
       return;
     }
-    const data = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments, this.messageLength);
+    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.messageLength);
     this.resetMessage();
     this.handler.onMessage(data, !isText);
   }
@@ -343,7 +345,7 @@ export class WebSocketProtocol {
     this.messageOpcode = 0;
     this.messageCompressed = false;
     this.messageLength = 0;
-    if (this.fragments.length > 0) this.fragments = [];
+    this.fragments = null;
     this.utf8?.reset();
   }
 
