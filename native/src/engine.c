@@ -117,6 +117,7 @@ struct cz_engine {
   uint32_t starting_len;
   uint32_t starting_cap;
   int batch_depth;
+  int flushing; /* in the flush at the end of a batch: its events were delivered already */
   /* Closed connections, reported and freed on the next idle (nothing up the stack holds them then). */
   cz_conn_t **closed; /* slot_cap entries */
   uint32_t closed_len;
@@ -162,7 +163,9 @@ static void end(cz_engine_t *e) {
   if (e->batch_depth == 1) {
     /* Handlers run now, so that what they send leaves with this batch's writes. */
     e->events.deliver(e->ctx);
+    e->flushing = 1;
     flush_dirty(e);
+    e->flushing = 0;
   }
   if (--e->batch_depth == 0) e->events.end(e->ctx);
 }
@@ -343,7 +346,10 @@ static void check_drain(cz_conn_t *c) {
   if ((c->flags & F_OVER_LIMIT) && buffered(c) < c->profile->max_buffered) {
     c->flags &= ~F_OVER_LIMIT;
     cz_engine_t *e = c->engine;
-    if (!(c->flags & F_FINISHED)) e->events.on_drain(e->ctx, c->id);
+    if (c->flags & F_FINISHED) return;
+    e->events.on_drain(e->ctx, c->id);
+    /* Reported after the batch's events went out: the next idle delivers it. */
+    if (e->flushing && !uv_is_active((uv_handle_t *)&e->flusher)) uv_idle_start(&e->flusher, on_idle);
   }
 }
 

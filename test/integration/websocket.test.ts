@@ -453,6 +453,29 @@ describe("WebSocket limits and lifecycle", () => {
     }
   });
 
+  test("onDrain comes as soon as a send over maxBufferedBytes has gone out", async () => {
+    // Heartbeats off and no close timer close by: nothing else happens on the connection that could carry the event.
+    const app = testApp({ websocket: { maxBufferedBytes: 64 * 1024, pingIntervalMs: 0, closeTimeoutMs: 60_000 } });
+    app.websocket("/big", {
+      onMessage: (ws) => void ws.sendText(`${ws.sendBytes(Buffer.alloc(100 * 1024))}`),
+      onDrain: (ws) => void ws.sendText("drained"),
+    });
+    const served = await serve(app);
+    try {
+      const client = await open(`ws://127.0.0.1:${served.port}/big`);
+      const texts: string[] = [];
+      client.on("message", (data, isBinary) => void (isBinary || texts.push(String(data))));
+      const started = Date.now();
+      client.send("go");
+      await waitFor(() => texts.includes("drained"), 5_000, "onDrain");
+      assert.equal(texts[0], "backpressure");
+      assert.ok(Date.now() - started < 500, `onDrain after ${Date.now() - started} ms`);
+      client.close();
+    } finally {
+      await served.close();
+    }
+  });
+
   test("short sends to a client that stops reading: ok, then backpressure at maxBufferedBytes, then closed", async () => {
     const app = testApp({ websocket: { maxBufferedBytes: 64 * 1024, overLimitPolicy: "wait", pingIntervalMs: 0 } });
     let statuses: string[] = [];

@@ -201,7 +201,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     // A broadcast reaches each member once per publish: a direct write (one system call, no
     // cork and no writev) is the cheapest way out. Inside a read the socket is corked already
     // and the frame joins the batch.
-    this.socket.write(frame);
+    this.put(frame);
     return status;
   }
 
@@ -240,7 +240,16 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
 
   write(data: Uint8Array): void {
     this.cork();
-    this.socket.write(data);
+    this.put(data);
+  }
+
+  /**
+   * Over the limit, a write tells when it is out: node:net emits "drain" only past the socket's
+   * high-water mark (256 KiB), and a smaller `maxBufferedBytes` would never hear of it.
+   */
+  private put(data: Uint8Array): void {
+    if (this.wasOverLimit) this.socket.write(data, () => this.handleDrain());
+    else this.socket.write(data);
   }
 
   onMessage(data: Buffer, isBinary: boolean): void {
@@ -296,7 +305,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
 
   /** @internal */
   handleDrain(): void {
-    if (this.wasOverLimit && this.socket.writableLength < this.options.maxBufferedBytes) {
+    if (this.wasOverLimit && !this.finished && this.socket.writableLength < this.options.maxBufferedBytes) {
       this.wasOverLimit = false;
       this.events.onDrain(this);
     }
@@ -367,15 +376,15 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     }
     this.cork();
     if (typeof data === "string") {
-      this.socket.write(encodeFrame(opcode, data));
+      this.put(encodeFrame(opcode, data));
     } else if (length < 16 * 1024) {
-      this.socket.write(encodeFrame(opcode, data));
+      this.put(encodeFrame(opcode, data));
     } else {
       // Large payloads are not copied: the header and the payload go out in one writev.
       const header = Buffer.allocUnsafe(headerLength(length, false));
       writeHeader(header, 0, opcode, length, true, false);
       this.socket.write(header);
-      this.socket.write(data);
+      this.put(data);
     }
     return status;
   }
@@ -389,7 +398,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
       this.queuedBytes -= length;
       if (!this.finished && !this.protocol.closeSent && !this.socket.destroyed) {
         this.cork();
-        this.socket.write(frame!);
+        this.put(frame!);
       }
     }
     if (queue.length > 0) return;
