@@ -319,7 +319,6 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   private endStream(stream: NativeStream, code: number): void {
     this.forget(stream.id);
     this.streamTotal--;
-    stream.finished = true;
     try {
       stream.owner.streamEnded(code === 0 ? CloseCode.Abnormal : code);
     } catch (error) {
@@ -496,8 +495,6 @@ export class NativeConnection implements WebSocketTransport {
  * they are (the response has no chunked framing: it ends when the connection does).
  */
 export class NativeStream {
-  /** @internal Set when the engine reported the end. */
-  finished = false;
   /** Where the bytes written are counted, if anywhere. */
   counter: { bytes: number } | null = null;
 
@@ -508,6 +505,11 @@ export class NativeStream {
     /** @internal */
     readonly owner: StreamOwner,
   ) {}
+
+  /** @internal Whether the engine reported the end. */
+  get finished(): boolean {
+    return !this.engine.holds(this);
+  }
 
   /** Bytes not yet taken by the kernel. */
   get bufferedBytes(): number {
