@@ -417,7 +417,7 @@ static void flush_dirty(cz_engine_t *e) {
   }
 }
 
-static void start_reading(cz_engine_t *e, cz_conn_t *c);
+static void start_reading(cz_conn_t *c);
 
 static void on_idle(uv_idle_t *idle) {
   cz_engine_t *e = idle->data;
@@ -429,7 +429,7 @@ static void on_idle(uv_idle_t *idle) {
   uint32_t count = e->starting_len;
   for (uint32_t i = 0; i < count; i++) {
     cz_conn_t *c = find(e, e->starting[i]);
-    if (c != NULL) start_reading(e, c);
+    if (c != NULL) start_reading(c);
   }
   e->starting_len -= count;
   memmove(e->starting, e->starting + count, e->starting_len * sizeof *e->starting);
@@ -1052,8 +1052,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
 }
 
 /* Reading starts (after adoption) or goes on (after a pause). */
-static void start_reading(cz_engine_t *e, cz_conn_t *c) {
-  (void)e;
+static void start_reading(cz_conn_t *c) {
   if (c->flags & (F_PAUSED | F_CLOSING)) return;
   c->flags |= F_READING;
   /* Edge-triggered: what came before reading started (or while paused) brings no new event. */
