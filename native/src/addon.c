@@ -10,39 +10,9 @@
 #include "engine.h"
 #include "frame.h"
 
-/*
- * Large messages reach JavaScript in blocks the addon takes back once their Buffer is collected,
- * and gives out again: a fresh allocation of 16 KiB or more page-faults on every message once
- * malloc has given the memory back to the system, which cost more than copying the message.
- * Blocks come in power-of-two classes from 16 KiB to 4 MiB; at most BLOCK_IDLE_MAX bytes of them
- * wait for reuse. The pool outlives the addon while JavaScript still holds blocks.
- */
-#define BLOCK_MIN_SHIFT 14
-#define BLOCK_CLASSES 9
-#define BLOCK_IDLE_MAX ((size_t)32 << 20)
-#define BLOCK_HEADER 32
-
-typedef struct block_pool block_pool_t;
-
-typedef struct block {
-  block_pool_t *pool;
-  struct block *next;
-  int cls;
-} block_t;
-
-_Static_assert(sizeof(block_t) <= BLOCK_HEADER, "a block's data starts after its header");
-
-struct block_pool {
-  block_t *idle[BLOCK_CLASSES];
-  size_t idle_bytes;
-  size_t held; /* blocks JavaScript holds */
-  int closed;
-};
-
 typedef struct {
   napi_env env;
   cz_engine_t *engine;
-  block_pool_t *blocks;
   napi_ref handlers; /* { onMessage, onPing, onPong, onDrain, onClose } */
   napi_ref resource;
   napi_async_context context;
@@ -118,53 +88,28 @@ static void ev_end(void *ctx) {
 
 static void call(addon_t *a, const char *name, size_t argc, napi_value *argv);
 
-static size_t block_size(int cls) {
-  return (size_t)1 << (BLOCK_MIN_SHIFT + cls);
-}
-
-static void block_release(napi_env env, void *data, void *hint) {
+static void release_bytes(napi_env env, void *data, void *hint) {
   (void)env;
   (void)data;
-  block_t *b = hint;
-  block_pool_t *pool = b->pool;
-  pool->held--;
-  if (!pool->closed && pool->idle_bytes + block_size(b->cls) <= BLOCK_IDLE_MAX) {
-    b->next = pool->idle[b->cls];
-    pool->idle[b->cls] = b;
-    pool->idle_bytes += block_size(b->cls);
-  } else {
-    free(b);
-  }
-  if (pool->closed && pool->held == 0) free(pool);
+  cz_bytes_free(hint);
 }
 
-/* A Buffer with a copy of `data`, in a block of the pool when one fits. */
-static napi_value large_buffer(addon_t *a, const uint8_t *data, size_t len) {
+/*
+ * A Buffer over a large message: over the engine's buffer it was gathered in (`owned`), else over
+ * a copy in one of the engine's pooled buffers; the buffer is let go when the Buffer is collected
+ * (a fresh allocation of 16 KiB or more page-faults on every message, which costs more than the copy).
+ */
+static napi_value large_buffer(addon_t *a, const uint8_t *data, size_t len, cz_bytes_t *owned) {
   napi_env env = a->env;
   napi_value out = NULL;
-  block_pool_t *pool = a->blocks;
-  int cls = 0;
-  while (cls < BLOCK_CLASSES && block_size(cls) < len) cls++;
-  if (pool != NULL && cls < BLOCK_CLASSES) {
-    block_t *b = pool->idle[cls];
-    if (b != NULL) {
-      pool->idle[cls] = b->next;
-      pool->idle_bytes -= block_size(cls);
-    } else {
-      b = malloc(BLOCK_HEADER + block_size(cls));
-    }
-    if (b != NULL) {
-      b->pool = pool;
-      b->cls = cls;
-      pool->held++;
-      uint8_t *at = (uint8_t *)b + BLOCK_HEADER;
-      memcpy(at, data, len);
-      if (napi_create_external_buffer(env, len, at, block_release, b, &out) == napi_ok) return out;
-      block_release(env, at, b);
-    }
+  cz_bytes_t *b = owned != NULL ? owned : cz_bytes_reserve(cz_engine_buffers(a->engine), NULL, len);
+  if (b != NULL) {
+    if (b != owned) data = memcpy(b->data, data, len);
+    if (napi_create_external_buffer(env, len, (void *)data, release_bytes, b, &out) == napi_ok) return out;
   }
   void *copy;
   napi_create_buffer_copy(env, len, data, &copy, &out);
+  cz_bytes_free(b);
   return out;
 }
 
@@ -186,13 +131,13 @@ static void ev_deliver(void *ctx) {
  * Add a record with `len` payload bytes; a large message goes on its own (onLarge), after the
  * records before it.
  */
-static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, size_t len, uint32_t code) {
+static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, size_t len, uint32_t code, cz_bytes_t *owned) {
   int large = len > INBOX_BYTES || ((kind == R_TEXT || kind == R_BINARY) && len >= LARGE_MESSAGE);
   if (a->record_count == MAX_RECORDS || a->inbox_len + len > INBOX_BYTES || large) deliver(a);
   if (large) {
     napi_value argv[3];
     napi_create_uint32(a->env, id, &argv[0]);
-    argv[1] = large_buffer(a, data, len);
+    argv[1] = large_buffer(a, data, len, owned);
     napi_get_boolean(a->env, kind == R_BINARY, &argv[2]);
     call(a, "onLarge", 3, argv);
     return;
@@ -206,6 +151,7 @@ static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, 
   if (len > 0) memcpy(a->inbox + a->inbox_len, data, len);
   a->inbox_len += len;
   a->record_count++;
+  cz_bytes_free(owned);
 }
 
 static void call(addon_t *a, const char *name, size_t argc, napi_value *argv) {
@@ -233,24 +179,24 @@ static napi_value bytes(napi_env env, const uint8_t *data, size_t len) {
   return out;
 }
 
-static void ev_message(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary) {
-  record(ctx, binary ? R_BINARY : R_TEXT, id, data, len, 0);
+static void ev_message(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary, cz_bytes_t *owned) {
+  record(ctx, binary ? R_BINARY : R_TEXT, id, data, len, 0, owned);
 }
 
 static void ev_ping(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
-  record(ctx, R_PING, id, data, len, 0);
+  record(ctx, R_PING, id, data, len, 0, NULL);
 }
 
 static void ev_pong(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
-  record(ctx, R_PONG, id, data, len, 0);
+  record(ctx, R_PONG, id, data, len, 0, NULL);
 }
 
 static void ev_drain(void *ctx, uint32_t id) {
-  record(ctx, R_DRAIN, id, NULL, 0, 0);
+  record(ctx, R_DRAIN, id, NULL, 0, 0, NULL);
 }
 
 static void ev_close(void *ctx, uint32_t id, uint16_t code, const char *reason, size_t reason_len) {
-  record(ctx, R_CLOSE, id, (const uint8_t *)reason, reason_len, code);
+  record(ctx, R_CLOSE, id, (const uint8_t *)reason, reason_len, code, NULL);
 }
 
 static const cz_engine_events_t events = {ev_begin, ev_deliver, ev_end, ev_message, ev_ping, ev_pong, ev_drain, ev_close};
@@ -700,19 +646,6 @@ static void cleanup(void *data) {
   if (a->outbox_ref != NULL) napi_delete_reference(a->env, a->outbox_ref);
   if (a->state_ref != NULL) napi_delete_reference(a->env, a->state_ref);
   free(a->scratch);
-  block_pool_t *pool = a->blocks;
-  if (pool != NULL) {
-    /* Blocks JavaScript still holds come back through block_release, which frees the pool last. */
-    pool->closed = 1;
-    for (int cls = 0; cls < BLOCK_CLASSES; cls++) {
-      while (pool->idle[cls] != NULL) {
-        block_t *b = pool->idle[cls];
-        pool->idle[cls] = b->next;
-        free(b);
-      }
-    }
-    if (pool->held == 0) free(pool);
-  }
   free(a);
 }
 
@@ -727,7 +660,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   addon_t *a = calloc(1, sizeof *a);
   if (a == NULL) return NULL;
   a->env = env;
-  a->blocks = calloc(1, sizeof *a->blocks);
   uv_loop_t *loop;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
   a->engine = cz_engine_new(loop, &events, a);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "bytes.h"
 #include "frame.h"
 
 #define READ_SLAB (256 * 1024)
@@ -48,14 +49,6 @@ enum {
 #define READS_PER_TURN 8
 
 typedef struct cz_conn cz_conn_t;
-
-/* Bytes a connection holds between reads; allocated when needed, freed when used. */
-typedef struct {
-  size_t len;
-  size_t cap;
-  uint8_t data[];
-} cz_bytes_t;
-
 
 /* permessage-deflate state of a connection: the streams are made when first needed. */
 typedef struct {
@@ -132,6 +125,7 @@ struct cz_engine {
   size_t zbuf_cap;
   cz_block_t pool[POOL_SIZE];
   int pool_len;
+  cz_pool_t *buffers; /* for messages and held input (bytes.h) */
   cz_profile_t profiles[MAX_PROFILES];
   int profile_count;
   cz_engine_stats_t stats;
@@ -263,12 +257,6 @@ static uint8_t *pool_take(cz_engine_t *e, size_t need, size_t *cap) {
   return NULL;
 }
 
-static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap);
-
-static void bytes_free(cz_engine_t *e, cz_bytes_t *b) {
-  if (b != NULL) pool_give(e, (uint8_t *)b, sizeof *b + b->cap);
-}
-
 static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
   if (data == NULL) return;
   if (cap >= POOL_MIN && cap <= POOL_MAX_BYTES && e->pool_len < POOL_SIZE && !e->freeing) {
@@ -278,32 +266,6 @@ static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
     return;
   }
   free(data);
-}
-
-/*
- * `b` with room for `more` bytes past its length (NULL: a new one), or NULL without memory (`b`
- * stays). Large ones come from the engine's pool: a message of 64 KiB gathered in a fresh
- * allocation every time would page-fault (glibc maps allocations of 128 KiB and more anew).
- */
-static cz_bytes_t *bytes_reserve(cz_engine_t *e, cz_bytes_t *b, size_t more) {
-  size_t len = b == NULL ? 0 : b->len;
-  size_t cap = b == NULL ? 0 : b->cap;
-  if (len + more <= cap) return b;
-  cap = cap == 0 ? len + more : cap * 2 + sizeof *b;
-  if (cap < len + more) cap = len + more;
-  size_t block_cap;
-  cz_bytes_t *grown = sizeof *b + cap >= POOL_MIN ? (cz_bytes_t *)pool_take(e, sizeof *b + cap, &block_cap) : NULL;
-  if (grown != NULL) {
-    if (len > 0) memcpy(grown->data, b->data, len);
-    bytes_free(e, b);
-    cap = block_cap - sizeof *b;
-  } else {
-    grown = realloc(b, sizeof *b + cap);
-    if (grown == NULL) return NULL;
-  }
-  grown->len = len;
-  grown->cap = cap;
-  return grown;
 }
 
 static uint8_t *reserve(cz_conn_t *c, size_t n) {
@@ -478,8 +440,8 @@ static void report_close(cz_conn_t *c) {
 static void free_conn(cz_conn_t *c) {
   free(c->out);
   if (!is_stream(c)) {
-    bytes_free(c->engine, c->message);
-    bytes_free(c->engine, c->input);
+    cz_bytes_free(c->message);
+    cz_bytes_free(c->input);
     cz_parser_release(&c->parser);
     if (c->deflate != NULL) {
       if (c->deflate->inflater != NULL) inflateEnd(c->deflate->inflater);
@@ -563,13 +525,16 @@ static int count_message(cz_conn_t *c) {
 static void on_error(void *user, uint16_t code, const char *reason);
 static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, int binary);
 
-/* A complete message, within the rate limit, to JavaScript. */
-static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int binary) {
-  if (!count_message(c)) return;
+/* A complete message, within the rate limit, to JavaScript; `owned` (or NULL) goes with it. */
+static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int binary, cz_bytes_t *owned) {
+  if (!count_message(c)) {
+    cz_bytes_free(owned);
+    return;
+  }
   cz_engine_t *e = c->engine;
   c->last_message = c->last_received;
   e->stats.messages_in++;
-  e->events.on_message(e->ctx, c->id, data, len, binary);
+  e->events.on_message(e->ctx, c->id, data, len, binary, owned);
 }
 
 static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
@@ -579,10 +544,19 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
   if (first && last) {
     /* Whole in this read: delivered (or inflated) from where it is. */
     if (compressed) deliver_compressed(c, data, len, binary);
-    else deliver_message(c, data, len, binary);
+    else deliver_message(c, data, len, binary, NULL);
   } else {
-    if (first && c->message != NULL) c->message->len = 0;
-    cz_bytes_t *m = bytes_reserve(c->engine, c->message, len);
+    /*
+     * Gathered with room for the rest of its first frame (all of a message of one frame), up to
+     * one read's worth past what came: a peer that announces a large frame and sends it slowly
+     * holds no more than it sent plus that.
+     */
+    size_t more = len;
+    if (first) {
+      if (c->message != NULL) c->message->len = 0;
+      more += c->parser.payload_left < READ_SLAB ? (size_t)c->parser.payload_left : READ_SLAB;
+    }
+    cz_bytes_t *m = cz_bytes_reserve(c->engine->buffers, c->message, more);
     if (m == NULL) {
       c->fail_reason = "Out of memory";
       c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
@@ -593,11 +567,14 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
     memcpy(m->data + m->len, data, len);
     m->len += len;
     if (last) {
-      /* Delivered, then let go: an idle connection keeps no message buffer. */
+      /* Delivered in the buffer it was gathered in; an idle connection keeps no message buffer. */
       c->message = NULL;
-      if (compressed) deliver_compressed(c, m->data, m->len, binary);
-      else deliver_message(c, m->data, m->len, binary);
-      bytes_free(c->engine, m);
+      if (compressed) {
+        deliver_compressed(c, m->data, m->len, binary);
+        cz_bytes_free(m);
+      } else {
+        deliver_message(c, m->data, m->len, binary, m);
+      }
     }
   }
   return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
@@ -686,7 +663,7 @@ static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, in
     cz_parser_stop(&c->parser);
     return;
   }
-  deliver_message(c, e->zbuf, produced, binary);
+  deliver_message(c, e->zbuf, produced, binary, NULL);
 }
 
 /*
@@ -768,7 +745,7 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
     done += cz_parse(&c->parser, data + done, len - done, &parser_events, c);
   }
   if (done < len && (c->flags & F_PAUSED) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
-    cz_bytes_t *input = bytes_reserve(c->engine, NULL, len - done);
+    cz_bytes_t *input = cz_bytes_reserve(c->engine->buffers, NULL, len - done);
     if (input == NULL) {
       do_close(c);
       return;
@@ -792,7 +769,7 @@ static void read_some(cz_conn_t *c) {
     c->input = NULL;
     c->last_received = now_ms(e);
     consume(c, input->data, input->len);
-    bytes_free(e, input);
+    cz_bytes_free(input);
   }
   for (int reads = 0; reads < READS_PER_TURN; reads++) {
     if (c->flags & (F_CLOSING | F_PAUSED)) return;
@@ -922,7 +899,16 @@ cz_engine_t *cz_engine_new(uv_loop_t *loop, const cz_engine_events_t *events, vo
   e->sweeper.data = e;
   uv_unref((uv_handle_t *)&e->sweeper);
   e->handles_open = 3;
+  e->buffers = cz_pool_new();
+  if (e->buffers == NULL) {
+    cz_engine_free(e);
+    return NULL;
+  }
   return e;
+}
+
+cz_pool_t *cz_engine_buffers(cz_engine_t *e) {
+  return e->buffers;
 }
 
 static void after_engine_handle(uv_handle_t *handle) {
@@ -952,6 +938,9 @@ void cz_engine_free(cz_engine_t *e) {
   e->closed_len = 0;
   for (int i = 0; i < e->pool_len; i++) free(e->pool[i].data);
   e->pool_len = 0;
+  /* Buffers the caller still holds come back to the pool after this, which frees it last. */
+  cz_pool_close(e->buffers);
+  e->buffers = NULL;
   free(e->zbuf);
   e->zbuf = NULL;
   e->zbuf_cap = 0;
@@ -1039,7 +1028,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   }
   /* Reading starts on the next idle, after the caller knows the id; the head goes first. */
   if (head_len > 0 && !stream) {
-    c->input = bytes_reserve(e, NULL, head_len);
+    c->input = cz_bytes_reserve(e->buffers, NULL, head_len);
     if (c->input == NULL) {
       do_close(c);
       return 0;

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "bytes.h"
+
 enum { CZ_SEND_OK = 0, CZ_SEND_BACKPRESSURE = 1, CZ_SEND_DROPPED = 2, CZ_SEND_CLOSED = 3 };
 enum { CZ_POLICY_WAIT = 0, CZ_POLICY_DROP = 1, CZ_POLICY_CLOSE = 2 };
 /*
@@ -52,7 +54,12 @@ typedef struct cz_engine_events {
   /* The batch's events are all reported: hand them over (before the batch's writes go out). */
   void (*deliver)(void *ctx);
   void (*end)(void *ctx);
-  void (*on_message)(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary);
+  /*
+   * A complete message. `owned` is NULL (the bytes are valid during the call) or the buffer they
+   * lie in (a message gathered from several reads), which the callee now owns and lets go with
+   * cz_bytes_free.
+   */
+  void (*on_message)(void *ctx, uint32_t id, const uint8_t *data, size_t len, int binary, cz_bytes_t *owned);
   void (*on_ping)(void *ctx, uint32_t id, const uint8_t *data, size_t len);
   void (*on_pong)(void *ctx, uint32_t id, const uint8_t *data, size_t len);
   void (*on_drain)(void *ctx, uint32_t id);
@@ -65,6 +72,8 @@ typedef struct cz_engine cz_engine_t;
 cz_engine_t *cz_engine_new(uv_loop_t *loop, const cz_engine_events_t *events, void *ctx);
 /* Close every connection at once and free the engine once libuv let go of its handles. */
 void cz_engine_free(cz_engine_t *e);
+/* The engine's buffer pool (bytes.h), open until the engine is freed. */
+cz_pool_t *cz_engine_buffers(cz_engine_t *e);
 int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile);
 
 /*
