@@ -45,6 +45,15 @@ describe("WebSocket over real sockets", () => {
       ws.sendText(sha256(message));
     },
   });
+  // Keeps every binary message whose first byte is 1; a text message asks for their digests.
+  const held: Buffer[] = [];
+  app.websocket("/hold", {
+    onMessage: (ws, message) => {
+      if (typeof message === "string") return void ws.sendText(held.map(sha256).join(","));
+      if (message[0] === 1) held.push(message);
+      ws.sendText(sha256(message));
+    },
+  });
   app.websocket("/events", {
     onOpen: (ws) => void ws.sendText(`hello ${ws.id}`),
     onMessage: (ws, message, isBinary) => void ws.send(isBinary ? message : `got ${message}`),
@@ -176,6 +185,39 @@ describe("WebSocket over real sockets", () => {
     await waitFor(() => replies.length === sent.length + 1, 5_000);
     assert.equal(replies.at(-1), sent.slice(0, 4).join(","));
     ws.close();
+  });
+
+  test("a message that arrives in pieces and is kept by a handler stays as it was while many more arrive", async () => {
+    const client = await rawWebSocket(served.port, "/hold");
+    const keep = (size: number): Buffer => Buffer.concat([Buffer.from([1]), randomBytes(size - 1)]);
+    // One frame written in three pieces, apart (so it is read in pieces), and a message of two frames.
+    const single = keep(200_000);
+    const frame = clientFrame(0x2, single);
+    for (const [from, to] of [[0, 1_000], [1_000, 120_000], [120_000, frame.length]]) {
+      client.write(frame.subarray(from, to));
+      await sleep(30);
+    }
+    const split = keep(150_000);
+    client.write(clientFrame(0x2, split.subarray(0, 70_000), { fin: false }));
+    await sleep(30);
+    client.write(clientFrame(0x0, split.subarray(70_000)));
+    // Then many more, of the same sizes, in pieces too: buffers let go of would be reused for them.
+    const others: Buffer[] = [];
+    for (let i = 0; i < 40; i++) {
+      const other = randomBytes(i % 2 === 0 ? 200_000 : 150_000);
+      other[0] = 0;
+      others.push(other);
+      const bytes = clientFrame(0x2, other);
+      client.write(bytes.subarray(0, 50_000));
+      await sleep(2);
+      client.write(bytes.subarray(50_000));
+    }
+    await waitFor(() => client.frames.length === 42, 10_000, "a digest for every message");
+    assert.deepEqual(client.frames.map((f) => f.payload.toString()), [single, split, ...others].map(sha256));
+    client.write(clientFrame(0x1, "check"));
+    await waitFor(() => client.frames.length === 43, 5_000, "the kept messages' digests");
+    assert.equal(client.frames[42]!.payload.toString(), [single, split].map(sha256).join(","));
+    client.socket.destroy();
   });
 
   test("event-style handlers", async () => {
