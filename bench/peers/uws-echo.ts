@@ -2,8 +2,11 @@
 import * as uws from "uws-pack";
 import { listenPort, ready } from "./common.js";
 
+// UWS_DEFLATE=1: permessage-deflate with context takeover both ways (uWS runs zlib on its loop).
+const compression = process.env.UWS_DEFLATE === "1" ? uws.DEDICATED_COMPRESSOR | uws.DEDICATED_DECOMPRESSOR : uws.DISABLED;
+
 uws.App().ws("/echo", {
-  compression: 0,
+  compression,
   maxPayloadLength: 16 * 1024 * 1024,
   maxBackpressure: 64 * 1024 * 1024,
   idleTimeout: 0,

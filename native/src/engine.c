@@ -17,6 +17,10 @@
 #include "frame.h"
 
 #define READ_SLAB (256 * 1024)
+/* Inflated bytes of one message made on the loop; the rest is made on the thread pool. */
+#define INLINE_INFLATE (256 * 1024)
+/* Sends this large (before compression) are compressed on the thread pool. */
+#define DEFLATE_INLINE_MAX (64 * 1024)
 #define INDEX_BITS 22
 #define INDEX_MASK ((1u << INDEX_BITS) - 1)
 _Static_assert(CZ_MAX_SLOTS == (1u << INDEX_BITS), "engine.h's CZ_MAX_SLOTS is the slot count");
@@ -42,19 +46,52 @@ enum {
   F_STOP = 1 << 9,       /* stop parsing the current read */
   F_READING = 1 << 10,   /* reading started (after the bytes read before adoption) */
   F_WANT_WRITE = 1 << 11, /* the kernel took part of the output: the rest goes at the next EPOLLOUT */
-  F_PING_SENT = 1 << 12   /* a ping of ours waits for its answer */
+  F_PING_SENT = 1 << 12,  /* a ping of ours waits for its answer */
+  F_BUSY = 1 << 13,       /* a message is being inflated on the thread pool: parsing waits for it */
+  F_DEFER = 1 << 14       /* compressions run on the thread pool: what is written meanwhile waits behind them */
 };
+/* What stops reading and parsing: the caller's pause, or an inflation on the thread pool. */
+#define F_HELD (F_PAUSED | F_BUSY)
 
 /* Reads of READ_SLAB bytes one connection gets per turn of the loop before the others' turn. */
 #define READS_PER_TURN 8
 
 typedef struct cz_conn cz_conn_t;
 
+/*
+ * zlib work of one message on the libuv thread pool: the rest of an inflation that went past
+ * INLINE_INFLATE bytes, or the compression of a send of DEFLATE_INLINE_MAX bytes or more. The
+ * worker touches only the job and its stream, and allocates with malloc (never from the pool).
+ */
+typedef struct cz_zjob cz_zjob_t;
+struct cz_zjob {
+  uv_work_t work;
+  cz_conn_t *conn; /* NULL once the connection is freed: the job then only cleans up */
+  z_stream *z;     /* the connection's stream; the job's own once the connection is freed */
+  cz_zjob_t *next; /* the compression after this one */
+  cz_bytes_t *input;
+  cz_bytes_t *output; /* inflation: the message; compression: the frame, from `frame_off` */
+  cz_bytes_t *after;  /* compression: what was written after this message, before the next */
+  uint64_t max;       /* inflation: maxMessageBytes */
+  size_t frame_off;
+  const char *reason; /* with `code`, when the work failed */
+  uint16_t code;
+  uint8_t inflating;  /* 1: an inflation; 0: a compression */
+  uint8_t binary;     /* inflation: the message's type */
+  uint8_t opcode;     /* compression: the frame's */
+  uint8_t ended;      /* inflation: the stream ended (a final block) */
+  uint8_t reset;      /* compression: start the next message afresh (server_no_context_takeover) */
+  uint8_t started;
+};
+
 /* permessage-deflate state of a connection: the streams are made when first needed. */
 typedef struct {
   cz_deflate_params_t params;
   z_stream *inflater;
   z_stream *deflater;
+  cz_zjob_t *inflation;   /* while F_BUSY */
+  cz_zjob_t *first, *last; /* compressions in order, while F_DEFER: the first runs on the pool */
+  size_t pending;          /* bytes the compressions hold (their input and what waits behind): buffered */
 } cz_deflate_t;
 
 /*
@@ -215,6 +252,7 @@ static void release_slot(cz_engine_t *e, cz_conn_t *c) {
 }
 
 static void do_close(cz_conn_t *c);
+static void job_free(cz_zjob_t *j, int own_stream);
 static void on_idle(uv_idle_t *idle);
 static void reap(cz_engine_t *e);
 static cz_conn_t *find(cz_engine_t *e, uint32_t id);
@@ -222,7 +260,7 @@ static cz_conn_t *find(cz_engine_t *e, uint32_t id);
 /* ---- output ---- */
 
 static size_t buffered(const cz_conn_t *c) {
-  return c->out_len;
+  return c->out_len + ((c->flags & F_DEFER) ? c->deflate->pending : 0);
 }
 
 static int is_open(const cz_conn_t *c);
@@ -268,7 +306,8 @@ static void pool_give(cz_engine_t *e, uint8_t *data, size_t cap) {
   free(data);
 }
 
-static uint8_t *reserve(cz_conn_t *c, size_t n) {
+/* Room for `n` bytes at the end of the output. */
+static uint8_t *reserve_out(cz_conn_t *c, size_t n) {
   if (c->out == NULL && c->out_len + n >= POOL_MIN) c->out = pool_take(c->engine, c->out_len + n, &c->out_cap);
   if (c->out_off + c->out_len + n > c->out_cap) {
     if (c->out_off > 0) {
@@ -287,6 +326,20 @@ static uint8_t *reserve(cz_conn_t *c, size_t n) {
   uint8_t *at = c->out + c->out_off + c->out_len;
   c->out_len += n;
   mark_dirty(c);
+  publish(c);
+  return at;
+}
+
+/* Room for `n` bytes to send: after the output, or, while compressions run, behind the last one. */
+static uint8_t *reserve(cz_conn_t *c, size_t n) {
+  if (!(c->flags & F_DEFER)) return reserve_out(c, n);
+  cz_deflate_t *d = c->deflate;
+  cz_bytes_t *after = cz_bytes_reserve(c->engine->buffers, d->last->after, n);
+  if (after == NULL) return NULL;
+  d->last->after = after;
+  uint8_t *at = after->data + after->len;
+  after->len += n;
+  d->pending += n;
   publish(c);
   return at;
 }
@@ -444,6 +497,21 @@ static void free_conn(cz_conn_t *c) {
     cz_bytes_free(c->input);
     cz_parser_release(&c->parser);
     if (c->deflate != NULL) {
+      /* A job running on the thread pool keeps its stream and frees it when it is done. */
+      cz_deflate_t *d = c->deflate;
+      if (d->inflation != NULL) {
+        d->inflation->conn = NULL;
+        d->inflater = NULL;
+      }
+      for (cz_zjob_t *j = d->first, *next; j != NULL; j = next) {
+        next = j->next;
+        if (j->started) {
+          j->conn = NULL;
+          d->deflater = NULL;
+        } else {
+          job_free(j, 0);
+        }
+      }
       if (c->deflate->inflater != NULL) inflateEnd(c->deflate->inflater);
       if (c->deflate->deflater != NULL) deflateEnd(c->deflate->deflater);
       free(c->deflate->inflater);
@@ -577,7 +645,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
       }
     }
   }
-  return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
+  return (c->flags & (F_CLOSING | F_HELD | F_STOP)) != 0;
 }
 
 /* Room for `need` bytes in the engine's zlib output buffer. */
@@ -592,10 +660,42 @@ static int zbuf_reserve(cz_engine_t *e, size_t need) {
   return 1;
 }
 
+/* What one inflate() call means for a message: 0 go on, 1 input used up, 2 the stream ended, -1 bad data. */
+static int inflate_result(const z_stream *z, int rc) {
+  if (rc == Z_STREAM_END) return 2;
+  if ((rc == Z_BUF_ERROR || rc == Z_OK) && z->avail_in == 0 && z->avail_out > 0) return 1;
+  if ((rc != Z_OK && rc != Z_BUF_ERROR) || (rc == Z_BUF_ERROR && z->avail_out > 0)) return -1;
+  return 0;
+}
+
+/* A message inflated (`ended`: by a final block): the stream is made ready for the next, the message delivered. */
+static void inflated(cz_conn_t *c, int ended, const uint8_t *data, size_t len, int binary, cz_bytes_t *owned) {
+  cz_deflate_t *d = c->deflate;
+  if (d->params.client_no_context_takeover) {
+    /* Every message stands alone: an idle connection keeps no inflater. */
+    inflateEnd(d->inflater);
+    free(d->inflater);
+    d->inflater = NULL;
+  } else if (ended) {
+    /* A final block: the next message starts a new stream. */
+    inflateReset(d->inflater);
+  }
+  if (!binary && !cz_utf8_valid(data, len)) {
+    cz_bytes_free(owned);
+    on_error(c, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message");
+    cz_parser_stop(&c->parser);
+    return;
+  }
+  deliver_message(c, data, len, binary, owned);
+}
+
+static void queue_job(cz_engine_t *e, cz_zjob_t *j);
+
 /*
- * Inflate a compressed message (RFC 7692 §7.2.2: with the 00 00 ff ff tail put
- * back), counting the output as it comes: past maxMessageBytes the connection fails with 1009,
- * so a compression bomb costs at most the limit.
+ * Inflate a compressed message (RFC 7692 §7.2.2: with the 00 00 ff ff tail put back), counting
+ * the output as it comes: past maxMessageBytes the connection fails with 1009, so a compression
+ * bomb costs at most the limit. The first INLINE_INFLATE bytes come out on the loop (most messages
+ * end there); the rest on the thread pool, while the connection's parsing waits (F_BUSY).
  */
 static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, int binary) {
   cz_engine_t *e = c->engine;
@@ -613,8 +713,8 @@ static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, in
   z_stream *z = d->inflater;
   static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
   size_t produced = 0;
-  int failed = 0, ended = 0;
-  for (int part = 0; part < 2 && !failed && !ended; part++) {
+  int result = 0;
+  for (int part = 0; part < 2 && result != 2; part++) {
     z->next_in = part == 0 ? (Bytef *)data : (Bytef *)tail;
     z->avail_in = part == 0 ? (uInt)len : 4;
     for (;;) {
@@ -631,47 +731,112 @@ static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, in
       produced += chunk - z->avail_out;
       if (produced > max) {
         on_error(c, CZ_CLOSE_TOO_BIG, "Message too large");
-        failed = 1;
-        break;
+        cz_parser_stop(&c->parser);
+        return;
       }
-      if (rc == Z_STREAM_END) {
-        /* A final block: the next message starts a new stream. */
-        ended = 1;
-        break;
-      }
-      if ((rc == Z_BUF_ERROR || rc == Z_OK) && z->avail_in == 0 && z->avail_out > 0) break;
-      if ((rc != Z_OK && rc != Z_BUF_ERROR) || (rc == Z_BUF_ERROR && z->avail_out > 0)) {
+      result = inflate_result(z, rc);
+      if (result < 0) {
         on_error(c, CZ_CLOSE_INVALID_PAYLOAD, "Invalid compressed data");
-        failed = 1;
-        break;
+        cz_parser_stop(&c->parser);
+        return;
+      }
+      if (result != 0) break;
+      if (produced >= INLINE_INFLATE) {
+        /* The rest on the thread pool: the input left (and the tail), the output so far. */
+        cz_zjob_t *j = calloc(1, sizeof *j);
+        size_t rest = z->avail_in + (part == 0 ? 4 : 0);
+        if (j != NULL) {
+          j->input = cz_bytes_reserve(NULL, NULL, rest);
+          j->output = cz_bytes_reserve(NULL, NULL, produced * 2);
+        }
+        if (j == NULL || j->input == NULL || j->output == NULL) {
+          if (j != NULL) {
+            cz_bytes_free(j->input);
+            cz_bytes_free(j->output);
+          }
+          free(j);
+          on_error(c, CZ_CLOSE_INTERNAL_ERROR, "Out of memory");
+          cz_parser_stop(&c->parser);
+          return;
+        }
+        memcpy(j->input->data, z->next_in, z->avail_in);
+        if (part == 0) memcpy(j->input->data + z->avail_in, tail, 4);
+        j->input->len = rest;
+        memcpy(j->output->data, e->zbuf, produced);
+        j->output->len = produced;
+        j->conn = c;
+        j->z = z;
+        j->max = max;
+        j->inflating = 1;
+        j->binary = (uint8_t)binary;
+        d->inflation = j;
+        c->flags |= F_BUSY;
+        queue_job(e, j);
+        return;
       }
     }
   }
-  if (failed) {
-    cz_parser_stop(&c->parser);
-    return;
-  }
-  if (ended && !d->params.client_no_context_takeover) inflateReset(z);
-  if (d->params.client_no_context_takeover) {
-    /* Every message stands alone: an idle connection keeps no inflater. */
-    inflateEnd(z);
-    free(z);
-    d->inflater = NULL;
-  }
-  if (!binary && !cz_utf8_valid(e->zbuf, produced)) {
-    on_error(c, CZ_CLOSE_INVALID_PAYLOAD, "Invalid UTF-8 in text message");
-    cz_parser_stop(&c->parser);
-    return;
-  }
-  deliver_message(c, e->zbuf, produced, binary, NULL);
+  inflated(c, result == 2, e->zbuf, produced, binary, NULL);
 }
 
-/*
- * Compress one message into the engine's zlib buffer (RFC 7692 §7.2.1: the 00 00 ff ff tail cut).
- * Returns the compressed length, or -1.
- */
-static long compress_message(cz_conn_t *c, const uint8_t *data, size_t len) {
+/* On the thread pool: inflate the rest of a message. */
+static void inflate_work(uv_work_t *work) {
+  cz_zjob_t *j = work->data;
+  z_stream *z = j->z;
+  z->next_in = j->input->data;
+  z->avail_in = (uInt)j->input->len;
+  for (;;) {
+    size_t room = (size_t)(j->max + 1 - j->output->len);
+    size_t chunk = room < INLINE_INFLATE ? room : INLINE_INFLATE;
+    cz_bytes_t *out = cz_bytes_reserve(NULL, j->output, chunk);
+    if (out == NULL) {
+      j->code = CZ_CLOSE_INTERNAL_ERROR;
+      j->reason = "Out of memory";
+      return;
+    }
+    j->output = out;
+    z->next_out = out->data + out->len;
+    z->avail_out = (uInt)chunk;
+    int rc = inflate(z, Z_SYNC_FLUSH);
+    out->len += chunk - z->avail_out;
+    if (out->len > j->max) {
+      j->code = CZ_CLOSE_TOO_BIG;
+      j->reason = "Message too large";
+      return;
+    }
+    int result = inflate_result(z, rc);
+    if (result < 0) {
+      j->code = CZ_CLOSE_INVALID_PAYLOAD;
+      j->reason = "Invalid compressed data";
+      return;
+    }
+    if (result != 0) {
+      j->ended = result == 2;
+      return;
+    }
+  }
+}
+
+/* Back on the loop: the message goes out, and the connection's parsing goes on. */
+static void after_inflate(cz_conn_t *c, cz_zjob_t *j) {
   cz_engine_t *e = c->engine;
+  c->deflate->inflation = NULL;
+  c->flags &= ~F_BUSY;
+  begin(e);
+  if (j->code != 0) {
+    on_error(c, j->code, j->reason);
+    cz_parser_stop(&c->parser);
+  } else {
+    cz_bytes_t *out = j->output;
+    j->output = NULL;
+    inflated(c, j->ended, out->data, out->len, j->binary, out);
+  }
+  if (!(c->flags & (F_HELD | F_CLOSING))) schedule_start(e, c);
+  end(e);
+}
+
+/* The connection's compressor, made when first needed; NULL without memory. */
+static z_stream *deflater(cz_conn_t *c) {
   cz_deflate_t *d = c->deflate;
   if (d->deflater == NULL) {
     d->deflater = calloc(1, sizeof *d->deflater);
@@ -679,21 +844,169 @@ static long compress_message(cz_conn_t *c, const uint8_t *data, size_t len) {
         deflateInit2(d->deflater, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)d->params.server_max_window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
       free(d->deflater);
       d->deflater = NULL;
-      return -1;
     }
   }
-  z_stream *z = d->deflater;
-  size_t bound = deflateBound(z, (uLong)len) + 16;
-  if (!zbuf_reserve(e, bound)) return -1;
+  return d->deflater;
+}
+
+/* Room to compress `len` bytes with one sync flush (compressBound plus the flush's empty block). */
+static size_t deflate_room(size_t len) {
+  return compressBound((uLong)len) + 16;
+}
+
+/*
+ * Compress one message into `out` (`room` bytes) with the 00 00 ff ff tail cut (RFC 7692 §7.2.1).
+ * Returns the compressed length, or -1.
+ */
+static long compress_into(z_stream *z, int reset, const uint8_t *data, size_t len, uint8_t *out, size_t room) {
   z->next_in = (Bytef *)data;
   z->avail_in = (uInt)len;
-  z->next_out = e->zbuf;
-  z->avail_out = (uInt)bound;
+  z->next_out = out;
+  z->avail_out = (uInt)room;
   int rc = deflate(z, Z_SYNC_FLUSH);
-  if (rc != Z_OK || z->avail_in != 0) return -1;
-  size_t out = bound - z->avail_out;
-  if (d->params.server_no_context_takeover) deflateReset(z);
-  return out >= 4 ? (long)(out - 4) : 0;
+  if (rc != Z_OK || z->avail_in != 0 || z->avail_out == 0) return -1;
+  size_t n = room - z->avail_out;
+  if (reset) deflateReset(z);
+  return n >= 4 ? (long)(n - 4) : 0;
+}
+
+/* Compress one message into the engine's zlib buffer; returns the compressed length, or -1. */
+static long compress_message(cz_conn_t *c, const uint8_t *data, size_t len) {
+  cz_engine_t *e = c->engine;
+  z_stream *z = deflater(c);
+  size_t room = deflate_room(len);
+  if (z == NULL || !zbuf_reserve(e, room)) return -1;
+  return compress_into(z, c->deflate->params.server_no_context_takeover, data, len, e->zbuf, room);
+}
+
+/* On the thread pool: compress one message into its frame (the header goes in front of the payload). */
+static void deflate_work(uv_work_t *work) {
+  cz_zjob_t *j = work->data;
+  cz_bytes_t *out = j->output;
+  long n = compress_into(j->z, j->reset, j->input->data, j->input->len, out->data + 10, out->cap - 10);
+  if (n < 0) {
+    j->code = CZ_CLOSE_INTERNAL_ERROR;
+    j->reason = "Compression failed";
+    return;
+  }
+  j->frame_off = 10 - cz_header_size((uint64_t)n);
+  cz_write_header(out->data + j->frame_off, j->opcode, (uint64_t)n, 1);
+  out->len = 10 + (size_t)n;
+}
+
+/*
+ * Back on the loop: the frame joins the output, then what was written after it; the next
+ * compression starts. A compression that failed fails the connection (what waits behind it goes).
+ */
+static void after_deflate(cz_conn_t *c, cz_zjob_t *j) {
+  cz_engine_t *e = c->engine;
+  cz_deflate_t *d = c->deflate;
+  d->first = j->next;
+  if (d->first == NULL) {
+    d->last = NULL;
+    c->flags &= ~F_DEFER;
+  }
+  d->pending -= j->input->len + (j->after != NULL ? j->after->len : 0);
+  if (c->flags & F_CLOSING) return;
+  begin(e);
+  if (j->code != 0) {
+    c->fail_reason = j->reason;
+    c->peer_code = j->code;
+    do_close(c);
+  } else {
+    size_t n = j->output->len - j->frame_off;
+    size_t more = j->after != NULL ? j->after->len : 0;
+    uint8_t *at = reserve_out(c, n + more);
+    if (at == NULL) {
+      c->fail_reason = "Out of memory";
+      c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
+      do_close(c);
+    } else {
+      memcpy(at, j->output->data + j->frame_off, n);
+      if (more > 0) memcpy(at + n, j->after->data, more);
+      e->stats.messages_out++;
+      if (d->first != NULL) queue_job(e, d->first);
+    }
+  }
+  end(e);
+}
+
+static void job_free(cz_zjob_t *j, int own_stream) {
+  if (own_stream && j->z != NULL) {
+    if (j->inflating) inflateEnd(j->z);
+    else deflateEnd(j->z);
+    free(j->z);
+  }
+  cz_bytes_free(j->input);
+  cz_bytes_free(j->output);
+  cz_bytes_free(j->after);
+  free(j);
+}
+
+static void job_work(uv_work_t *work) {
+  cz_zjob_t *j = work->data;
+  if (j->inflating) inflate_work(work);
+  else deflate_work(work);
+}
+
+static void job_done(uv_work_t *work, int status) {
+  (void)status;
+  cz_zjob_t *j = work->data;
+  cz_conn_t *c = j->conn;
+  if (c == NULL) {
+    /* The connection went while the job ran: the job had the stream to itself, and ends it. */
+    job_free(j, 1);
+    return;
+  }
+  if (j->inflating) {
+    if (c->flags & F_CLOSING) {
+      c->deflate->inflation = NULL;
+      c->flags &= ~F_BUSY;
+    } else {
+      after_inflate(c, j);
+    }
+  } else {
+    after_deflate(c, j);
+  }
+  job_free(j, 0);
+}
+
+static void queue_job(cz_engine_t *e, cz_zjob_t *j) {
+  j->work.data = j;
+  j->started = 1;
+  if (uv_queue_work(e->loop, &j->work, job_work, job_done) != 0) {
+    job_work(&j->work);
+    job_done(&j->work, 0);
+  }
+}
+
+/* A send to compress on the thread pool, after those before it; what is written meanwhile waits behind it. */
+static int queue_compression(cz_conn_t *c, int opcode, const uint8_t *data, size_t len) {
+  cz_engine_t *e = c->engine;
+  cz_deflate_t *d = c->deflate;
+  z_stream *z = deflater(c);
+  cz_zjob_t *j = z != NULL ? calloc(1, sizeof *j) : NULL;
+  if (j == NULL) return -1;
+  j->input = cz_bytes_reserve(e->buffers, NULL, len);
+  j->output = cz_bytes_reserve(e->buffers, NULL, 10 + deflate_room(len));
+  if (j->input == NULL || j->output == NULL) {
+    job_free(j, 0);
+    return -1;
+  }
+  memcpy(j->input->data, data, len);
+  j->input->len = len;
+  j->conn = c;
+  j->z = z;
+  j->opcode = (uint8_t)opcode;
+  j->reset = d->params.server_no_context_takeover;
+  if (d->last != NULL) d->last->next = j;
+  else d->first = j;
+  d->last = j;
+  d->pending += len;
+  c->flags |= F_DEFER;
+  publish(c);
+  if (d->first == j) queue_job(e, j);
+  return 0;
 }
 
 static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
@@ -710,7 +1023,7 @@ static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
     c->flags &= ~F_PING_SENT;
     e->events.on_pong(e->ctx, c->id, data, len);
   }
-  return (c->flags & (F_CLOSING | F_PAUSED | F_STOP)) != 0;
+  return (c->flags & (F_CLOSING | F_HELD | F_STOP)) != 0;
 }
 
 static void on_peer_close(void *user, uint16_t code, const uint8_t *reason, size_t reason_len) {
@@ -740,11 +1053,11 @@ static const cz_parser_events_t parser_events = {on_data, on_control, on_peer_cl
 /* Parse bytes; what is left when the connection pauses is kept for resume. */
 static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
   size_t done = 0;
-  while (done < len && !cz_parser_done(&c->parser) && !(c->flags & (F_CLOSING | F_PAUSED))) {
+  while (done < len && !cz_parser_done(&c->parser) && !(c->flags & (F_CLOSING | F_HELD))) {
     c->flags &= ~F_STOP;
     done += cz_parse(&c->parser, data + done, len - done, &parser_events, c);
   }
-  if (done < len && (c->flags & F_PAUSED) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
+  if (done < len && (c->flags & F_HELD) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
     cz_bytes_t *input = cz_bytes_reserve(c->engine->buffers, NULL, len - done);
     if (input == NULL) {
       do_close(c);
@@ -772,7 +1085,7 @@ static void read_some(cz_conn_t *c) {
     cz_bytes_free(input);
   }
   for (int reads = 0; reads < READS_PER_TURN; reads++) {
-    if (c->flags & (F_CLOSING | F_PAUSED)) return;
+    if (c->flags & (F_CLOSING | F_HELD)) return;
     ssize_t n = recv(c->fd, e->slab, READ_SLAB, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
     if (n < 0 && errno == EINTR) continue;
@@ -788,7 +1101,7 @@ static void read_some(cz_conn_t *c) {
     if (!is_stream(c) && !cz_parser_done(&c->parser)) consume(c, e->slab, (size_t)n);
     if ((size_t)n < READ_SLAB) return;
   }
-  if (!(c->flags & (F_CLOSING | F_PAUSED))) schedule_start(e, c);
+  if (!(c->flags & (F_CLOSING | F_HELD))) schedule_start(e, c);
 }
 
 /* The epoll set has events: one batch for all the connections that are ready. */
@@ -806,7 +1119,7 @@ static void on_ready(uv_poll_t *poller, int status, int events) {
     uint32_t got = ready[i].events;
     if ((got & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->out_len > 0) flush(c);
     /* Bytes that come while paused stay in the socket; resuming reads them (start_reading). */
-    if ((got & (EPOLLIN | EPOLLERR | EPOLLHUP)) && (c->flags & (F_READING | F_PAUSED | F_CLOSING)) == F_READING) read_some(c);
+    if ((got & (EPOLLIN | EPOLLERR | EPOLLHUP)) && (c->flags & (F_READING | F_HELD | F_CLOSING)) == F_READING) read_some(c);
   }
   end(e);
 }
@@ -1042,7 +1355,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
 
 /* Reading starts (after adoption) or goes on (after a pause). */
 static void start_reading(cz_conn_t *c) {
-  if (c->flags & (F_PAUSED | F_CLOSING)) return;
+  if (c->flags & (F_HELD | F_CLOSING)) return;
   c->flags |= F_READING;
   /* Edge-triggered: what came before reading started (or while paused) brings no new event. */
   read_some(c);
@@ -1115,6 +1428,12 @@ int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t
   int status = admit(c, len);
   if (status == CZ_SEND_DROPPED || status == CZ_SEND_CLOSED) return status;
   if (c->deflate != NULL && len >= c->deflate->params.threshold) {
+    /* A large message, or one behind those, is compressed on the thread pool. */
+    if (len >= DEFLATE_INLINE_MAX || (c->flags & F_DEFER)) {
+      if (queue_compression(c, opcode, data, len) == 0) return status;
+      cz_close(e, id, CZ_CLOSE_INTERNAL_ERROR, "Compression failed", 18);
+      return CZ_SEND_CLOSED;
+    }
     long n = compress_message(c, data, len);
     if (n < 0) {
       cz_close(e, id, CZ_CLOSE_INTERNAL_ERROR, "Compression failed", 18);

@@ -1,7 +1,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { constants, deflateRawSync } from "node:zlib";
+import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import WS from "ws";
 import { HTTPError, WebSocketDisconnect, WebSocketTimeoutError, type Dependency } from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
@@ -365,6 +365,52 @@ describe("WebSocket over real sockets", () => {
     const small = nextMessage(ws);
     ws.send("tiny");
     assert.equal((await small).data, "tiny");
+    ws.close();
+  });
+
+  test("permessage-deflate: large messages (inflated and compressed on the thread pool) keep their order with the small ones around them", async () => {
+    // Without context takeover both ways, every message is compressed (and inflated) on its own.
+    const client = await rawWebSocket(served.port, "/deflate", {
+      "Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+    });
+    assert.match(client.head, /permessage-deflate/i);
+    const large = "compress me ".repeat(75_000); // 900 KB of text: 256 KiB and more inflated
+    const random = randomBytes(500_000); // hardly compresses
+    const sent: Array<string | Buffer> = ["first", large, "second", random, "third", large.slice(0, 70_000), "fourth"];
+    const frame = (m: string | Buffer): Buffer => {
+      const compressed = deflateRawSync(m, { finishFlush: constants.Z_SYNC_FLUSH });
+      return clientFrame(typeof m === "string" ? 0x1 : 0x2, compressed.subarray(0, compressed.length - 4), { rsv1: true });
+    };
+    // One write: the server reads them all at once, and must not hand "second" over before the large one.
+    client.write(Buffer.concat(sent.map(frame)));
+    await waitFor(() => client.frames.length === sent.length, 10_000, "every echo");
+    const tail = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+    const replies = client.frames.map((f) => (f.rsv1 ? inflateRawSync(Buffer.concat([f.payload, tail]), { finishFlush: constants.Z_SYNC_FLUSH }) : f.payload));
+    assert.deepEqual(replies.map(sha256), sent.map((m) => sha256(Buffer.from(m))));
+    assert.ok(client.frames[1]!.rsv1 && client.frames[3]!.rsv1, "the large echoes are compressed");
+    client.socket.destroy();
+  });
+
+  test("permessage-deflate: invalid UTF-8 found past the first 256 KiB inflated closes with 1007", async () => {
+    const client = await rawWebSocket(served.port, "/deflate", { "Sec-WebSocket-Extensions": "permessage-deflate" });
+    const text = Buffer.concat([Buffer.alloc(400 * 1024, "a"), Buffer.from([0xff])]);
+    const compressed = deflateRawSync(text, { finishFlush: constants.Z_SYNC_FLUSH });
+    client.write(clientFrame(0x1, compressed.subarray(0, compressed.length - 4), { rsv1: true }));
+    assert.equal((await client.closeFrame(5_000)).code, 1007);
+    await client.closed;
+  });
+
+  test("permessage-deflate: a client that leaves while its large message is inflated and echoed does no harm", async () => {
+    for (let i = 0; i < 5; i++) {
+      const ws = await open(`${url}/deflate`, { perMessageDeflate: { threshold: 0 } });
+      ws.send("compress me ".repeat(80_000));
+      await sleep(i);
+      ws.terminate();
+    }
+    const ws = await open(`${url}/deflate`, { perMessageDeflate: { threshold: 0 } });
+    const reply = nextMessage(ws);
+    ws.send("still here");
+    assert.equal((await reply).data, "still here");
     ws.close();
   });
 

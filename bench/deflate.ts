@@ -1,0 +1,61 @@
+/**
+ * permessage-deflate under load: while one connection echoes 1 MiB JSON messages compressed both
+ * ways, how long does a 32-byte echo on another connection take? A server that inflates and
+ * compresses on its event loop holds every other connection up for as long as zlib runs. Server
+ * on CPU 0 (its thread pool too), bench/deflate-load.ts on CPU 1; medians of BENCH_REPEAT runs.
+ *
+ *   npm run bench:deflate
+ */
+import { spawnSync } from "node:child_process";
+import { cpus } from "node:os";
+import { median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 4);
+const repeat = Number(process.env.BENCH_REPEAT ?? 3);
+const port = Number(process.env.BENCH_PORT ?? 9420);
+
+const targets = [
+  { name: "catzilla native", script: "examples/conformance.ts", env: { CATZILLA_ENGINE: "native" } },
+  { name: "catzilla node", script: "examples/conformance.ts", env: { CATZILLA_ENGINE: "node" } },
+  { name: "ws+bufferutil", script: "bench/peers/ws-echo.ts", env: { WS_DEFLATE: "1" } },
+  { name: "uWebSockets.js", script: "bench/peers/uws-echo.ts", env: { UWS_DEFLATE: "1" } },
+].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
+
+function load(): Record<string, number> {
+  const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/deflate-load.ts"]);
+  const run = spawnSync(command, args, {
+    cwd: root, encoding: "utf8", timeout: (seconds + 60) * 1000,
+    env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, SECONDS: String(seconds) },
+  });
+  try {
+    return JSON.parse(run.stdout.trim().split("\n").pop() ?? "") as Record<string, number>;
+  } catch {
+    throw new Error(`load generator failed: ${run.stdout}\n${run.stderr}`);
+  }
+}
+
+console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}; server on CPU 0, load generator on CPU 1; ` +
+  `${seconds} s per run, median of ${repeat}`);
+const results: Record<string, Record<string, number>> = {};
+for (const target of targets) {
+  process.stdout.write(`measuring ${target.name}… `);
+  const samples: Record<string, number[]> = {};
+  for (let round = 0; round < repeat; round++) {
+    const server = await startServer(target.name, target.script, { ...target.env, PORT: String(port) });
+    try {
+      for (const [key, value] of Object.entries(load())) (samples[key] ??= []).push(value);
+    } finally {
+      await stopServer(server);
+    }
+  }
+  results[target.name] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
+  console.log("done");
+}
+const rows: Row[] = [
+  ["p50us", "32 B round trip p50 beside the 1 MiB stream (µs)", (v) => v.toFixed(0)],
+  ["p99us", "32 B round trip p99 beside the 1 MiB stream (µs)", (v) => v.toFixed(0), "≤ ws+bufferutil"],
+  ["maxUs", "32 B round trip, slowest (µs)", (v) => v.toFixed(0)],
+  ["smallPerSec", "32 B round trips per second", (v) => Math.round(v).toLocaleString("en-US")],
+  ["largePerSec", "1 MiB compressed messages echoed per second", (v) => v.toFixed(1)],
+];
+printTable(results, targets.map((t) => t.name), rows);
