@@ -3,7 +3,9 @@ import * as uws from "uws-pack";
 import { listenPort, ready } from "./common.js";
 
 // UWS_DEFLATE=1: permessage-deflate with context takeover both ways (uWS runs zlib on its loop).
-const compression = process.env.UWS_DEFLATE === "1" ? uws.DEDICATED_COMPRESSOR | uws.DEDICATED_DECOMPRESSOR : uws.DISABLED;
+// (The package's types do not declare uWS's compression constants; the module exports them.)
+const options = uws as unknown as Record<"DEDICATED_COMPRESSOR" | "DEDICATED_DECOMPRESSOR", number>;
+const compression = process.env.UWS_DEFLATE === "1" ? options.DEDICATED_COMPRESSOR | options.DEDICATED_DECOMPRESSOR : 0;
 
 uws.App().ws("/echo", {
   compression,
