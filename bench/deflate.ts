@@ -14,12 +14,19 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const port = Number(process.env.BENCH_PORT ?? 9420);
 
-const targets = [
+interface Target {
+  name: string;
+  script: string;
+  env: Record<string, string>;
+}
+
+const all: Target[] = [
   { name: "catzilla native", script: "examples/conformance.ts", env: { CATZILLA_ENGINE: "native" } },
   { name: "catzilla node", script: "examples/conformance.ts", env: { CATZILLA_ENGINE: "node" } },
   { name: "ws+bufferutil", script: "bench/peers/ws-echo.ts", env: { WS_DEFLATE: "1" } },
   { name: "uWebSockets.js", script: "bench/peers/uws-echo.ts", env: { UWS_DEFLATE: "1" } },
-].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
+];
+const targets = all.filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 
 function load(): Record<string, number> {
   const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/deflate-load.ts"]);
