@@ -64,8 +64,9 @@ export class Request<P = Record<string, string | number>> {
   }
 
   /**
-   * Let go of the node:http request, keeping headers, path, query and client address. A
-   * WebSocket does this at accept, so an open connection does not hold the request's objects.
+   * Let go of the node:http request, keeping headers (but the Sec-WebSocket-Key, a nonce of the
+   * handshake), path, query and client address. A WebSocket does this at accept, so an open
+   * connection does not hold the request's objects.
    * @internal
    */
   detach(): void {
@@ -76,13 +77,15 @@ export class Request<P = Record<string, string | number>> {
     this.clientPort = socket.remotePort ?? 0;
     this.httpVersionCache = intern(incoming.httpVersion);
     (this as { path: string }).path = intern(this.path);
-    // The values most connections share (Upgrade, the Host, the extensions offered) are kept once;
-    // the key is every connection's own and would only churn the table.
-    const headers = this.headers;
-    for (const name in headers) {
-      const value = headers[name];
-      if (typeof value === "string" && name !== "sec-websocket-key") headers[name] = intern(value);
+    // The values most connections share (Upgrade, the Host, the extensions offered) are kept once.
+    // The key served the handshake only and is every connection's own: it is not kept.
+    const headers: IncomingHttpHeaders = {};
+    for (const name in this.headers) {
+      if (name === "sec-websocket-key") continue;
+      const value = this.headers[name];
+      headers[name] = typeof value === "string" ? intern(value) : value;
     }
+    (this as { headers: IncomingHttpHeaders }).headers = headers;
     this.incoming = null;
   }
 

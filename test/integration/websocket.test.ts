@@ -56,7 +56,10 @@ describe("WebSocket over real sockets", () => {
   });
   app.websocket("/events", {
     onOpen: (ws) => void ws.sendText(`hello ${ws.id}`),
-    onMessage: (ws, message, isBinary) => void ws.send(isBinary ? message : `got ${message}`),
+    onMessage: (ws, message, isBinary) => {
+      if (message === "headers") return void ws.sendJson({ token: ws.headers["x-token"], key: ws.headers["sec-websocket-key"] ?? null });
+      ws.send(isBinary ? message : `got ${message}`);
+    },
   });
   // Without the upgrade request after onOpen: what handlers need later is copied into ws.state.
   app.websocket("/lean/{room}", {
@@ -220,14 +223,17 @@ describe("WebSocket over real sockets", () => {
     client.socket.destroy();
   });
 
-  test("event-style handlers", async () => {
-    const ws = new WS(`${url}/events`);
+  test("event-style handlers; the request's headers stay but the handshake's key", async () => {
+    const ws = new WS(`${url}/events`, { headers: { "X-Token": "t0k3n" } });
     const greeting = nextMessage(ws);
     await new Promise((resolve) => ws.once("open", resolve));
     assert.match((await greeting).data, /^hello [0-9a-z]+$/);
     const reply = nextMessage(ws);
     ws.send("ping");
     assert.equal((await reply).data, "got ping");
+    const headers = nextMessage(ws);
+    ws.send("headers");
+    assert.deepEqual(JSON.parse((await headers).data), { token: "t0k3n", key: null });
     ws.close();
   });
 
