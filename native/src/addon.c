@@ -389,8 +389,8 @@ static napi_value js_stream_profile(napi_env env, napi_callback_info info) {
 
 /*
  * adopt(fd, profile, first, head, deflate) -> id; deflate: 0 when not negotiated, else
- * serverNoContextTakeover | clientNoContextTakeover << 1 | serverBits << 8 | clientBits << 16,
- * and threshold as a sixth argument.
+ * serverNoContextTakeover | clientNoContextTakeover << 1 | serverBits << 8 | clientBits << 16 |
+ * level << 24, and threshold as a sixth argument.
  */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
   ARGS(6);
@@ -405,6 +405,7 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   cz_deflate_params_t deflate = {
     (uint8_t)(deflate_bits & 1), (uint8_t)((deflate_bits >> 1) & 1),
     (uint8_t)((deflate_bits >> 8) & 0xff), (uint8_t)((deflate_bits >> 16) & 0xff), threshold,
+    (uint8_t)((deflate_bits >> 24) & 0xff),
   };
   uint32_t id;
   int err = cz_adopt(a->engine, (int)fd, (int)profile, deflate_bits == 0 ? NULL : &deflate, first, first_len, head, head_len, &id);

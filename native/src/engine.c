@@ -841,7 +841,7 @@ static z_stream *deflater(cz_conn_t *c) {
   if (d->deflater == NULL) {
     d->deflater = calloc(1, sizeof *d->deflater);
     if (d->deflater == NULL ||
-        deflateInit2(d->deflater, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)d->params.server_max_window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        deflateInit2(d->deflater, d->params.level, Z_DEFLATED, -(int)d->params.server_max_window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
       free(d->deflater);
       d->deflater = NULL;
     }
@@ -1280,7 +1280,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   int stream = e->profiles[profile].kind == CZ_KIND_STREAM;
   if (stream && deflate != NULL) return UV_EINVAL;
   if (deflate != NULL && (deflate->server_max_window_bits < 9 || deflate->server_max_window_bits > 15 ||
-                          deflate->client_max_window_bits < 9 || deflate->client_max_window_bits > 15)) {
+                          deflate->client_max_window_bits < 9 || deflate->client_max_window_bits > 15 || deflate->level > 9)) {
     return UV_EINVAL;
   }
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);

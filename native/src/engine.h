@@ -46,6 +46,7 @@ typedef struct cz_deflate_params {
   uint8_t server_max_window_bits; /* 9..15 */
   uint8_t client_max_window_bits; /* 9..15 */
   uint32_t threshold;             /* smaller messages are sent uncompressed */
+  uint8_t level;                  /* zlib's compression level, 0..9 */
 } cz_deflate_params_t;
 
 /* What the engine reports; `begin`/`end` bracket every batch of reports from one loop callback. */

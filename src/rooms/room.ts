@@ -33,6 +33,8 @@ export interface RoomOptions {
    * @default 1024
    */
   compressionThreshold?: number | false;
+  /** zlib level broadcasts are compressed with (0–9; see the WebSocket option `perMessageDeflate.level`). @default 6 */
+  compressionLevel?: number;
 }
 
 /** Options of one broadcast. */
@@ -152,6 +154,10 @@ export class Room {
     this.history = options.history ? [] : null;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.policy = options.slowMemberPolicy ?? "skip";
+    const level = options.compressionLevel ?? 6;
+    if (!Number.isInteger(level) || level < 0 || level > 9) {
+      throw new RangeError(`Room compressionLevel must be an integer in 0..9, got ${String(options.compressionLevel)}`);
+    }
     if (options.history && (!Number.isInteger(options.history.maxMessages) || options.history.maxMessages <= 0)) {
       throw new RangeError(`Room history.maxMessages must be a positive integer, got ${options.history.maxMessages}`);
     }
@@ -402,7 +408,8 @@ export class Room {
     }
     const payload = job.text !== null ? Buffer.from(job.text) : job.bytes!;
     const windows = job.windows === null ? [] : [...job.windows];
-    void Promise.all(windows.map((bits) => compress(payload, bits))).then((outputs) => {
+    const level = this.options.compressionLevel ?? 6;
+    void Promise.all(windows.map((bits) => compress(payload, bits, level))).then((outputs) => {
       const frames = new Map<number, Buffer>();
       windows.forEach((bits, i) => frames.set(bits, encodeFrame(job.text !== null ? Opcode.Text : Opcode.Binary, outputs[i]!, { rsv1: true })));
       this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, frames);
@@ -632,9 +639,9 @@ async function* untilClientLeaves(stream: StreamController): AsyncGenerator<Even
 const TRAILER_LENGTH = 4;
 
 /** One message compressed on its own (no context takeover), as RFC 7692 §7.2.1 sends it. */
-function compress(payload: Uint8Array, windowBits: number): Promise<Buffer> {
+function compress(payload: Uint8Array, windowBits: number, level: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    deflateRaw(payload, { windowBits, finishFlush: zlibConstants.Z_SYNC_FLUSH }, (error, output) => {
+    deflateRaw(payload, { windowBits, level, finishFlush: zlibConstants.Z_SYNC_FLUSH }, (error, output) => {
       if (error !== null) reject(error);
       else resolve(output.subarray(0, output.length - TRAILER_LENGTH));
     });

@@ -329,6 +329,7 @@ export class WebSocketEngine implements SessionHost {
           closeTimeoutMs: options.closeTimeoutMs,
           maxMessagesPerSecond: options.maxMessagesPerSecond,
           compressionThreshold: options.perMessageDeflate?.threshold ?? Infinity,
+          compressionLevel: options.perMessageDeflate?.level ?? 6,
         },
       };
     });

@@ -9,6 +9,12 @@ export interface PerMessageDeflateOptions extends DeflateOptions {
    * @default 1024
    */
   threshold?: number;
+  /**
+   * zlib level the server compresses its messages with: 1 is the fastest (about 3.5× level 6 on
+   * JSON, for output about 8% larger), 9 the smallest and slowest, 0 stores without compressing.
+   * @default 6
+   */
+  level?: number;
 }
 
 /** WebSocket limits and timers; app-wide in `new Catzilla({ websocket })`, per route in `app.websocket(path, handler, options)`. */
@@ -99,8 +105,13 @@ export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | unde
     throw new TypeError(`Option websocket.overLimitPolicy must be "wait", "drop" or "close", got ${String(merged.overLimitPolicy)}`);
   }
   const deflate = merged.perMessageDeflate;
-  const perMessageDeflate = deflate === true ? { threshold: 1024 } : deflate === false || deflate === undefined ? null : { threshold: 1024, ...deflate };
+  const perMessageDeflate = deflate === true ? { threshold: 1024, level: 6 }
+    : deflate === false || deflate === undefined ? null : { threshold: 1024, level: 6, ...deflate };
   if (perMessageDeflate !== null) {
+    const level = perMessageDeflate.level;
+    if (!Number.isInteger(level) || level < 0 || level > 9) {
+      throw new RangeError(`Option websocket.perMessageDeflate.level must be an integer in 0..9, got ${String(level)}`);
+    }
     for (const bits of ["serverMaxWindowBits", "clientMaxWindowBits"] as const) {
       const value = perMessageDeflate[bits];
       if (value !== undefined && (!Number.isInteger(value) || value < 9 || value > 15)) {

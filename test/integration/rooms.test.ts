@@ -304,6 +304,27 @@ describe("rooms on one process", () => {
     }
   });
 
+  test("a room compresses broadcasts at its compressionLevel (0 stores); a bad level fails at creation", async () => {
+    const app2 = testApp({ websocket: { pingIntervalMs: 0 } });
+    app2.websocket("/c/{room}", {
+      onOpen: (ws) => void app2.rooms.getOrCreate(ws.params.room, { compressionLevel: 0 }).add(ws),
+    }, { perMessageDeflate: { serverNoContextTakeover: true } });
+    assert.throws(() => app2.rooms.getOrCreate("bad", { compressionLevel: 12 }), /compressionLevel/);
+    const served2 = await serve(app2);
+    try {
+      const shared = await rawWebSocket(served2.port, "/c/stored", { "Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover" });
+      await waitFor(() => app2.rooms.get("stored")?.size === 1);
+      const big = "breaking news ".repeat(2_000);
+      app2.rooms.get("stored")!.broadcast(big);
+      await waitFor(() => shared.frames.length === 1, 5_000, "the broadcast");
+      assert.equal(shared.frames[0]!.rsv1, true);
+      assert.ok(shared.frames[0]!.payload.length >= big.length, "stored, not compressed");
+      shared.socket.destroy();
+    } finally {
+      await served2.close();
+    }
+  });
+
   test("room statistics", () => {
     const stats = app.stats().rooms!;
     assert.ok(stats.broadcasts > 300);

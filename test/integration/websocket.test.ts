@@ -122,6 +122,9 @@ describe("WebSocket over real sockets", () => {
     await ws.accept();
     for await (const message of ws) ws.send(message);
   }, { perMessageDeflate: { threshold: 16 }, maxMessageBytes: 1024 * 1024 });
+  app.websocket("/deflate-stored", {
+    onMessage: (ws, message) => void ws.send(message),
+  }, { perMessageDeflate: { threshold: 0, level: 0 } });
   app.websocket("/guarded", async (ws) => {
     await ws.accept();
     ws.sendText(`user ${ws.state.user}`);
@@ -397,6 +400,28 @@ describe("WebSocket over real sockets", () => {
     client.socket.destroy();
   });
 
+  test("permessage-deflate: the server compresses at the route's level (0 stores, the default 6 compresses)", async () => {
+    const offer = { "Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover; client_no_context_takeover" };
+    const tail = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+    const sizes: Record<string, number[]> = {};
+    for (const path of ["/deflate-stored", "/deflate"]) {
+      const client = await rawWebSocket(served.port, path, offer);
+      // A small message (compressed on the loop) and one of 100 KB (on the thread pool, native engine).
+      for (const text of ["a".repeat(10_000), "b".repeat(100_000)]) {
+        const compressed = deflateRawSync(text, { finishFlush: constants.Z_SYNC_FLUSH });
+        client.write(clientFrame(0x1, compressed.subarray(0, compressed.length - 4), { rsv1: true }));
+        await waitFor(() => client.frames.length === (sizes[path]?.length ?? 0) + 1, 5_000, `the echo from ${path}`);
+        const frame = client.frames.at(-1)!;
+        assert.equal(frame.rsv1, true);
+        assert.equal(inflateRawSync(Buffer.concat([frame.payload, tail]), { finishFlush: constants.Z_SYNC_FLUSH }).toString(), text);
+        (sizes[path] ??= []).push(frame.payload.length);
+      }
+      client.socket.destroy();
+    }
+    assert.ok(sizes["/deflate-stored"]!.every((n, i) => n >= [10_000, 100_000][i]!), `stored: ${sizes["/deflate-stored"]}`);
+    assert.ok(sizes["/deflate"]!.every((n, i) => n < [10_000, 100_000][i]! / 20), `compressed: ${sizes["/deflate"]}`);
+  });
+
   test("permessage-deflate: invalid UTF-8 found past the first 256 KiB inflated closes with 1007", async () => {
     const client = await rawWebSocket(served.port, "/deflate", { "Sec-WebSocket-Extensions": "permessage-deflate" });
     const text = Buffer.concat([Buffer.alloc(400 * 1024, "a"), Buffer.from([0xff])]);
@@ -653,5 +678,6 @@ describe("WebSocket limits and lifecycle", () => {
     assert.throws(() => testApp({ websocket: { maxMessageBytes: 0 } }), /websocket.maxMessageBytes/);
     assert.throws(() => testApp({ websocket: { overLimitPolicy: "later" as never } }), /overLimitPolicy/);
     assert.throws(() => testApp({ websocket: { keepRequest: "no" as never } }), /keepRequest/);
+    assert.throws(() => testApp({ websocket: { perMessageDeflate: { level: 10 } } }), /perMessageDeflate\.level/);
   });
 });

@@ -65,7 +65,8 @@ export interface NativeBinding {
   streamProfile(maxBuffered: number, heartbeatMs: number, closeMs: number, heartbeat: Uint8Array): number;
   /**
    * `deflate`: 0 without permessage-deflate, else serverNoContextTakeover | clientNoContextTakeover << 1
-   * | serverMaxWindowBits << 8 | clientMaxWindowBits << 16; `threshold`: smaller messages go uncompressed.
+   * | serverMaxWindowBits << 8 | clientMaxWindowBits << 16 | level << 24 (zlib's, 0–9); `threshold`:
+   * smaller messages go uncompressed.
    */
   adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array, deflate: number, threshold: number): number;
   sendText(id: number, text: string): number;

@@ -138,7 +138,7 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     }
     const deflateBits = deflate === null ? 0
       : Number(deflate.serverNoContextTakeover) | Number(deflate.clientNoContextTakeover) << 1 |
-        deflate.serverMaxWindowBits << 8 | deflate.clientMaxWindowBits << 16;
+        deflate.serverMaxWindowBits << 8 | deflate.clientMaxWindowBits << 16 | options.compressionLevel << 24;
     const bytes = pending.length === 1 ? pending[0]! : pending.length === 0 ? EMPTY : Buffer.concat(pending);
     let id: number;
     try {

@@ -22,6 +22,8 @@ export interface ConnectionOptions {
   maxMessagesPerSecond: number;
   /** Messages smaller than this are sent uncompressed even when permessage-deflate is on. */
   compressionThreshold: number;
+  /** zlib level of the messages sent compressed (0–9). */
+  compressionLevel: number;
 }
 
 const kConnection = Symbol("catzilla.connection");
@@ -144,7 +146,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     this.remoteAddress = intern(socket.remoteAddress ?? "");
     this.remotePort = socket.remotePort ?? 0;
     this.protocol = new WebSocketProtocol(this, protocolOptions(options, deflate !== null));
-    this.deflate = deflate === null ? null : new PerMessageDeflate(deflate, options.maxMessageBytes);
+    this.deflate = deflate === null ? null : new PerMessageDeflate(deflate, options.maxMessageBytes, options.compressionLevel);
     this.sharedCompressionWindowBits = deflate !== null && deflate.serverNoContextTakeover ? deflate.serverMaxWindowBits : null;
     this.lastReceivedAt = this.lastMessageAt = Date.now();
     const s = socket as SocketWithConnection;

@@ -23,7 +23,7 @@ export class PerMessageDeflate {
   private inflating = false;
   private closed = false;
 
-  constructor(readonly params: DeflateParams, private readonly maxMessageBytes: number) {}
+  constructor(readonly params: DeflateParams, private readonly maxMessageBytes: number, private readonly level: number) {}
 
   /** Compress one message; the callback gets the payload of a frame with RSV1 set. */
   compress(data: Uint8Array, callback: (error: Error | null, payload: Buffer) => void): void {
@@ -31,7 +31,7 @@ export class PerMessageDeflate {
       const deflate = (this.deflate ??= createDeflateRaw({
         windowBits: this.params.serverMaxWindowBits,
         memLevel: 8,
-        level: constants.Z_DEFAULT_COMPRESSION,
+        level: this.level,
       }));
       const out: Buffer[] = [];
       let length = 0;
