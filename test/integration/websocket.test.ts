@@ -122,6 +122,13 @@ describe("WebSocket over real sockets", () => {
     await ws.accept();
     for await (const message of ws) ws.send(message);
   }, { perMessageDeflate: { threshold: 16 }, maxMessageBytes: 1024 * 1024 });
+  // Answers with a large compressible message and closes at once: the close must not overtake it.
+  app.websocket("/send-close", {
+    onMessage: (ws, message) => {
+      ws.send(String(message).repeat(20_000));
+      ws.close(4001, "done");
+    },
+  }, { perMessageDeflate: { threshold: 0 } });
   app.websocket("/deflate-stored", {
     onMessage: (ws, message) => void ws.send(message),
   }, { perMessageDeflate: { threshold: 0, level: 0 } });
@@ -398,6 +405,16 @@ describe("WebSocket over real sockets", () => {
     assert.deepEqual(replies.map(sha256), sent.map((m) => sha256(Buffer.from(m))));
     assert.ok(client.frames[1]!.rsv1 && client.frames[3]!.rsv1, "the large echoes are compressed");
     client.socket.destroy();
+  });
+
+  test("permessage-deflate: a close right after a large compressed send comes after it", async () => {
+    const ws = await open(`${url}/send-close`, { perMessageDeflate: { threshold: 0 } });
+    const got: string[] = [];
+    ws.on("message", (data) => got.push(String(data)));
+    const end = closed(ws);
+    ws.send("news! ");
+    assert.deepEqual(await end, { code: 4001, reason: "done" });
+    assert.deepEqual(got, ["news! ".repeat(20_000)]);
   });
 
   test("permessage-deflate: the server compresses at the route's level (0 stores, the default 6 compresses)", async () => {
