@@ -2,11 +2,12 @@
  * permessage-deflate under load: while one connection echoes 1 MiB JSON messages compressed both
  * ways, how long does a 32-byte echo on another connection take? A server that inflates and
  * compresses on its event loop holds every other connection up for as long as zlib runs. Server
- * on CPU 0 (its thread pool too), bench/deflate-load.ts on CPU 1; medians of BENCH_REPEAT runs.
+ * on CPU 0 (its thread pool too); the two clients of bench/deflate-load.ts, one process each, on
+ * CPU 1; medians of BENCH_REPEAT runs.
  *
  *   npm run bench:deflate
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { cpus } from "node:os";
 import { median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
@@ -28,17 +29,28 @@ const all: Target[] = [
 ];
 const targets = all.filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 
-function load(): Record<string, number> {
-  const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/deflate-load.ts"]);
-  const run = spawnSync(command, args, {
-    cwd: root, encoding: "utf8", timeout: (seconds + 60) * 1000,
-    env: { ...process.env, URL: `ws://127.0.0.1:${port}/echo`, SECONDS: String(seconds) },
+/** Both roles of bench/deflate-load.ts at once, each its own process on CPU 1; their results merged. */
+async function load(): Promise<Record<string, number>> {
+  const run = (role: string): Promise<Record<string, number>> => new Promise((resolve, reject) => {
+    const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/deflate-load.ts"]);
+    const child = spawn(command, args, {
+      cwd: root, env: { ...process.env, ROLE: role, URL: `ws://127.0.0.1:${port}/echo`, SECONDS: String(seconds) },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 60) * 1000);
+    child.stdout!.on("data", (chunk: Buffer) => (out += String(chunk)));
+    child.once("close", () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as Record<string, number>);
+      } catch {
+        reject(new Error(`load generator (${role}) failed: ${out}`));
+      }
+    });
   });
-  try {
-    return JSON.parse(run.stdout.trim().split("\n").pop() ?? "") as Record<string, number>;
-  } catch {
-    throw new Error(`load generator failed: ${run.stdout}\n${run.stderr}`);
-  }
+  const [heavy, light] = await Promise.all([run("heavy"), run("light")]);
+  return { ...heavy, ...light };
 }
 
 console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}; server on CPU 0, load generator on CPU 1; ` +
@@ -50,7 +62,7 @@ for (const target of targets) {
   for (let round = 0; round < repeat; round++) {
     const server = await startServer(target.name, target.script, { ...target.env, PORT: String(port) });
     try {
-      for (const [key, value] of Object.entries(load())) (samples[key] ??= []).push(value);
+      for (const [key, value] of Object.entries(await load())) (samples[key] ??= []).push(value);
     } finally {
       await stopServer(server);
     }
