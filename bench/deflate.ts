@@ -9,7 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
-import { median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { generatorResult, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
@@ -30,25 +30,19 @@ const all: Target[] = [
 const targets = all.filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 
 /** Both roles of bench/deflate-load.ts at once, each its own process on CPU 1; their results merged. */
-async function load(): Promise<Record<string, number>> {
-  const run = (role: string): Promise<Record<string, number>> => new Promise((resolve, reject) => {
+async function load(serverPid: number): Promise<Record<string, number>> {
+  const run = async (role: string): Promise<Record<string, number>> => {
     const [command, args] = pinned(1, process.execPath, ["--import", "tsx", "bench/deflate-load.ts"]);
     const child = spawn(command, args, {
       cwd: root, env: { ...process.env, ROLE: role, URL: `ws://127.0.0.1:${port}/echo`, SECONDS: String(seconds) },
       stdio: ["ignore", "pipe", "inherit"],
     });
-    let out = "";
-    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 60) * 1000);
-    child.stdout!.on("data", (chunk: Buffer) => (out += String(chunk)));
-    child.once("close", () => {
-      clearTimeout(timer);
-      try {
-        resolve(JSON.parse(out.trim().split("\n").pop() ?? "") as Record<string, number>);
-      } catch {
-        reject(new Error(`load generator (${role}) failed: ${out}`));
-      }
-    });
-  });
+    try {
+      return (await generatorResult(child, serverPid, (seconds + 60) * 1000, `the ${role} client`)).result;
+    } finally {
+      child.kill("SIGKILL");
+    }
+  };
   const [heavy, light] = await Promise.all([run("heavy"), run("light")]);
   return { ...heavy, ...light };
 }
@@ -62,7 +56,7 @@ for (const target of targets) {
   for (let round = 0; round < repeat; round++) {
     const server = await startServer(target.name, target.script, { ...target.env, PORT: String(port) });
     try {
-      for (const [key, value] of Object.entries(await load())) (samples[key] ??= []).push(value);
+      for (const [key, value] of Object.entries(await load(server.pid!))) (samples[key] ??= []).push(value);
     } finally {
       await stopServer(server);
     }
