@@ -490,6 +490,13 @@ static void report_close(cz_conn_t *c) {
   report_close_with(c, (const uint8_t *)"", 0);
 }
 
+/* Drop the connection at once, without a closing handshake, reporting `code` and `reason`. */
+static void drop(cz_conn_t *c, uint16_t code, const char *reason) {
+  c->fail_reason = reason;
+  c->peer_code = code;
+  do_close(c);
+}
+
 static void free_conn(cz_conn_t *c) {
   free(c->out);
   if (!is_stream(c)) {
@@ -626,9 +633,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
     }
     cz_bytes_t *m = cz_bytes_reserve(c->engine->buffers, c->message, more);
     if (m == NULL) {
-      c->fail_reason = "Out of memory";
-      c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
-      do_close(c);
+      drop(c, CZ_CLOSE_INTERNAL_ERROR, "Out of memory");
       return 1;
     }
     c->message = m;
@@ -910,17 +915,13 @@ static void after_deflate(cz_conn_t *c, cz_zjob_t *j) {
   if (c->flags & F_CLOSING) return;
   begin(e);
   if (j->code != 0) {
-    c->fail_reason = j->reason;
-    c->peer_code = j->code;
-    do_close(c);
+    drop(c, j->code, j->reason);
   } else {
     size_t n = j->output->len - j->frame_off;
     size_t more = j->after != NULL ? j->after->len : 0;
     uint8_t *at = reserve_out(c, n + more);
     if (at == NULL) {
-      c->fail_reason = "Out of memory";
-      c->peer_code = CZ_CLOSE_INTERNAL_ERROR;
-      do_close(c);
+      drop(c, CZ_CLOSE_INTERNAL_ERROR, "Out of memory");
     } else {
       memcpy(at, j->output->data + j->frame_off, n);
       if (more > 0) memcpy(at + n, j->after->data, more);
