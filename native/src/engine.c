@@ -755,11 +755,7 @@ static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, in
           j->output = cz_bytes_reserve(NULL, NULL, produced * 2);
         }
         if (j == NULL || j->input == NULL || j->output == NULL) {
-          if (j != NULL) {
-            cz_bytes_free(j->input);
-            cz_bytes_free(j->output);
-          }
-          free(j);
+          if (j != NULL) job_free(j, 0);
           on_error(c, CZ_CLOSE_INTERNAL_ERROR, "Out of memory");
           cz_parser_stop(&c->parser);
           return;
