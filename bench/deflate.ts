@@ -9,7 +9,7 @@
  */
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
-import { generatorResult, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { generatorResult, medians, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
@@ -49,21 +49,22 @@ async function load(serverPid: number): Promise<Record<string, number>> {
 
 console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}; server on CPU 0, load generator on CPU 1; ` +
   `${seconds} s per run, median of ${repeat}`);
-const results: Record<string, Record<string, number>> = {};
-for (const target of targets) {
-  process.stdout.write(`measuring ${target.name}… `);
-  const samples: Record<string, number[]> = {};
-  for (let round = 0; round < repeat; round++) {
+// Rounds go over all servers in turn, so that the machine's drift weighs on every server alike.
+const samples = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, {}]));
+for (let round = 0; round < repeat; round++) {
+  process.stdout.write(`round ${round + 1} of ${repeat}… `);
+  for (const target of targets) {
     const server = await startServer(target.name, target.script, { ...target.env, PORT: String(port) });
     try {
-      for (const [key, value] of Object.entries(await load(server.pid!))) (samples[key] ??= []).push(value);
+      const values = samples.get(target.name)!;
+      for (const [key, value] of Object.entries(await load(server.pid!))) (values[key] ??= []).push(value);
     } finally {
       await stopServer(server);
     }
   }
-  results[target.name] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
   console.log("done");
 }
+const results = medians(samples);
 const rows: Row[] = [
   ["p50us", "32 B round trip p50 beside the 1 MiB stream (µs)", (v) => v.toFixed(0)],
   ["p99us", "32 B round trip p99 beside the 1 MiB stream (µs)", (v) => v.toFixed(0), "≤ ws+bufferutil"],

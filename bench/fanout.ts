@@ -78,12 +78,15 @@ async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
     `${receivers} receivers, ${broadcasts} broadcasts of 64 B; server on CPU 0, generator on CPU 1; median of ${repeat}`);
   const results: Record<string, Record<string, number>> = {};
-  for (const target of targets) {
-    process.stdout.write(`measuring ${target.name}… `);
-    const runs: Array<Record<string, number>> = [];
-    for (let i = 0; i < repeat; i++) runs.push(await run(target));
-    results[target.name] = Object.fromEntries(Object.keys(runs[0]!).map((k) => [k, median(runs.map((r) => r[k]!))]));
-    console.log(`lost ${results[target.name]!.lost}`);
+  // Rounds go over all servers in turn, so that the machine's drift weighs on every server alike.
+  const runs = new Map<string, Array<Record<string, number>>>(targets.map((t) => [t.name, []]));
+  for (let round = 0; round < repeat; round++) {
+    process.stdout.write(`round ${round + 1} of ${repeat}… `);
+    for (const target of targets) runs.get(target.name)!.push(await run(target));
+    console.log("done");
+  }
+  for (const [name, measured] of runs) {
+    results[name] = Object.fromEntries(Object.keys(measured[0]!).map((k) => [k, median(measured.map((r) => r[k]!))]));
   }
   const rows: Row[] = [
     ["deliveriesPerSec", "deliveries/s", (v) => Math.round(v).toLocaleString("en-US"), "≥ ws, ≥ uWebSockets.js (native)"],

@@ -69,6 +69,13 @@ export function median(values: number[]): number {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
 
+/** Per server, the median of each figure's samples. */
+export function medians(samples: Map<string, Record<string, number[]>>): Record<string, Record<string, number>> {
+  const out: Record<string, Record<string, number>> = {};
+  for (const [name, values] of samples) out[name] = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, median(v)]));
+  return out;
+}
+
 /** What idle connections cost a server, from its RSS (bytes). */
 export interface IdleMemory {
   /** RSS growth from the idle server to `total` connections, ÷ total. */

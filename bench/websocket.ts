@@ -1,14 +1,14 @@
 /**
  * WebSocket benchmark: Catzilla against ws (with and without bufferutil), uWebSockets.js and
  * Socket.IO, in one run. Server on CPU 0, the load generator (bench/ws-load.ts, one process) on
- * CPU 1; medians of BENCH_REPEAT runs of BENCH_SECONDS each.
+ * CPU 1; medians of BENCH_REPEAT rounds of BENCH_SECONDS runs, each round over every server in turn.
  *
  *   npm run bench:ws
  *   BENCH_SECONDS=2 BENCH_REPEAT=1 BENCH_IDLE_CONNECTIONS=2000 npm run bench:ws
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { MEMORY_SERVER, cpuMicros, firstLine, idleMemory, median, pinned, printTable, root, startServer, stopServer, type IdleMemory, type Row } from "./harness.js";
+import { MEMORY_SERVER, cpuMicros, firstLine, idleMemory, medians, pinned, printTable, root, startServer, stopServer, type IdleMemory, type Row } from "./harness.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
@@ -84,49 +84,54 @@ async function idle(target: Target): Promise<IdleMemory> {
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
     `server on CPU 0, load generator on CPU 1; ${seconds} s per run, median of ${repeat}`);
-  const results: Record<string, Record<string, number>> = {};
-  for (const target of targets) {
-    process.stdout.write(`measuring ${target.name}… `);
+  // Rounds go over all servers in turn (each started afresh), so that the machine's drift over the
+  // minutes of a run weighs on every server alike instead of on whichever was measured last.
+  const samples = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, {}]));
+  const add = (target: Target, key: string, value: number): void => void (samples.get(target.name)![key] ??= []).push(value);
+  for (let round = 0; round < repeat; round++) {
+    process.stdout.write(`round ${round + 1} of ${repeat}… `);
     const started = Date.now();
-    const samples: Record<string, number[]> = {};
-    const add = (key: string, value: number): void => void (samples[key] ??= []).push(value);
-    for (let round = 0; round < repeat; round++) {
+    for (const target of targets) {
       const server = await start(target);
       try {
         if (wanted("echo")) {
           const cpu = cpuMicros(server.pid!);
           const r = load(target, { MODE: "echo", CONNECTIONS: "100", INFLIGHT: "16", SIZE: "32" });
-          add("echo", r.msgsPerSec!);
-          add("echo-client-cpu", r.clientCpu!);
+          add(target, "echo", r.msgsPerSec!);
+          add(target, "echo-client-cpu", r.clientCpu!);
           // Server CPU over the whole run (connecting included) per echoed message.
-          add("echo-server-cpu", (cpuMicros(server.pid!) - cpu) / r.messages!);
+          add(target, "echo-server-cpu", (cpuMicros(server.pid!) - cpu) / r.messages!);
         }
         if (wanted("large") && target.protocol === "ws") {
-          add("large", load(target, { MODE: "echo", CONNECTIONS: "4", INFLIGHT: "4", SIZE: "65536" }).bytesPerSec! / 1e6);
+          add(target, "large", load(target, { MODE: "echo", CONNECTIONS: "4", INFLIGHT: "4", SIZE: "65536" }).bytesPerSec! / 1e6);
         }
         if (wanted("latency")) {
           const r = load(target, { MODE: "latency", SIZE: "32" });
-          add("p50", r.p50us!);
-          add("p99", r.p99us!);
+          add(target, "p50", r.p50us!);
+          add(target, "p99", r.p99us!);
         }
       } finally {
         await stopServer(server);
       }
     }
-    if (wanted("idle")) {
+    console.log(`${((Date.now() - started) / 1000).toFixed(0)} s`);
+  }
+  if (wanted("idle")) {
+    for (const target of targets) {
+      process.stdout.write(`idle connections on ${target.name}… `);
       try {
         const memory = await idle(target);
-        add("idle", memory.perConnection);
-        add("idle-marginal", memory.marginal);
-        add("idle-settled", memory.settled);
-        add("idle-rss", memory.settledRss);
+        add(target, "idle", memory.perConnection);
+        add(target, "idle-marginal", memory.marginal);
+        add(target, "idle-settled", memory.settled);
+        add(target, "idle-rss", memory.settledRss);
+        console.log("done");
       } catch (error) {
         console.error((error as Error).message);
       }
     }
-    results[target.name] = Object.fromEntries(Object.entries(samples).map(([k, v]) => [k, median(v)]));
-    console.log(`${((Date.now() - started) / 1000).toFixed(0)} s`);
   }
+  const results = medians(samples);
   const rows: Row[] = [
     ["echo", "echo msgs/s (100 conns × 16 in flight, 32 B)", (v) => Math.round(v).toLocaleString("en-US"), "node ≥ 4× ws+bufferutil; native ≥ 8× ws, ≥ 1.2× uWS"],
     ["echo-server-cpu", "server CPU per echoed message (µs)", (v) => v.toFixed(2), "native ≤ 0.8× uWS"],
