@@ -818,11 +818,12 @@ static void inflate_work(uv_work_t *work) {
   }
 }
 
-/* Back on the loop: the message goes out, and the connection's parsing goes on. */
+/* Back on the loop: the message goes out (unless the connection closed meanwhile), and the connection's parsing goes on. */
 static void after_inflate(cz_conn_t *c, cz_zjob_t *j) {
   cz_engine_t *e = c->engine;
   c->deflate->inflation = NULL;
   c->flags &= ~F_BUSY;
+  if (c->flags & F_CLOSING) return;
   begin(e);
   if (j->code != 0) {
     on_error(c, j->code, j->reason);
@@ -955,26 +956,16 @@ static void job_done(uv_work_t *work, int status) {
     job_free(j, 1);
     return;
   }
-  if (j->inflating) {
-    if (c->flags & F_CLOSING) {
-      c->deflate->inflation = NULL;
-      c->flags &= ~F_BUSY;
-    } else {
-      after_inflate(c, j);
-    }
-  } else {
-    after_deflate(c, j);
-  }
+  if (j->inflating) after_inflate(c, j);
+  else after_deflate(c, j);
   job_free(j, 0);
 }
 
 static void queue_job(cz_engine_t *e, cz_zjob_t *j) {
   j->work.data = j;
   j->started = 1;
-  if (uv_queue_work(e->loop, &j->work, job_work, job_done) != 0) {
-    job_work(&j->work);
-    job_done(&j->work, 0);
-  }
+  /* It fails only without a work callback. */
+  uv_queue_work(e->loop, &j->work, job_work, job_done);
 }
 
 /* A send to compress on the thread pool, after those before it; what is written meanwhile waits behind it. */
