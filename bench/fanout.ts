@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { generatorResult, median, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { generatorResult, medians, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const receivers = Number(process.env.BENCH_RECEIVERS ?? 10_000);
 const broadcasts = Number(process.env.BENCH_BROADCASTS ?? 100);
@@ -77,17 +77,17 @@ async function acrossRedis(): Promise<Record<string, number> | null> {
 async function main(): Promise<void> {
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
     `${receivers} receivers, ${broadcasts} broadcasts of 64 B; server on CPU 0, generator on CPU 1; median of ${repeat}`);
-  const results: Record<string, Record<string, number>> = {};
   // Rounds go over all servers in turn, so that the machine's drift weighs on every server alike.
-  const runs = new Map<string, Array<Record<string, number>>>(targets.map((t) => [t.name, []]));
+  const samples = new Map<string, Record<string, number[]>>(targets.map((t) => [t.name, {}]));
   for (let round = 0; round < repeat; round++) {
     process.stdout.write(`round ${round + 1} of ${repeat}… `);
-    for (const target of targets) runs.get(target.name)!.push(await run(target));
+    for (const target of targets) {
+      const values = samples.get(target.name)!;
+      for (const [key, value] of Object.entries(await run(target))) (values[key] ??= []).push(value);
+    }
     console.log("done");
   }
-  for (const [name, measured] of runs) {
-    results[name] = Object.fromEntries(Object.keys(measured[0]!).map((k) => [k, median(measured.map((r) => r[k]!))]));
-  }
+  const results = medians(samples);
   const rows: Row[] = [
     ["deliveriesPerSec", "deliveries/s", (v) => Math.round(v).toLocaleString("en-US"), "≥ ws, ≥ uWebSockets.js (native)"],
     ["p99ms", "p99 publish → last receiver (ms)", (v) => v.toFixed(1), "≤ ws"],
