@@ -10,6 +10,13 @@
 #include "engine.h"
 #include "frame.h"
 
+#define INBOX_BYTES (256 * 1024)
+#define OUTBOX_BYTES (256 * 1024)
+#define RECORD_FIELDS 5
+/* Messages this large skip the inbox: one Buffer made straight from the engine's bytes. */
+#define LARGE_MESSAGE (16 * 1024)
+#define MAX_RECORDS 8192
+
 typedef struct {
   napi_env env;
   cz_engine_t *engine;
@@ -35,14 +42,8 @@ typedef struct {
   uint8_t *outbox;
   size_t inbox_len;
   uint32_t record_count;
+  uint8_t spill[LARGE_MESSAGE]; /* a record's bytes while the records before it are delivered */
 } addon_t;
-
-#define INBOX_BYTES (256 * 1024)
-#define OUTBOX_BYTES (256 * 1024)
-#define RECORD_FIELDS 5
-/* Messages this large skip the inbox: one Buffer made straight from the engine's bytes. */
-#define LARGE_MESSAGE (16 * 1024)
-#define MAX_RECORDS 8192
 
 /* Kinds of records; the JavaScript side (src/node/native/connection.ts) reads the same numbers. */
 enum { R_TEXT = 0, R_BINARY = 1, R_PING = 2, R_PONG = 3, R_DRAIN = 4, R_CLOSE = 5 };
@@ -130,17 +131,26 @@ static void ev_deliver(void *ctx) {
 /*
  * Add a record with `len` payload bytes; a large message goes on its own (onLarge), after the
  * records before it.
+ *
+ * `data` is valid only until the engine runs again, and handing over the records before this one
+ * runs JavaScript, which may send: a compressed send reuses the engine's zlib buffer, where an
+ * inflated message lies. So the bytes are taken (into the message's own Buffer, or the spill
+ * buffer) before the records before them are delivered.
  */
 static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, size_t len, uint32_t code, cz_bytes_t *owned) {
-  int large = len > INBOX_BYTES || ((kind == R_TEXT || kind == R_BINARY) && len >= LARGE_MESSAGE);
-  if (a->record_count == MAX_RECORDS || a->inbox_len + len > INBOX_BYTES || large) deliver(a);
-  if (large) {
+  if ((kind == R_TEXT || kind == R_BINARY) && len >= LARGE_MESSAGE) {
     napi_value argv[3];
-    napi_create_uint32(a->env, id, &argv[0]);
     argv[1] = large_buffer(a, data, len, owned);
+    deliver(a);
+    napi_create_uint32(a->env, id, &argv[0]);
     napi_get_boolean(a->env, kind == R_BINARY, &argv[2]);
     call(a, "onLarge", 3, argv);
     return;
+  }
+  /* Shorter than LARGE_MESSAGE: a smaller message, or a control frame's payload (RFC 6455 §5.5: at most 125 bytes). */
+  if (a->record_count == MAX_RECORDS || a->inbox_len + len > INBOX_BYTES) {
+    if (len > 0) data = memcpy(a->spill, data, len);
+    deliver(a);
   }
   uint32_t *r = a->records + (size_t)a->record_count * RECORD_FIELDS;
   r[0] = kind;
