@@ -851,9 +851,16 @@ static z_stream *deflater(cz_conn_t *c) {
   return d->deflater;
 }
 
-/* Room to compress `len` bytes with one sync flush (compressBound plus the flush's empty block). */
-static size_t deflate_room(size_t len) {
-  return compressBound((uLong)len) + 16;
+/*
+ * Room to compress `len` bytes with one sync flush, plus the flush's empty block. compressBound
+ * holds for zlib's default window only: with a smaller one (server_max_window_bits below 15),
+ * incompressible input goes out in stored blocks no longer than the window, and the bound is
+ * deflateBound's for that case (fixed blocks with 9-bit literals, about 13% over). Computed from
+ * the parameters, not the stream: a compression of the same stream may be running on the pool.
+ */
+static size_t deflate_room(const cz_deflate_params_t *p, size_t len) {
+  size_t bound = p->server_max_window_bits == 15 ? compressBound((uLong)len) : len + (len >> 3) + (len >> 8) + (len >> 9) + 4;
+  return bound + 16;
 }
 
 /*
@@ -876,8 +883,9 @@ static long compress_into(z_stream *z, int reset, const uint8_t *data, size_t le
 static long compress_message(cz_conn_t *c, const uint8_t *data, size_t len) {
   cz_engine_t *e = c->engine;
   z_stream *z = deflater(c);
-  size_t room = deflate_room(len);
-  if (z == NULL || !zbuf_reserve(e, room)) return -1;
+  if (z == NULL) return -1;
+  size_t room = deflate_room(&c->deflate->params, len);
+  if (!zbuf_reserve(e, room)) return -1;
   return compress_into(z, c->deflate->params.server_no_context_takeover, data, len, e->zbuf, room);
 }
 
@@ -897,8 +905,25 @@ static void deflate_work(uv_work_t *work) {
 }
 
 /*
+ * A compression failed: the connection fails with a close frame in the failed message's place.
+ * What waits behind it goes (a close frame among it too), and so do the compressions after it,
+ * none of which has started.
+ */
+static void compression_failed(cz_conn_t *c, uint16_t code, const char *reason) {
+  cz_deflate_t *d = c->deflate;
+  for (cz_zjob_t *j = d->first, *next; j != NULL; j = next) {
+    next = j->next;
+    job_free(j, 0);
+  }
+  d->first = d->last = NULL;
+  d->pending = 0;
+  c->flags &= ~(F_DEFER | F_CLOSE_SENT);
+  on_error(c, code, reason);
+}
+
+/*
  * Back on the loop: the frame joins the output, then what was written after it; the next
- * compression starts. A compression that failed fails the connection (what waits behind it goes).
+ * compression starts. A compression that failed fails the connection.
  */
 static void after_deflate(cz_conn_t *c, cz_zjob_t *j) {
   cz_engine_t *e = c->engine;
@@ -912,7 +937,7 @@ static void after_deflate(cz_conn_t *c, cz_zjob_t *j) {
   if (c->flags & F_CLOSING) return;
   begin(e);
   if (j->code != 0) {
-    drop(c, j->code, j->reason);
+    compression_failed(c, j->code, j->reason);
   } else {
     size_t n = j->output->len - j->frame_off;
     size_t more = j->after != NULL ? j->after->len : 0;
@@ -976,7 +1001,7 @@ static int queue_compression(cz_conn_t *c, int opcode, const uint8_t *data, size
   cz_zjob_t *j = z != NULL ? calloc(1, sizeof *j) : NULL;
   if (j == NULL) return -1;
   j->input = cz_bytes_reserve(e->buffers, NULL, len);
-  j->output = cz_bytes_reserve(e->buffers, NULL, 10 + deflate_room(len));
+  j->output = cz_bytes_reserve(e->buffers, NULL, 10 + deflate_room(&d->params, len));
   if (j->input == NULL || j->output == NULL) {
     job_free(j, 0);
     return -1;
