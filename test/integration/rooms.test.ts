@@ -146,16 +146,19 @@ describe("rooms on one process", () => {
     await readUntil("data: hello\n\n");
     room.close();
     // The body ends (or the connection is cut): either way the client's EventSource reconnects.
-    const ended = await (async () => {
-      for (;;) {
-        try {
-          if ((await reader.read()).done) return true;
-        } catch {
-          return true;
+    const outcome = await Promise.race([
+      (async () => {
+        for (;;) {
+          try {
+            if ((await reader.read()).done) return "ended";
+          } catch {
+            return "cut";
+          }
         }
-      }
-    })();
-    assert.ok(ended);
+      })(),
+      sleep(3_000).then(() => "still open after 3 s"),
+    ]);
+    assert.notEqual(outcome, "still open after 3 s");
     await waitFor(() => room.size === 0, 3_000, "the ended subscriber to leave");
   });
 
