@@ -89,10 +89,15 @@ interface PullIterator<T> {
  */
 const SOURCE_CLEANUP_GRACE_MS = 5_000;
 
-/** A stream that never meets backpressure yields to the event loop after this many chunks… */
-const YIELD_ITERATIONS = 16_384;
-/** …or after writing this many bytes. */
-const YIELD_BYTES = 1024 * 1024;
+/**
+ * A stream's pump runs this long at most before it lets the event loop's other work run (other
+ * requests, WebSocket messages, timers, signals). A socket that a fast reader empties at once
+ * reports its drain in the same turn of the loop (write callbacks run on the next tick), so
+ * neither backpressure nor a drain is a yield: only time is.
+ */
+const SLICE_MS = 1;
+/** The clock is read every this many chunks (and after every wait for a drain). */
+const SLICE_CHECK_CHUNKS = 16;
 
 /**
  * A response whose body is pulled from a generator, iterable, Node Readable or web ReadableStream,
@@ -303,22 +308,20 @@ export class StreamingResponse<T = Chunk> extends Response {
     finish: (outcome: Outcome) => void,
     isFinished: () => boolean,
   ): Promise<void> {
-    let iterations = 0;
-    let mark = writer.bytes;
+    let chunks = 0;
+    let sliceStart = performance.now();
     try {
       for (;;) {
+        let check = ++chunks % SLICE_CHECK_CHUNKS === 0;
         if (writer.backpressure) {
           await writer.drained();
-          iterations = 0;
-          mark = writer.bytes;
           if (isFinished()) return;
-        } else if (++iterations >= YIELD_ITERATIONS || writer.bytes - mark >= YIELD_BYTES) {
-          // A producer that never waits, to a socket that never fills, must still let other
-          // connections run.
-          iterations = 0;
-          mark = writer.bytes;
+          check = true;
+        }
+        if (check && performance.now() - sliceStart >= SLICE_MS) {
           await new Promise<void>((resolve) => setImmediate(resolve));
           if (isFinished()) return;
+          sliceStart = performance.now();
         }
         let step: IteratorResult<T>;
         if (iterator.isSync) {
