@@ -46,6 +46,11 @@ const MAX_NATIVE_HEARTBEAT = 64;
 /** How long a client has to close its side after the server ended an adopted stream. */
 const END_GRACE_MS = 2_000;
 const NO_HEARTBEAT = new Uint8Array(0);
+/**
+ * What an event stream whose first event is not ready at once starts with: a comment, so that the
+ * client sees body bytes at once (Firefox fires `open` only then) and a proxy forwards the head.
+ */
+const OPENING = encodeComment("open");
 
 /** An item an SSE producer yields: an event object, or a string sent as `data`. */
 export type EventItem = ServerSentEvent | string;
@@ -112,7 +117,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
       throw new RangeError(`Option pingMs must be a non-negative integer, got ${this.pingMs}`);
     }
     this.pingComment = options.pingComment ?? "ping";
-    this.eagerHeaders = true;
+    this.opening = OPENING;
   }
 
   protected override encode(item: EventItem): Chunk {
@@ -163,7 +168,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
       host.releaseStream(address);
       return false;
     }
-    const head = responseHead(this.status, this.finalHeaders(undefined), res);
+    const head = responseHead(this.status, this.finalHeaders(undefined), res, OPENING);
     const stream = engine.adoptStream(socket, head, { heartbeatMs: this.pingMs, heartbeat, closeMs: END_GRACE_MS }, this);
     if (stream === null) {
       host.dropConnection();
@@ -300,10 +305,11 @@ function beatOnce(beat: Heartbeat): void {
 }
 
 /**
- * The status line and headers of an adopted stream. It has no chunked framing: its body ends
- * with the connection (RFC 9112 §6.3), which the client may not use for another request.
+ * The status line and headers of an adopted stream, and the first bytes of its body. It has no
+ * chunked framing: its body ends with the connection (RFC 9112 §6.3), which the client may not
+ * use for another request.
  */
-function responseHead(status: number, headers: ResponseHeaders, res: ServerResponse): Buffer {
+function responseHead(status: number, headers: ResponseHeaders, res: ServerResponse, body: string): Buffer {
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
   const skip = new Set(["connection", "content-length", "transfer-encoding", "keep-alive"]);
   for (const [name, value] of headers) {
@@ -315,7 +321,7 @@ function responseHead(status: number, headers: ResponseHeaders, res: ServerRespo
     for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
   }
   if (!headers.has("date")) head += `Date: ${new Date().toUTCString()}\r\n`;
-  return Buffer.from(`${head}Connection: close\r\n\r\n`, "latin1");
+  return Buffer.concat([Buffer.from(`${head}Connection: close\r\n\r\n`, "latin1"), Buffer.from(body)]);
 }
 
 /** Encode a JSON value as an SSE event; `data` is the JSON text. */

@@ -117,8 +117,13 @@ export class StreamingResponse<T = Chunk> extends Response {
   readonly onError: ((error: unknown) => Chunk | void) | undefined;
   /** Bytes sent by the last `send`; for tests and logging. */
   bytesSent = 0;
-  /** Whether headers go out as soon as the producer waits, before the first chunk. @internal */
-  protected eagerHeaders = false;
+  /**
+   * A chunk that opens the body at once when the producer's first chunk is not ready at once:
+   * headers and this chunk go out as soon as the producer waits (an event stream announces
+   * itself; some clients open it only on its first body byte). Null: the headers wait for the
+   * first chunk. @internal
+   */
+  protected opening: Chunk | null = null;
 
   constructor(source: StreamBody<T>, options: StreamingOptions = {}) {
     super(null, { status: options.status ?? 200, headers: options.headers ?? {} });
@@ -226,8 +231,9 @@ export class StreamingResponse<T = Chunk> extends Response {
     );
     controller.attach(writer);
     host.trackStream(writer);
-    const writeHead = (first: Chunk | undefined): void => {
+    const writeHead = (first: Chunk | undefined, opening?: Chunk): void => {
       res.writeHead(this.status, this.finalHeaders(first).toFlatArray());
+      if (opening !== undefined) writer.push(opening);
       stop = this.onStart(writer, req.lastEventId);
     };
 
@@ -240,9 +246,9 @@ export class StreamingResponse<T = Chunk> extends Response {
         let step: IteratorResult<T>;
         if (iterator.isSync) {
           step = iterator.next() as IteratorResult<T>;
-        } else if (this.eagerHeaders && !res.headersSent) {
-          // Event streams announce themselves at once when the first event is not ready yet.
-          writer.sendHeadWhenIdle(() => writeHead(undefined));
+        } else if (this.opening !== null && !res.headersSent) {
+          const opening = this.opening;
+          writer.sendHeadWhenIdle(() => writeHead(undefined, opening));
           step = await iterator.next();
           writer.clearHead();
         } else {

@@ -45,12 +45,15 @@ async function readEvents(url: string, count: number, lastEventId?: string): Pro
         const block = text.slice(0, end);
         text = text.slice(end + 2);
         const event: SseEvent = { data: "" };
+        let hasData = false;
         for (const line of block.split("\n")) {
           const [field, value] = [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 2)];
           if (field === "id") event.id = value;
           else if (field === "event") event.event = value;
-          else if (field === "data") event.data = value;
+          else if (field === "data") [event.data, hasData] = [value, true];
         }
+        // As an EventSource: a block without data (comments: the opening, heartbeats) is no event.
+        if (!hasData) continue;
         events.push(event);
         if (events.length === count) return events;
       }

@@ -32,6 +32,10 @@ describe("EventSourceResponse", () => {
   app.get("/quiet", () => new EventSourceResponse(async function* (stream) {
     await new Promise((resolve) => stream.signal.addEventListener("abort", resolve));
   }, { pingMs: 50 }));
+  app.get("/late", () => new EventSourceResponse(async function* (stream) {
+    await new Promise((resolve) => stream.signal.addEventListener("abort", resolve));
+  }, { pingMs: 60_000 }));
+  app.get("/room-feed", () => app.rooms.getOrCreate("feed").eventSource({ pingMs: 60_000 }));
 
   before(async () => {
     served = await serve(app);
@@ -102,14 +106,28 @@ describe("EventSourceResponse", () => {
     assert.ok(text.endsWith("event: failure\ndata: upstream went away\n\n"), text);
   });
 
-  test("headers go out at once and heartbeats keep a quiet stream alive", async () => {
+  test("a quiet stream opens with a comment at once, then heartbeats keep it alive", async () => {
     const controller = new AbortController();
     const res = await fetch(`${served.url}/quiet`, { signal: controller.signal });
     assert.equal(res.status, 200);
     const reader = res.body!.getReader();
-    const { value } = await reader.read();
-    assert.equal(new TextDecoder().decode(value), ": ping\n\n");
+    let text = "";
+    while (!text.includes(": ping\n\n")) text += new TextDecoder().decode((await reader.read()).value);
+    assert.equal(text, ": open\n\n: ping\n\n");
     controller.abort();
     await waitFor(() => app.stats().streams.active === 0, 3_000, "the quiet stream to end");
+  });
+
+  test("an event stream whose first event is not ready sends its first bytes at once: producers and room subscribers", async () => {
+    // Heartbeats a minute apart: the first bytes can only be the opening comment.
+    for (const path of ["/late", "/room-feed"]) {
+      const controller = new AbortController();
+      const res = await fetch(`${served.url}${path}`, { signal: controller.signal });
+      const first = await Promise.race([res.body!.getReader().read(), sleep(1_000).then(() => null)]);
+      assert.notEqual(first, null, `${path}: no body byte within 1 s`);
+      assert.equal(new TextDecoder().decode(first!.value), ": open\n\n", path);
+      controller.abort();
+    }
+    await waitFor(() => app.stats().streams.active === 0, 3_000, "the streams to end");
   });
 });

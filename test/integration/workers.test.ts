@@ -67,14 +67,17 @@ test("workers: a feed's history is shared, so a client resumes on either worker"
       });
       let text = "";
       const decoder = new TextDecoder();
+      // As an EventSource: blocks without data (the opening comment, heartbeats) are no events.
+      const events = (): Array<Record<string, string>> => text.split("\n\n").slice(0, -1)
+        .map((block) => Object.fromEntries(block.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)])))
+        .filter((event) => "data" in event);
       for await (const chunk of response.body!) {
         text += decoder.decode(chunk, { stream: true });
-        if (text.split("\n\n").length > count) break;
+        if (events().length >= count) break;
       }
       clearTimeout(timer);
       controller.abort();
-      return text.split("\n\n").slice(0, count)
-        .map((block) => Object.fromEntries(block.split("\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)])));
+      return events().slice(0, count);
     };
     const first = read(1);
     await sleep(200);
