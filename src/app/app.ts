@@ -244,7 +244,11 @@ export class Catzilla extends Router {
 
   /** A snapshot of the statistics. */
   stats(): Stats {
-    return { ...this.collector.snapshot(), engine: this.websockets.engineName, rooms: this.rooms.summary() };
+    const stats: Stats = { ...this.collector.snapshot(), engine: this.websockets.engineName, rooms: this.rooms.summary() };
+    // Connections node:http handed to the native engine are open connections too.
+    const native = this.websockets.nativeEngine;
+    if (native !== null) stats.connections.active += native.size + native.streamCount;
+    return stats;
   }
 
   /** The node:http request listener, for mounting the app on a server of your own. */

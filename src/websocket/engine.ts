@@ -168,6 +168,9 @@ export class WebSocketEngine implements SessionHost {
         adopted.user = ws;
         stats.opened++;
         stats.active++;
+        // node:net's socket went with its listeners, and with them the close that counts it out of
+        // connections.active: the engine counts the connection from now on (App.stats()).
+        this.stats.connections.active--;
         return adopted;
       }
       // Not adopted: node:net carries on, with what was read in the meantime.

@@ -1,0 +1,117 @@
+/**
+ * Gauges come back down: after churn of every kind (WebSockets closed cleanly and reset, SSE
+ * room subscribers and producers aborted, streams and downloads aborted, keep-alive requests),
+ * every gauge of stats() and /metrics is back at its baseline.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "node:net";
+import { get, type IncomingMessage } from "node:http";
+import WS from "ws";
+import { createConformanceApp } from "../../examples/conformance.js";
+import type { Stats } from "../../src/index.js";
+import { serve, sleep, waitFor, type Served } from "../helpers.js";
+
+let served: Served;
+before(async () => {
+  served = await serve(createConformanceApp({ handleSignals: false, shutdownTimeoutMs: 2_000 }));
+});
+after(() => served.close());
+
+/** The gauges of a snapshot (everything that goes up and down), by name. */
+function gauges(stats: Stats): Record<string, number> {
+  return {
+    "connections.active": stats.connections.active,
+    "http.active": stats.http.active,
+    "streams.active": stats.streams.active,
+    "websockets.active": stats.websockets.active,
+    "rooms.active": stats.rooms?.active ?? 0,
+    "rooms.members": stats.rooms?.members ?? 0,
+  };
+}
+
+/** A GET on a connection of its own (no keep-alive: idle pooled connections would count as open ones). */
+function request(path: string): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => get({ host: "127.0.0.1", port: served.port, path, agent: false }, resolve).on("error", reject));
+}
+
+/** The gauges of the Prometheus text, by metric name. */
+async function metricGauges(): Promise<Record<string, number>> {
+  const res = await request("/metrics");
+  let text = "";
+  for await (const chunk of res) text += chunk;
+  const out: Record<string, number> = {};
+  const gaugeNames = new Set([...text.matchAll(/^# TYPE (\S+) gauge$/gm)].map((m) => m[1]!));
+  for (const m of text.matchAll(/^(\w+)(\{[^}]*\})? (\S+)$/gm)) {
+    if (gaugeNames.has(m[1]!) && !/memory|uptime|bytes|throughput/.test(m[1]!)) out[m[1]! + (m[2] ?? "")] = Number(m[3]);
+  }
+  return out;
+}
+
+async function churn(port: number): Promise<void> {
+  const url = `ws://127.0.0.1:${port}`;
+  const work: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 20; i++) {
+    // A WebSocket closed cleanly, one reset, one into a room.
+    work.push((async () => {
+      const ws = new WS(`${url}/echo`);
+      await new Promise((resolve) => ws.once("open", resolve));
+      ws.send("hi");
+      await new Promise((resolve) => ws.once("message", resolve));
+      ws.close(1000);
+      await new Promise((resolve) => ws.once("close", resolve));
+    })());
+    work.push((async () => {
+      const ws = new WS(`${url}/room/churn`);
+      await new Promise((resolve) => ws.once("open", resolve));
+      ws.send("x");
+      await new Promise((resolve) => ws.once("message", resolve));
+      ws.terminate();
+    })());
+    // An SSE room subscriber aborted after its first bytes; a producer stream aborted.
+    for (const path of ["/news/churn", "/sse?n=0", "/stream?n=100000&size=65536", "/files/random.bin"]) {
+      work.push((async () => {
+        const res = await request(path);
+        await new Promise((resolve) => res.once("data", resolve));
+        res.destroy();
+        await new Promise((resolve) => res.socket.once("close", resolve));
+      })());
+    }
+    // A raw connection that sends half a request and resets.
+    work.push(new Promise<void>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.write("GET /hello HTTP/1.1\r\nHost: x\r\n");
+        setTimeout(() => {
+          socket.resetAndDestroy();
+          resolve();
+        }, 20);
+      });
+      socket.on("error", () => resolve());
+    }));
+  }
+  await Promise.all(work);
+}
+
+test("after churn every gauge in stats() and /metrics returns to its baseline", { timeout: 60_000 }, async () => {
+  // A first round makes what stays (the rooms of the feed and of the chat) and warms up.
+  await churn(served.port);
+  let baseline: Record<string, number> = {};
+  await waitFor(() => {
+    baseline = gauges(served.app.stats());
+    return baseline["connections.active"] === 0 && baseline["websockets.active"] === 0 && baseline["streams.active"] === 0;
+  }, 10_000, "the first round's connections to end").catch(() => undefined);
+  const metricsBaseline = await metricGauges();
+  await sleep(50);
+  baseline = gauges(served.app.stats());
+  for (let round = 0; round < 3; round++) await churn(served.port);
+  let now: Record<string, number> = {};
+  try {
+    await waitFor(() => JSON.stringify(now = gauges(served.app.stats())) === JSON.stringify(baseline), 10_000, "the gauges to return");
+  } catch {
+    assert.deepEqual(now, baseline, "gauges after churn");
+  }
+  assert.equal(baseline["connections.active"], 0, "no connection left open after the first round");
+  assert.equal(baseline["websockets.active"], 0);
+  await sleep(50);
+  assert.deepEqual(await metricGauges(), metricsBaseline, "Prometheus gauges after churn");
+});
