@@ -128,6 +128,24 @@ export async function idleMemory(pid: number, total: number, open: (count: numbe
   }
 }
 
+/** process.memoryUsage() of a server started with MEMORY_SERVER, right after full collections. */
+export function settledMemory(child: ChildProcess): Promise<NodeJS.MemoryUsage> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("no memory line after SIGUSR2")), 10_000);
+    const onData = (d: Buffer): void => {
+      out += d;
+      const match = /^memory (\{.*\})$/m.exec(out);
+      if (match === null) return;
+      clearTimeout(timer);
+      child.stdout!.off("data", onData);
+      resolve(JSON.parse(match[1]!) as NodeJS.MemoryUsage);
+    };
+    child.stdout!.on("data", onData);
+    child.kill("SIGUSR2");
+  });
+}
+
 /** RSS after the server (started with MEMORY_SERVER) ran full collections. */
 async function settledRss(pid: number): Promise<number> {
   process.kill(pid, "SIGUSR2");

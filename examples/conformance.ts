@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { limitsFromEnv } from "./main.js";
 import { Catzilla, EventSourceResponse, Response, StreamingResponse, type AppOptions, type EventItem, type StreamController } from "catzilla";
 
+const MAX_CHUNK_BYTES = 1024 * 1024;
 const filesDir = process.env.FILES_DIR ?? fileURLToPath(new URL("../test/fixtures/files", import.meta.url));
 
 export function createConformanceApp(options: AppOptions = {}): Catzilla {
@@ -17,11 +18,13 @@ export function createConformanceApp(options: AppOptions = {}): Catzilla {
 
   app.get("/hello", () => "Hello, World!");
 
+  // Parameters are bounded: a request may not make the server allocate more than a chunk of 1 MiB.
   app.get("/stream", (req) => {
     const n = intParam(req.query.get("n"), 10);
-    const size = intParam(req.query.get("size"), 1024);
+    const size = Math.min(intParam(req.query.get("size"), 1024), MAX_CHUNK_BYTES);
+    const chunkSize = Math.max(1024, Math.min(intParam(req.query.get("chunkSize"), 65536), MAX_CHUNK_BYTES));
     const failAfter = req.query.has("fail") ? intParam(req.query.get("fail"), 0) : -1;
-    return new StreamingResponse(chunks(n, Buffer.alloc(size, "x"), failAfter), { mediaType: "application/octet-stream" });
+    return new StreamingResponse(chunks(n, Buffer.alloc(size, "x"), failAfter), { mediaType: "application/octet-stream", chunkSize });
   });
 
   app.get("/sse", (req) => {

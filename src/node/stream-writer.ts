@@ -34,22 +34,51 @@ function createCompressor(encoding: StreamEncoding): Gzip | BrotliCompress {
     });
 }
 
-/** Size of the reusable buffers small chunks are coalesced into. */
+/** Size of the reusable buffers small chunks are coalesced into, at the default chunkSize. */
 export const SLAB_BYTES = 64 * 1024;
-const POOL_LIMIT = 64;
-const pool: Buffer[] = [];
+/** The smallest slab: chunk sizes below it share this class. */
+const MIN_SLAB_BYTES = 4 * 1024;
+/**
+ * Bytes a stream may have handed to its socket that the kernel did not take yet (slabs and large
+ * chunks in flight) before its producer waits: what a stream whose reader stopped holds in user
+ * space, whatever its chunkSize (up to 64 KiB). More in flight would let one fast reader's write
+ * go out in fewer system calls, at the price of more memory held by every paused one.
+ */
+export const MAX_IN_FLIGHT_BYTES = 64 * 1024;
+/** Bytes of slabs kept for reuse, over all sizes. */
+const POOL_MAX_BYTES = 4 * 1024 * 1024;
+/** Free slabs by size (powers of two from MIN_SLAB_BYTES to SLAB_BYTES). */
+const pool = new Map<number, Buffer[]>();
+let pooledBytes = 0;
+
+/**
+ * The slab for a chunk size: a power of two up to SLAB_BYTES (a paused stream pins one slab, so
+ * a small chunkSize keeps it small), the chunk size itself above.
+ */
+function slabSizeFor(chunkSize: number): number {
+  if (chunkSize > SLAB_BYTES) return chunkSize;
+  let size = MIN_SLAB_BYTES;
+  while (size < chunkSize) size *= 2;
+  return size;
+}
 
 function takeSlab(size: number): Buffer {
-  if (size === SLAB_BYTES) {
-    const slab = pool.pop();
-    if (slab !== undefined) return slab;
+  const slab = pool.get(size)?.pop();
+  if (slab !== undefined) {
+    pooledBytes -= size;
+    return slab;
   }
   // Slabs are long-lived and reused, so they get their own memory instead of the shared pool.
   return Buffer.allocUnsafeSlow(size);
 }
 
 function giveSlab(slab: Buffer): void {
-  if (slab.length === SLAB_BYTES && pool.length < POOL_LIMIT) pool.push(slab);
+  const size = slab.length;
+  if (size > SLAB_BYTES || pooledBytes + size > POOL_MAX_BYTES) return;
+  let free = pool.get(size);
+  if (free === undefined) pool.set(size, (free = []));
+  free.push(slab);
+  pooledBytes += size;
 }
 
 /**
@@ -93,6 +122,8 @@ export class StreamWriter {
   /** Sends the headers of an eager stream whose first chunk is not ready yet. */
   private pendingHead: (() => void) | null = null;
   private readonly slabSize: number;
+  /** Bytes handed to the socket (slabs, whole; large chunks) whose writes did not complete yet. */
+  private inFlight = 0;
   /** Where body bytes go: the response itself, or a compressor piped into it. */
   private readonly out: Writable;
   private readonly compressor: Gzip | BrotliCompress | null;
@@ -106,7 +137,7 @@ export class StreamWriter {
     private readonly onAbort: (reason: AbortReason) => void,
     encoding: StreamEncoding | null = null,
   ) {
-    this.slabSize = chunkSize <= SLAB_BYTES ? SLAB_BYTES : chunkSize;
+    this.slabSize = slabSizeFor(chunkSize);
     this.compressor = encoding === null ? null : createCompressor(encoding);
     this.out = this.compressor ?? res;
     if (this.compressor !== null) this.pipeCompressor(this.compressor);
@@ -127,9 +158,13 @@ export class StreamWriter {
     this.used = 0;
   }
 
-  /** Whether the socket holds more than its high-water mark and the producer should wait. */
+  /**
+   * Whether the producer should wait: another slab would take the bytes in flight past
+   * MAX_IN_FLIGHT_BYTES. A paused reader so holds at most that in the server (or one chunk of
+   * the source's when it is larger) plus chunk framing; the kernel's socket buffers hold the rest.
+   */
   get backpressure(): boolean {
-    return this.out.writableNeedDrain;
+    return this.inFlight > 0 && this.inFlight + this.slabSize > MAX_IN_FLIGHT_BYTES;
   }
 
   /** Bytes queued in user space: coalesced but unsent, plus what the socket still holds. */
@@ -166,7 +201,11 @@ export class StreamWriter {
   flush(): void {
     if (this.used === 0 || this.aborted !== null) return;
     const slab = this.slab!;
-    this.out.write(this.takePending(), () => giveSlab(slab));
+    this.inFlight += slab.length;
+    this.out.write(this.takePending(), () => {
+      giveSlab(slab);
+      this.written(slab.length);
+    });
     if (this.monitorMemory) this.sampleMemory();
   }
 
@@ -213,7 +252,7 @@ export class StreamWriter {
 
   /** Resolves when the socket can take more; at once when it can already, or when the stream stopped. */
   drained(): Promise<void> {
-    if (this.aborted !== null || !this.out.writableNeedDrain) return Promise.resolve();
+    if (this.aborted !== null || !this.backpressure) return Promise.resolve();
     this.stats.streams.backpressureEvents++;
     if (this.monitorMemory) this.sampleMemory();
     return new Promise((resolve) => {
@@ -283,8 +322,15 @@ export class StreamWriter {
 
   private writeRaw(chunk: string | Uint8Array, length: number): void {
     this.count(length);
-    this.out.write(chunk);
+    this.inFlight += length;
+    this.out.write(chunk, () => this.written(length));
     if (this.monitorMemory) this.sampleMemory();
+  }
+
+  /** A write of `length` bytes in flight reached the kernel (or the compressor): a waiting producer may go on. */
+  private written(length: number): void {
+    this.inFlight -= length;
+    if (this.drainResolve !== null && !this.backpressure) this.handleDrain();
   }
 
   /** Count body bytes as the producer made them (before compression). */
@@ -295,10 +341,16 @@ export class StreamWriter {
 
   private pipeCompressor(compressor: Gzip | BrotliCompress): void {
     const res = this.res;
+    // The same rule as for the producer: compressed bytes the kernel did not take yet stop the
+    // compressor, whose input then waits (and with it the producer).
+    const resume = (): void => {
+      if (res.writableLength === 0) compressor.resume();
+    };
     compressor.on("data", (data: Buffer) => {
-      if (!res.write(data)) compressor.pause();
+      res.write(data, resume);
+      if (res.writableLength > 0) compressor.pause();
     });
-    res.on("drain", () => compressor.resume());
+    res.on("drain", resume);
     compressor.once("end", () => {
       if (this.aborted === null) res.end();
     });

@@ -1,8 +1,8 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { Readable } from "node:stream";
-import { StreamingError, StreamingResponse, type Dependency } from "../../src/index.js";
+import { StreamingError, StreamingResponse, type Dependency, type StreamController } from "../../src/index.js";
 import { decodeChunked, rawExchange, serve, sleep, splitResponse, testApp, waitFor, type Served } from "../helpers.js";
 
 describe("StreamingResponse over a socket", () => {
@@ -267,6 +267,49 @@ describe("streams and slow clients", () => {
       assert.ok(produced - received < 16 * 1024 * 1024, `produced ${produced}, received ${received}`);
       assert.ok(rssAfter - rssBefore < 64 * 1024 * 1024, `RSS grew by ${rssAfter - rssBefore}`);
     } finally {
+      await served.close();
+    }
+  });
+});
+
+describe("paused readers", () => {
+  test("a stream whose reader stopped holds at most one chunk (64 KiB + 2 KiB) in user space, whatever chunkSize", { timeout: 30_000 }, async () => {
+    const app = testApp({ maxStreamsPerClient: 100 });
+    const controllers: StreamController[] = [];
+    app.get("/paused", (req) => new StreamingResponse(function* (stream) {
+      controllers.push(stream);
+      const row = Buffer.alloc(1024, "r");
+      for (;;) yield row;
+    }, { chunkSize: Number(req.query.get("chunkSize")) }));
+    const served = await serve(app);
+    const sockets: Socket[] = [];
+    try {
+      for (const chunkSize of [65536, 16384, 8192, 1024]) {
+        controllers.length = 0;
+        for (let i = 0; i < 20; i++) {
+          const socket = connect(served.port, "127.0.0.1");
+          sockets.push(socket);
+          socket.write(`GET /paused?chunkSize=${chunkSize} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          await new Promise((resolve) => socket.once("data", resolve));
+          socket.pause();
+        }
+        // Until every stream waits: nothing sent for 300 ms.
+        let last = "";
+        let stableSince = Date.now();
+        await waitFor(() => {
+          const now = controllers.map((c) => c.bytesSent).join();
+          if (now !== last) [last, stableSince] = [now, Date.now()];
+          return Date.now() - stableSince > 300;
+        }, 20_000, "the paused streams to wait");
+        for (const c of controllers) {
+          assert.ok(c.backpressure, `chunkSize ${chunkSize}: a paused stream waits on backpressure`);
+          assert.ok(c.bufferedBytes <= 64 * 1024 + 2 * 1024, `chunkSize ${chunkSize}: a paused stream holds ${c.bufferedBytes} bytes`);
+        }
+        for (const socket of sockets.splice(0)) socket.destroy();
+        await waitFor(() => app.stats().streams.active === 0, 5_000, "the streams to end");
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await served.close();
     }
   });
