@@ -96,11 +96,28 @@ static size_t fail(cz_parser_t *p, const cz_parser_events_t *ev, void *user, uin
   return 0;
 }
 
-/* The frame's length is known: check it against the limits (data frames) before any payload. */
+/*
+ * The most bytes a compressed message (or frame) of `limit` bytes inflated may take on the wire:
+ * zlib's bound for fixed Huffman codes with 9-bit literals, plus block headers. The same as
+ * compressedBound in src/protocol/websocket/constants.ts.
+ */
+static uint64_t compressed_bound(uint64_t limit) {
+  uint64_t bound = limit + limit / 8 + limit / 256 + limit / 512 + 64;
+  return bound < limit ? UINT64_MAX : bound;
+}
+
+/*
+ * The frame's length is known: check it against the limits (data frames) before any payload. A
+ * compressed message's limits hold for it inflated (checked while inflating); on the wire it may
+ * take more by what deflate adds.
+ */
 static int length_known(cz_parser_t *p, const cz_parser_events_t *ev, void *user) {
   if (p->opcode < 0x8) {
-    if (p->payload_left > p->max_frame) return fail(p, ev, user, CZ_CLOSE_TOO_BIG, "Frame too large"), 0;
-    if (p->message_len + p->payload_left > p->max_message) return fail(p, ev, user, CZ_CLOSE_TOO_BIG, "Message too large"), 0;
+    int compressed = p->opcode == CZ_OP_CONT ? p->message_compressed : p->rsv1;
+    uint64_t max_frame = compressed ? compressed_bound(p->max_frame) : p->max_frame;
+    uint64_t max_message = compressed ? compressed_bound(p->max_message) : p->max_message;
+    if (p->payload_left > max_frame) return fail(p, ev, user, CZ_CLOSE_TOO_BIG, "Frame too large"), 0;
+    if (p->message_len + p->payload_left > max_message) return fail(p, ev, user, CZ_CLOSE_TOO_BIG, "Message too large"), 0;
   }
   p->state = S_MASK;
   p->have = 0;

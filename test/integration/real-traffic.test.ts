@@ -122,3 +122,19 @@ test("every server_max_window_bits echoes incompressible messages, small and pas
     assert.equal(await client.close(), 1000);
   }
 });
+
+test("maxMessageBytes limits the message as the application gets it: 16 MiB of noise (larger compressed) echoes, one byte more is refused with 1009", { timeout: 60_000 }, async () => {
+  const random = seeded(16);
+  const noise = Buffer.allocUnsafe(16 * 1024 * 1024 + 1);
+  for (let i = 0; i + 4 <= noise.length; i += 4) noise.writeUInt32LE(Math.floor(random() * 4294967296), i);
+  const exact = { data: noise.subarray(0, 16 * 1024 * 1024), binary: true };
+  const client = await TrafficClient.open(served.port, "/echo", { deflate: "client_no_context_takeover", random });
+  await client.send(exact);
+  await client.flush();
+  await client.waitForMessages(1, 30_000);
+  assertEchoes([exact], client.messages, "16 MiB");
+  await client.send({ data: noise, binary: true });
+  await client.flush();
+  const { code } = await client.closed;
+  assert.equal(code, 1009);
+});

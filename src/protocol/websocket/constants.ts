@@ -43,6 +43,18 @@ export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
 export const MAX_CONTROL_PAYLOAD = 125;
 
 /**
+ * The most bytes a compressed message (or frame) of `limit` bytes inflated may take on the wire:
+ * zlib's bound for the costliest encoding a compressor picks (fixed Huffman codes, 9-bit
+ * literals: about 13% more), plus block headers. A compressed message's limits apply to it
+ * inflated, checked while inflating; on the wire it may take up to this, so that a message
+ * within the limits is never refused for what deflate added (RFC 7692). The C parser
+ * (native/src/frame.c, compressed_bound) computes the same.
+ */
+export function compressedBound(limit: number): number {
+  return limit + Math.floor(limit / 8) + Math.floor(limit / 256) + Math.floor(limit / 512) + 64;
+}
+
+/**
  * Whether a close code may appear in a received close frame (RFC 6455 §7.4): 1000–1003,
  * 1007–1014 and the registered/private range 3000–4999. 1004–1006 and 1015 are reserved for
  * local use, 1016–2999 are unassigned.

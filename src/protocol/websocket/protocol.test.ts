@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { CloseCode, Opcode, isValidCloseCode } from "./constants.js";
+import { CloseCode, Opcode, compressedBound, isValidCloseCode } from "./constants.js";
 import { encodeClose, encodeFrame } from "./frame.js";
 import { WebSocketProtocol, type ProtocolOptions } from "./protocol.js";
 
@@ -114,6 +114,32 @@ for (const [name, input, code] of protocolErrors) {
 test("invalid UTF-8 fails at the first bad fragment, before the message ends", () => {
   const { events } = run([client(Opcode.Text, hex("ce ba"), false), client(Opcode.Continuation, hex("f4 90 80 80"), false)]);
   assert.deepEqual(events.map((e) => e.slice(0, 2)), [["error", CloseCode.InvalidPayload]]);
+});
+
+test("a compressed message's wire bytes may exceed the limits by deflate's bound (the limits hold inflated)", () => {
+  const limit = 1000;
+  const bound = compressedBound(limit);
+  const codes = (frames: Buffer[], options: Partial<ProtocolOptions>): Array<unknown> => {
+    const events: Event[] = [];
+    const protocol = new WebSocketProtocol({
+      write: () => undefined,
+      onMessage: () => void events.push(["message"]),
+      onCompressedMessage: () => void events.push(["compressed"]),
+      onPing: () => undefined, onPong: () => undefined, onClose: () => undefined,
+      onError: (code) => void events.push(["error", code]),
+    }, { maxMessageBytes: limit, maxFrameBytes: limit, isServer: true, compression: true, ...options });
+    protocol.receiveData(Buffer.concat(frames));
+    return events.map((e) => e[1] ?? e[0]);
+  };
+  // One frame, and the same message in two frames, right at the bound: handed on to inflate.
+  assert.deepEqual(codes([client(Opcode.Binary, Buffer.alloc(bound), true, true)], {}), ["compressed"]);
+  const half = Math.floor(bound / 2);
+  assert.deepEqual(codes([client(Opcode.Binary, Buffer.alloc(half), false, true), client(Opcode.Continuation, Buffer.alloc(bound - half))], {}), ["compressed"]);
+  // A byte past it, as a frame or as a message: 1009 before the payload.
+  assert.deepEqual(codes([client(Opcode.Binary, Buffer.alloc(bound + 1), true, true)], {}), [CloseCode.MessageTooBig]);
+  assert.deepEqual(codes([client(Opcode.Binary, Buffer.alloc(half), false, true), client(Opcode.Continuation, Buffer.alloc(bound - half + 1))], {}), [CloseCode.MessageTooBig]);
+  // Uncompressed messages keep the plain limits.
+  assert.deepEqual(codes([client(Opcode.Binary, Buffer.alloc(limit + 1))], {}), [CloseCode.MessageTooBig]);
 });
 
 test("a frame or message over the limit gets 1009 before its payload is read", () => {

@@ -4,7 +4,7 @@
  * {@link ProtocolHandler}, and so do the bytes to send (automatic pongs, close frames).
  */
 import { isUtf8 } from "node:buffer";
-import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, isValidCloseCode } from "./constants.js";
+import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, compressedBound, isValidCloseCode } from "./constants.js";
 import { encodeClose, encodeFrame, truncateReason, unmask } from "./frame.js";
 import { Utf8Validator } from "./utf8.js";
 
@@ -232,8 +232,14 @@ export class WebSocketProtocol {
   private checkLength(): boolean {
     const length = this.payloadLength;
     if (this.opcode < 0x8) {
-      if (length > this.options.maxFrameBytes) return this.fail(CloseCode.MessageTooBig, "Frame too large");
-      if (this.messageLength + length > this.options.maxMessageBytes) return this.fail(CloseCode.MessageTooBig, "Message too large");
+      const { maxFrameBytes, maxMessageBytes } = this.options;
+      // A compressed message's limits hold for it inflated (checked while inflating); its bytes
+      // on the wire may be more by what deflate adds.
+      const compressed = this.opcode === Opcode.Continuation ? this.messageCompressed : this.rsv1;
+      if (length > (compressed ? compressedBound(maxFrameBytes) : maxFrameBytes)) return this.fail(CloseCode.MessageTooBig, "Frame too large");
+      if (this.messageLength + length > (compressed ? compressedBound(maxMessageBytes) : maxMessageBytes)) {
+        return this.fail(CloseCode.MessageTooBig, "Message too large");
+      }
     }
     this.state = this.masked ? State.MaskKey : State.Payload;
     return true;
