@@ -1,15 +1,24 @@
 /**
  * The error catalogue. Each class has a stable `code` (never reused) and the HTTP status it maps to.
  */
+import { isSendableCloseCode } from "./protocol/websocket/constants.js";
 
 /** Base class of every error the framework raises on purpose. */
-export class CatzillaError extends Error {
-  /** Stable machine-readable code, e.g. `CZ_BODY_TOO_LARGE`. */
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+export class CatzillaError<Code extends string | number = string> extends Error {
+  /**
+   * Stable machine-readable code, e.g. `CZ_BODY_TOO_LARGE`. On {@link WebSocketDisconnect} it is
+   * the close code (as in Starlette), and the catalogue code is `errorCode`.
+   */
+  readonly code: Code;
+  constructor(code: Code, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
+  }
+
+  /** The catalogue code (`CZ_…`), on every error alike. */
+  get errorCode(): string {
+    return String(this.code);
   }
 }
 
@@ -65,6 +74,16 @@ export class StreamingError extends CatzillaError {
   }
 }
 
+/**
+ * A handler (or middleware) returned something that is not a response: a generator, a Map, a
+ * function, a Promise inside the value, ... Answered with 500 and logged with the request.
+ */
+export class InvalidResponseError extends CatzillaError {
+  constructor(what: string, hint: string) {
+    super("CZ_INVALID_RESPONSE", `The handler returned ${what}, which is not a response${hint === "" ? "" : `: ${hint}`}`);
+  }
+}
+
 /** The request body could not be read because the client went away mid-body. */
 export class ClientDisconnectError extends CatzillaError {
   constructor() {
@@ -91,24 +110,43 @@ export function statusText(status: number): string {
  * none, 1006 without a close frame), by a protocol violation (the code sent) or by the server.
  * Like Starlette's, `code` is the close code; the catalogue code is `errorCode`.
  */
-export class WebSocketDisconnect extends Error {
-  /** The close code. */
-  readonly code: number;
+export class WebSocketDisconnect extends CatzillaError<number> {
   readonly reason: string;
-  /** Stable catalogue code. */
-  readonly errorCode = "CZ_WS_DISCONNECT";
   constructor(code: number, reason = "") {
-    super(`WebSocket closed with ${code}${reason === "" ? "" : `: ${reason}`}`);
-    this.name = "WebSocketDisconnect";
-    this.code = code;
+    super(code, `WebSocket closed with ${code}${reason === "" ? "" : `: ${reason}`}`);
     this.reason = reason;
+  }
+
+  /** Stable catalogue code (`code` is the close code). */
+  override get errorCode(): string {
+    return "CZ_WS_DISCONNECT";
   }
 }
 
-/** A WebSocket used the wrong way: sending before `accept()`, accepting twice, and so on. */
+/**
+ * A WebSocket used the wrong way (sending before `accept()`, accepting twice, ...), or raised by a
+ * handler to close the connection with `closeCode` and the message as reason, as Starlette's
+ * `WebSocketException(code, reason)` does. One that leaves a handler closes the connection with
+ * its close code; with 1011 (the default) it is also logged as an unhandled error.
+ * @example throw new WebSocketException("Unknown room", "APP_UNKNOWN_ROOM", 4404);
+ */
 export class WebSocketException extends CatzillaError {
-  constructor(message: string, code = "CZ_WS_MISUSE") {
+  /** The close code a connection gets when this error leaves its handler. */
+  readonly closeCode: number;
+  constructor(message: string, code = "CZ_WS_MISUSE", closeCode = 1011) {
     super(code, message);
+    if (!isSendableCloseCode(closeCode)) {
+      throw new RangeError(`WebSocketException closeCode must be a close code an endpoint may send (1000-1003, 1007-1014, 3000-4999), got ${closeCode}`);
+    }
+    this.closeCode = closeCode;
+  }
+}
+
+/** A message `receiveJson()` got is not valid JSON: the client's fault, so the connection closes with 1007. */
+export class WebSocketInvalidJSONError extends WebSocketException {
+  constructor(cause: unknown) {
+    super("Message is not valid JSON", "CZ_WS_INVALID_JSON", 1007);
+    this.cause = cause;
   }
 }
 

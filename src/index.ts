@@ -1,7 +1,7 @@
 export { Catzilla, toResponse } from "./app/app.js";
 export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress, RoomHandlers } from "./app/app.js";
 export { Router } from "./app/router.js";
-export type { Handler, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
+export type { Handler, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
 export type { PathParams } from "./app/route-pattern.js";
 export { Request, parseCookies } from "./app/request.js";
 export type { ClientAddress } from "./app/request.js";
@@ -25,7 +25,7 @@ export { parseRange } from "./protocol/range.js";
 export type { ByteRange, RangeResult } from "./protocol/range.js";
 export {
   CatzillaError, HTTPError, BodyTooLargeError, InvalidJSONError, TooManyRequestsError,
-  StreamingError, ClientDisconnectError,
+  StreamingError, ClientDisconnectError, InvalidResponseError,
 } from "./errors.js";
 export { DEFAULTS } from "./options.js";
 export type { AppOptions, RateLimitOptions, Logger } from "./options.js";
@@ -38,7 +38,7 @@ export { WEBSOCKET_DEFAULTS } from "./websocket/options.js";
 export type { WebSocketOptions, PerMessageDeflateOptions } from "./websocket/options.js";
 export type { SendStatus, OverLimitPolicy, WebSocketTransport, TransportEvents } from "./transport.js";
 export { CloseCode, Opcode, ReadyState } from "./protocol/websocket/constants.js";
-export { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "./errors.js";
+export { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError } from "./errors.js";
 export type { WebSocketStats } from "./metrics/stats.js";
 export { Room } from "./rooms/room.js";
 export type { RoomOptions, RoomMessage, BroadcastOptions, BroadcastResult, ReplayResult, Joined, RoomEntry, Member, RoomStats } from "./rooms/room.js";

@@ -16,7 +16,7 @@ import type { TransportEvents, WebSocketTransport } from "../transport.js";
 import { loadBinding } from "../node/native/binding.js";
 import { NativeEngine } from "../node/native/connection.js";
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from "./options.js";
-import { WebSocket, sessionEvents, type AcceptOptions, type SessionHost, type SessionRoute, type WebSocketListener } from "./session.js";
+import { WebSocket, failSession, sessionEvents, type AcceptOptions, type SessionHost, type SessionRoute, type WebSocketListener } from "./session.js";
 
 /** WebSocket middleware: runs before accept; it may reject (HTTP status) or close (4xxx after accept). */
 export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => unknown;
@@ -256,15 +256,18 @@ export class WebSocketEngine implements SessionHost {
         ws.close(CloseCode.Normal);
       }
     } catch (error) {
+      const log = (error: unknown): void => this.host.logger.error(`catzilla: unhandled error in WebSocket ${path}`, error);
       if (ws.readyState === 0) {
         if (error instanceof HTTPError) this.refuseIfConnecting(ws, error.status, typeof error.detail === "string" ? error.detail : statusText(error.status));
-        else {
-          this.host.logger.error(`catzilla: unhandled error in WebSocket ${path}`, error);
+        else if (error instanceof WebSocketException && error.closeCode !== CloseCode.InternalError) {
+          // As close() before accept: the handshake completes so that the client sees the code.
+          await ws.accept().then(() => failSession(ws, error, log), () => undefined);
+        } else {
+          log(error);
           this.refuseIfConnecting(ws, 500, "Internal Server Error");
         }
       } else if (ws.readyState === 1) {
-        this.host.logger.error(`catzilla: unhandled error in WebSocket ${path}`, error);
-        ws.close(CloseCode.InternalError, "Internal error");
+        failSession(ws, error, log);
       }
     }
     if (scope !== null) {

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "../errors.js";
+import { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError } from "../errors.js";
 import { CloseCode, ReadyState, isSendableCloseCode } from "../protocol/websocket/constants.js";
 import type { Request, ClientAddress } from "../app/request.js";
 import type { SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
@@ -220,13 +220,16 @@ export class WebSocket<P = Record<string, string | number>> {
     return this.receiveBytes(options);
   }
 
-  /** The next message parsed as JSON (text or UTF-8 bytes). @throws WebSocketException when it does not parse. */
+  /**
+   * The next message parsed as JSON (text or UTF-8 bytes).
+   * @throws WebSocketInvalidJSONError when it does not parse; left unhandled, it closes the connection with 1007.
+   */
   async receiveJson<T = unknown>(options?: ReceiveOptions): Promise<T> {
     const message = await this.receive(options);
     try {
       return JSON.parse(typeof message === "string" ? message : message.toString("utf8")) as T;
-    } catch {
-      throw new WebSocketException("Message is not valid JSON");
+    } catch (error) {
+      throw new WebSocketInvalidJSONError(error);
     }
   }
 
@@ -395,6 +398,21 @@ export interface WebSocketListener<P = Record<string, string | number>> {
   onClose?(ws: WebSocket<P>, code: number, reason: string): void;
 }
 
+/**
+ * An error left a handler of an open connection: a {@link WebSocketException} closes it with its
+ * own close code and its message as reason (one with 1011 is logged too, as is anything else,
+ * which closes with 1011). @internal
+ */
+export function failSession(session: WebSocket<any>, error: unknown, log: (error: unknown) => void): void {
+  if (error instanceof WebSocketDisconnect) return;
+  if (error instanceof WebSocketException && error.closeCode !== CloseCode.InternalError) {
+    session.close(error.closeCode, error.message);
+    return;
+  }
+  log(error);
+  session.close(CloseCode.InternalError, "Internal error");
+}
+
 /** Delivers transport events to sessions; one object for all connections. @internal */
 export function sessionEvents(stats: StatsCollector, onError: (error: unknown) => void, onEnded: (ws: WebSocket<any>) => void): TransportEvents {
   const ws = stats.websockets;
@@ -410,10 +428,11 @@ export function sessionEvents(stats: StatsCollector, onError: (error: unknown) =
         return;
       }
       try {
-        listener.onMessage?.(session, message, isBinary);
+        const result = listener.onMessage?.(session, message, isBinary) as unknown;
+        // An async handler's failure ends the connection the same way (never an unhandled rejection).
+        if (result instanceof Promise) result.catch((error: unknown) => failSession(session, error, onError));
       } catch (error) {
-        onError(error);
-        session.close(CloseCode.InternalError, "Internal error");
+        failSession(session, error, onError);
       }
     },
     onPing() {},

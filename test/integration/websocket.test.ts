@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import WS from "ws";
-import { HTTPError, WebSocketDisconnect, WebSocketTimeoutError, type Dependency } from "../../src/index.js";
+import {
+  CatzillaError, HTTPError, WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError, type Dependency,
+} from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
 import { clientFrame, connectWs, rawWebSocket } from "../ws-helpers.js";
 
@@ -117,6 +119,16 @@ describe("WebSocket over real sockets", () => {
   app.websocket("/fails", async (ws) => {
     await ws.accept();
     throw new Error("handler bug");
+  });
+  app.websocket("/raises/{when}", async (ws) => {
+    if (ws.params.when === "after") await ws.accept();
+    throw new WebSocketException("No such room", "APP_NO_ROOM", 4404);
+  });
+  app.websocket("/raises-in-event", {
+    onMessage: async () => {
+      await sleep(1);
+      throw new WebSocketException("Not allowed here", "APP_NOT_ALLOWED", 4403);
+    },
   });
   app.websocket("/deflate", async (ws) => {
     await ws.accept();
@@ -333,6 +345,35 @@ describe("WebSocket over real sockets", () => {
   test("an error in a handler after accept closes with 1011", async () => {
     const ws = new WS(`${url}/fails`);
     assert.equal((await closed(ws)).code, 1011);
+  });
+
+  test("a WebSocketException closes with its own close code and reason, and is not logged as unhandled", async () => {
+    const logged = app.errors.length;
+    for (const path of ["/raises/after", "/raises/before"]) {
+      assert.deepEqual(await closed(new WS(`${url}${path}`)), { code: 4404, reason: "No such room" }, path);
+    }
+    const ws = await open(`${url}/raises-in-event`);
+    ws.send("x");
+    assert.deepEqual(await closed(ws), { code: 4403, reason: "Not allowed here" });
+    assert.equal(app.errors.length, logged);
+    assert.throws(() => new WebSocketException("x", "APP", 1005), /closeCode/);
+  });
+
+  test("invalid JSON from the client for receiveJson() closes with 1007: the client's fault, not a server error", async () => {
+    const logged = app.errors.length;
+    const ws = await open(`${url}/json`);
+    ws.send("{not json");
+    assert.deepEqual(await closed(ws), { code: 1007, reason: "Message is not valid JSON" });
+    assert.equal(app.errors.length, logged);
+  });
+
+  test("WebSocketDisconnect is a CatzillaError: code is the close code, errorCode the catalogue's", () => {
+    const error = new WebSocketDisconnect(1001, "going");
+    assert.ok(error instanceof CatzillaError);
+    assert.equal(error.code, 1001);
+    assert.equal(error.errorCode, "CZ_WS_DISCONNECT");
+    assert.equal(error.name, "WebSocketDisconnect");
+    assert.equal(new WebSocketInvalidJSONError(new SyntaxError("x")).errorCode, "CZ_WS_INVALID_JSON");
   });
 
   const violations: Array<[string, Buffer, number]> = [
