@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
-import { HTTPError, TooManyRequestsError } from "../errors.js";
+import { HTTPError, InvalidResponseError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
 import { createHttpServer } from "../node/server.js";
@@ -426,8 +426,8 @@ export class Catzilla extends Router {
    */
   async listen(options: ListenOptions = {}): Promise<ListeningAddress> {
     if (this.server !== null || this.primary !== null) throw new Error("This app is already listening");
+    checkListenOptions(options);
     const workers = options.workers ?? 1;
-    if (!Number.isInteger(workers) || workers < 1) throw new RangeError(`Option workers must be a positive integer, got ${workers}`);
     if (workers > 1 && cluster.isPrimary) {
       // The workers make their own broker connections; the primary's copy is not used.
       if (options.broker !== undefined) await options.broker.close();
@@ -518,15 +518,67 @@ export class Catzilla extends Router {
   }
 }
 
+/** Bad listen options fail before anything starts, with the option's name. */
+function checkListenOptions(options: ListenOptions): void {
+  const { port, host, workers } = options;
+  if (port !== undefined && (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535)) {
+    throw new RangeError(`Option port must be an integer in 0..65535, got ${JSON.stringify(port)}`);
+  }
+  if (host !== undefined && (typeof host !== "string" || host === "")) throw new TypeError(`Option host must be a non-empty string, got ${JSON.stringify(host)}`);
+  if (workers !== undefined && (typeof workers !== "number" || !Number.isInteger(workers) || workers < 1)) {
+    throw new RangeError(`Option workers must be a positive integer, got ${JSON.stringify(workers)}`);
+  }
+}
+
 function addressOf(address: string, port: number): ListeningAddress {
   const host = address.includes(":") ? `[${address}]` : address;
   return { host: address, port, url: `http://${host}:${port}` };
 }
 
-/** Turn what a handler returned into a Response. */
+/**
+ * Turn what a handler returned into a Response.
+ * @throws InvalidResponseError for what JSON would turn into `{}` or `null` (a generator, a Map,
+ *   a function, a Promise in a field, ...): the request gets a 500 and the log says what it was.
+ */
 export function toResponse(value: ResponseLike): Response {
   if (value instanceof Response) return value;
   if (value === undefined) return new Response(null, { status: 204 });
   if (typeof value === "string" || value instanceof Uint8Array) return new Response(value);
+  assertJSONValue(value);
   return new JSONResponse(value);
+}
+
+/** The value and its fields (one level: where a forgotten `await` puts a Promise) must be JSON. */
+function assertJSONValue(value: unknown): void {
+  const problem = notJSON(value);
+  if (problem !== null) throw new InvalidResponseError(problem[0], problem[1]);
+  if (typeof value !== "object" || value === null || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === "function") return;
+  for (const key in value) {
+    const field = notJSON((value as Record<string, unknown>)[key]);
+    if (field !== null) throw new InvalidResponseError(`an object whose field ${JSON.stringify(key)} is ${field[0]}`, field[1]);
+  }
+}
+
+/** What a value is and what to do instead, when JSON would not carry it; null when it would. */
+function notJSON(value: unknown): [what: string, hint: string] | null {
+  switch (typeof value) {
+    case "function":
+      return ["a function", "call it and return its result"];
+    case "symbol":
+      return ["a symbol", ""];
+    case "bigint":
+      return ["a bigint", "return it as a number or a string"];
+    case "object": {
+      if (value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return null;
+      if (typeof (value as { then?: unknown }).then === "function") return ["a Promise", "await it"];
+      if (value instanceof Map) return ["a Map", "return Object.fromEntries(map)"];
+      if (value instanceof Set) return ["a Set", "return [...set]"];
+      if (Symbol.asyncIterator in value || Symbol.iterator in value || value instanceof ReadableStream) {
+        return ["a generator, iterator or stream", "return new StreamingResponse(it) to stream it"];
+      }
+      return null;
+    }
+    default:
+      return null;
+  }
 }

@@ -38,6 +38,11 @@ export class RoutePattern {
   readonly path: string;
   /** Whether the pattern has no parameters and matches one path only. */
   readonly isStatic: boolean;
+  /**
+   * The path with its parameters' names left out (`/users/{:int}`): two patterns of one shape
+   * match the same paths.
+   */
+  readonly shape: string;
   private readonly regex: RegExp;
   private readonly names: string[] = [];
   private readonly converters: Converter[] = [];
@@ -46,6 +51,7 @@ export class RoutePattern {
     if (!path.startsWith("/")) throw new TypeError(`Route path must start with "/": ${JSON.stringify(path)}`);
     this.path = path;
     let source = "^";
+    let shape = "";
     let last = 0;
     const token = /\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}/g;
     for (let m = token.exec(path); m !== null; m = token.exec(path)) {
@@ -57,7 +63,9 @@ export class RoutePattern {
         throw new TypeError(`A {${name}:path} parameter must end the route path: ${path}`);
       }
       if (this.names.includes(name)) throw new TypeError(`Duplicate path parameter "${name}" in ${path}`);
+      assertNoColonSegment(path, path.slice(last, m.index));
       source += escapeRegex(path.slice(last, m.index)) + `(${converter.pattern})`;
+      shape += `${path.slice(last, m.index)}{:${kind}}`;
       last = token.lastIndex;
       this.names.push(name);
       this.converters.push(converter);
@@ -65,9 +73,11 @@ export class RoutePattern {
     if (path.slice(last).includes("{") || path.slice(last).includes("}")) {
       throw new TypeError(`Malformed path parameter in ${path}`);
     }
+    assertNoColonSegment(path, path.slice(last));
     source += escapeRegex(path.slice(last)) + "$";
     this.regex = new RegExp(source);
     this.isStatic = this.names.length === 0;
+    this.shape = shape + path.slice(last);
   }
 
   /**
@@ -94,6 +104,15 @@ export class RoutePattern {
 
 /** The params of every path without any: one frozen object, not one per request or connection. */
 const NO_PARAMS: Record<string, string | number> = Object.freeze({});
+
+/**
+ * A segment that starts with ":" is a parameter in Express and Hono syntax, and a literal here:
+ * refused, with the spelling that works.
+ */
+function assertNoColonSegment(path: string, literal: string): void {
+  const m = /\/:([A-Za-z_][A-Za-z0-9_]*)/.exec(literal);
+  if (m !== null) throw new TypeError(`Route path ${path} has a segment ":${m[1]}", which would match only itself; path parameters are written {${m[1]}}`);
+}
 
 function escapeRegex(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

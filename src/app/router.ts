@@ -1,12 +1,23 @@
 import type { Response } from "../responses/response.js";
 import type { WebSocket, WebSocketListener } from "../websocket/session.js";
-import type { WebSocketOptions } from "../websocket/options.js";
+import { resolveWebSocketOptions, type WebSocketOptions } from "../websocket/options.js";
 import type { DependencyMap, Resolved } from "./dependencies.js";
 import type { Request } from "./request.js";
 import { RoutePattern, type PathParams } from "./route-pattern.js";
 
+/**
+ * A value a handler returns as JSON: an object or array. Not a Promise, Map, Set or stream (they
+ * have a `Symbol.toStringTag`), a generator (`throw`) or a function (`Symbol.hasInstance`): JSON
+ * would turn those into `{}` or `null`. Streams and generators go in a StreamingResponse.
+ */
+export type JSONValueLike = object & {
+  readonly [Symbol.toStringTag]?: never;
+  readonly [Symbol.hasInstance]?: never;
+  readonly throw?: never;
+};
+
 /** What a handler may return: a Response, text, bytes, a JSON-serialisable value, or nothing (204). */
-export type ResponseLike = Response | string | Uint8Array | object | number | boolean | null | undefined;
+export type ResponseLike = Response | string | Uint8Array | JSONValueLike | number | boolean | null | undefined;
 
 /** A route handler. `deps` holds the route's resolved dependencies. */
 export type Handler<Path extends string = string, D extends DependencyMap = {}> = (
@@ -84,10 +95,9 @@ export class Router {
     handler: Handler<P, D>,
     options: RouteOptions<D> = {},
   ): this {
-    const full = this.prefixed(path);
-    this.routes.push({
+    this.addRoute({
       methods: methods.map((m) => m.toUpperCase()),
-      path: full,
+      path: this.prefix + path,
       handler: handler as unknown as Handler<string, DependencyMap>,
       dependencies: options.dependencies,
     });
@@ -130,10 +140,11 @@ export class Router {
     handler: WebSocketHandler<P, D>,
     options: WebSocketRouteOptions<D> = {},
   ): this {
-    const full = this.prefixed(path);
     const { dependencies, ...rest } = options;
-    this.websocketRoutes.push({
-      path: full,
+    // Bad or unknown options fail here, as app-wide ones fail in the constructor.
+    resolveWebSocketOptions(rest);
+    this.addWebSocketRoute({
+      path: this.prefix + path,
       handler: handler as unknown as WebSocketHandler<string, DependencyMap>,
       dependencies,
       options: rest,
@@ -144,21 +155,47 @@ export class Router {
 
   /** Mount every route of another router under this router's prefix. */
   include(router: Router): this {
-    for (const route of router.routes) this.routes.push({ ...route, path: this.prefixed(route.path) });
-    for (const route of router.websocketRoutes) this.websocketRoutes.push({ ...route, path: this.prefixed(route.path) });
+    for (const route of router.routes) this.addRoute({ ...route, path: this.prefix + route.path });
+    for (const route of router.websocketRoutes) this.addWebSocketRoute({ ...route, path: this.prefix + route.path });
     this.changed();
     return this;
   }
 
-  /** The full path of a route of this router; a malformed pattern fails here, at registration. */
-  private prefixed(path: string): string {
-    const full = this.prefix + path;
-    new RoutePattern(full);
-    return full;
+  /**
+   * Add a route; its path must be a valid pattern, and no route added before may match the same
+   * paths for one of its methods (the later one could never be reached).
+   */
+  private addRoute(route: RouteDefinition): void {
+    const shape = shapeOf(route.path);
+    for (const other of this.routes) {
+      const method = route.methods.find((m) => other.methods.includes(m));
+      if (method !== undefined && shapeOf(other.path) === shape) {
+        throw new TypeError(`Route ${method} ${route.path} matches the same paths as ${method} ${other.path}, added before: the later one would never be reached`);
+      }
+    }
+    this.routes.push(route);
+  }
+
+  private addWebSocketRoute(route: WebSocketRouteDefinition): void {
+    const shape = shapeOf(route.path);
+    const other = this.websocketRoutes.find((r) => shapeOf(r.path) === shape);
+    if (other !== undefined) {
+      throw new TypeError(`WebSocket route ${route.path} matches the same paths as ${other.path}, added before: the later one would never be reached`);
+    }
+    this.websocketRoutes.push(route);
   }
 
   /** Hook for subclasses that cache a compiled route table. @internal */
   protected changed(): void {}
+}
+
+const shapes = new Map<string, string>();
+
+/** The shape of a route path (RoutePattern.shape); a malformed pattern fails here, at registration. */
+function shapeOf(path: string): string {
+  let shape = shapes.get(path);
+  if (shape === undefined) shapes.set(path, (shape = new RoutePattern(path).shape));
+  return shape;
 }
 
 /** Outcome of matching a request against a {@link RouteTable}. @internal */

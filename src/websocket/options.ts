@@ -85,11 +85,21 @@ const POSITIVE = ["maxMessageBytes", "maxFrameBytes", "maxBufferedBytes", "hands
   "maxConnections", "maxConnectionsPerClient", "maxQueuedMessages"] as const;
 const NON_NEGATIVE = ["idleTimeoutMs", "pingIntervalMs", "maxMessagesPerSecond"] as const;
 
-/** Merge route options over app options over defaults, and validate. */
+const KNOWN = new Set<string>([...Object.keys(WEBSOCKET_DEFAULTS), "maxFrameBytes", "perMessageDeflate"]);
+const KNOWN_DEFLATE = new Set(["threshold", "level", "serverNoContextTakeover", "clientNoContextTakeover", "serverMaxWindowBits", "clientMaxWindowBits"]);
+
+function assertKnown(names: Iterable<string>, known: Set<string>, prefix: string): void {
+  for (const name of names) {
+    if (!known.has(name)) throw new TypeError(`Unknown option ${prefix}${name} (known: ${[...known].join(", ")})`);
+  }
+}
+
+/** Merge route options over app options over defaults, and validate. @throws TypeError, RangeError naming the option */
 export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | undefined>): ResolvedWebSocketOptions {
   const merged: WebSocketOptions = { ...WEBSOCKET_DEFAULTS };
   for (const layer of layers) {
     if (layer === undefined) continue;
+    assertKnown(Object.keys(layer), KNOWN, "websocket.");
     for (const [key, value] of Object.entries(layer)) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
   }
   merged.maxFrameBytes ??= merged.maxMessageBytes;
@@ -100,17 +110,32 @@ export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | unde
       throw new RangeError(`Option websocket.${name} must be a non-negative integer, got ${String(value)}`);
     }
   }
+  const strings = (value: unknown): boolean => Array.isArray(value) && value.every((v) => typeof v === "string");
+  if (merged.origins !== null && !strings(merged.origins)) throw new TypeError(`Option websocket.origins must be an array of strings or null, got ${String(merged.origins)}`);
+  if (!strings(merged.subprotocols)) throw new TypeError(`Option websocket.subprotocols must be an array of strings, got ${String(merged.subprotocols)}`);
   if (typeof merged.keepRequest !== "boolean") throw new TypeError(`Option websocket.keepRequest must be a boolean, got ${String(merged.keepRequest)}`);
   if (!["wait", "drop", "close"].includes(merged.overLimitPolicy!)) {
     throw new TypeError(`Option websocket.overLimitPolicy must be "wait", "drop" or "close", got ${String(merged.overLimitPolicy)}`);
   }
   const deflate = merged.perMessageDeflate;
+  if (typeof deflate === "object" && deflate !== null) assertKnown(Object.keys(deflate), KNOWN_DEFLATE, "websocket.perMessageDeflate.");
+  else if (deflate !== undefined && typeof deflate !== "boolean") {
+    throw new TypeError(`Option websocket.perMessageDeflate must be a boolean or an object, got ${String(deflate)}`);
+  }
   const perMessageDeflate = deflate === true ? { threshold: 1024, level: 6 }
     : deflate === false || deflate === undefined ? null : { threshold: 1024, level: 6, ...deflate };
   if (perMessageDeflate !== null) {
+    const threshold = perMessageDeflate.threshold;
+    if (!Number.isSafeInteger(threshold) || threshold < 0) {
+      throw new RangeError(`Option websocket.perMessageDeflate.threshold must be a non-negative integer, got ${String(threshold)}`);
+    }
     const level = perMessageDeflate.level;
     if (!Number.isInteger(level) || level < 0 || level > 9) {
       throw new RangeError(`Option websocket.perMessageDeflate.level must be an integer in 0..9, got ${String(level)}`);
+    }
+    for (const flag of ["serverNoContextTakeover", "clientNoContextTakeover"] as const) {
+      const value = perMessageDeflate[flag];
+      if (value !== undefined && typeof value !== "boolean") throw new TypeError(`Option websocket.perMessageDeflate.${flag} must be a boolean, got ${String(value)}`);
     }
     for (const bits of ["serverMaxWindowBits", "clientMaxWindowBits"] as const) {
       const value = perMessageDeflate[bits];

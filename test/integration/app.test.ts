@@ -1,7 +1,7 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  HTMLResponse, HTTPError, JSONResponse, RedirectResponse, Response, Router, StreamingResponse,
+  HTMLResponse, HTTPError, InvalidResponseError, JSONResponse, RedirectResponse, Response, Router, StreamingResponse,
   type Dependency,
 } from "../../src/index.js";
 import { rawExchange, serve, splitResponse, testApp, waitFor, type Served } from "../helpers.js";
@@ -337,5 +337,80 @@ describe("error handler and limits", () => {
     assert.throws(() => testApp({ rateLimit: { requests: 0, windowMs: 10 } }), /rateLimit.requests/);
     assert.throws(() => new Router({ prefix: "api" }), /prefix/);
     assert.throws(() => testApp().get("/x/{a:nope}", () => ""), /converter/);
+  });
+});
+
+describe("mistakes are caught where they are made", () => {
+  test("a handler that returns what is not a response gets a 500 and a log entry that says what it returned", async () => {
+    const app = testApp();
+    const handlers: Record<string, () => unknown> = {
+      "/generator": () => (function* () { yield "row"; })(),
+      "/map": () => new Map([["a", 1]]),
+      "/set": () => new Set([1]),
+      "/function": () => () => "text",
+      "/symbol": () => Symbol("x"),
+      "/readable-stream": () => new ReadableStream(),
+      "/forgotten-await": () => ({ body: Promise.resolve(1) }),
+    };
+    // Typed as they would be by a caller that lost the types (JavaScript, `any`).
+    for (const [path, handler] of Object.entries(handlers)) app.get(path, handler as () => string);
+    app.get("/fine", () => ({ next: "cursor", when: new Date(0), list: [1, 2], nested: { map: 1 } }));
+    const served = await serve(app);
+    try {
+      for (const path of Object.keys(handlers)) {
+        const errors = app.errors.length;
+        const res = await fetch(`${served.url}${path}`);
+        assert.equal(res.status, 500, path);
+        assert.deepEqual(await res.json(), { detail: "Internal Server Error" });
+        assert.equal(app.errors.length, errors + 1, `${path}: one log entry`);
+        const error = app.errors.at(-1) as InvalidResponseError;
+        assert.ok(error instanceof InvalidResponseError, path);
+        assert.equal(error.code, "CZ_INVALID_RESPONSE");
+        assert.match(error.message, /returned (a|an) /, path);
+      }
+      assert.match((app.errors.at(-1) as Error).message, /field "body" is a Promise, which is not a response: await it/);
+      assert.equal((await fetch(`${served.url}/fine`)).status, 200);
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("routes that match the same paths, and Express-style :params, are refused at registration", () => {
+    const app = testApp();
+    app.get("/users/{id}", () => "");
+    assert.throws(() => app.get("/users/{name}", () => ""), /GET \/users\/\{name\} matches the same paths as GET \/users\/\{id\}/);
+    assert.throws(() => app.route(["POST", "GET"], "/users/{id}", () => ""), /matches the same paths/);
+    // Another method, or a more specific converter first, is fine.
+    app.post("/users/{id}", () => "");
+    app.get("/items/{id:int}", () => "");
+    app.get("/items/{slug}", () => "");
+    assert.throws(() => app.get("/items/:id", () => ""), /segment ":id".*written \{id\}/);
+    const api = new Router({ prefix: "/users" });
+    api.get("/{other}", () => "");
+    assert.throws(() => app.include(api), /matches the same paths/);
+    app.websocket("/ws/{room}", () => undefined);
+    assert.throws(() => app.websocket("/ws/{name}", () => undefined), /WebSocket route \/ws\/\{name\} matches the same paths/);
+  });
+
+  test("per-route WebSocket options are checked at registration and name the option", () => {
+    const app = testApp();
+    assert.throws(() => app.websocket("/a", () => undefined, { maxMessageBytes: 0 }), /RangeError|websocket\.maxMessageBytes/);
+    assert.throws(() => app.websocket("/b", () => undefined, { maxMesageBytes: 10 } as never), /Unknown option websocket\.maxMesageBytes/);
+    assert.throws(() => app.websocket("/c", () => undefined, { perMessageDeflate: { treshold: 10 } } as never), /Unknown option websocket\.perMessageDeflate\.treshold/);
+    assert.throws(() => app.websocket("/d", () => undefined, { perMessageDeflate: { threshold: -1 } }), /perMessageDeflate\.threshold/);
+    assert.throws(() => new Router().websocket("/e", () => undefined, { idleTimeoutMs: -5 }), /websocket\.idleTimeoutMs/);
+    assert.throws(() => app.websocket("/f", () => undefined, { origins: "https://x" as never }), /websocket\.origins/);
+    assert.equal(app.websocketRoutes.length, 0);
+  });
+
+  test("bad listen options fail with an error naming the option, before anything starts", async () => {
+    const app = testApp();
+    let started = false;
+    app.onStartup(() => void (started = true));
+    await assert.rejects(app.listen({ port: "abc" as never }), /Option port must be an integer in 0\.\.65535, got "abc"/);
+    await assert.rejects(app.listen({ port: 70_000 }), /Option port/);
+    await assert.rejects(app.listen({ port: 0, host: 5 as never }), /Option host/);
+    await assert.rejects(app.listen({ port: 0, workers: 1.5 }), /Option workers/);
+    assert.equal(started, false);
   });
 });
