@@ -1,16 +1,23 @@
-// Makes sure what the tests need beyond npm is on the machine: Chromium for the browser test,
-// redis-server for the Redis broker tests, and clang with its sanitizer and libFuzzer runtimes for
-// the native engine's fuzz test (the AddressSanitizer run uses gcc's libasan). On Debian/Ubuntu it installs the distribution's
-// packages (as root, or with sudo); elsewhere it says what to do. CHROMIUM_PATH points the tests
-// at another Chromium.
+// Makes sure what the tests need beyond npm is on the machine: Chromium and Firefox ESR for the
+// browser tests; nginx, HAProxy and python3-websockets for the proxy tests; redis-server for the
+// Redis broker tests; and clang with its sanitizer and libFuzzer runtimes for the native engine's
+// fuzz test (the AddressSanitizer run uses gcc's libasan). On Debian/Ubuntu it installs the
+// distribution's packages (as root, or with sudo); elsewhere it says what to do. CHROMIUM_PATH and
+// FIREFOX_PATH point the tests at other browsers.
 import { existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 
 const has = (command) => spawnSync("sh", ["-c", `command -v ${command}`]).status === 0;
 const chromium = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const firefox = process.env.FIREFOX_PATH ?? "/usr/bin/firefox-esr";
 const missing = [];
 if (!existsSync(chromium)) missing.push("chromium");
+if (!existsSync(firefox)) missing.push("firefox-esr");
 if (!has("redis-server")) missing.push("redis-server");
+// The proxy tests: Debian's nginx and HAProxy in front of the server, python-websockets as a client.
+if (!existsSync("/usr/sbin/nginx")) missing.push("nginx");
+if (!existsSync("/usr/sbin/haproxy")) missing.push("haproxy");
+if (spawnSync("/usr/bin/python3", ["-c", "import websockets"]).status !== 0) missing.push("python3-websockets");
 if (process.platform === "linux" && !has("clang")) missing.push("clang", "libclang-rt-14-dev");
 if (missing.length === 0) process.exit(0);
 
