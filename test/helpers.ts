@@ -94,6 +94,11 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 3_000, what 
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The median of some numbers (the upper one of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+}
+
 /** A free TCP port on 127.0.0.1 (asked of the OS, then released). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
