@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { foreignEnv } from "./helpers.js";
 
 export interface Browser {
   name: "chromium" | "firefox";
@@ -63,10 +64,7 @@ export function openBrowser(browser: Browser, url: string): RunningBrowser {
     writeFileSync(join(profile, "user.js"), `${prefs}\n`);
     args = ["--headless", "--no-remote", "--profile", profile, url];
   }
-  // The sanitizer pass preloads libasan into Node.js (LD_PRELOAD); browsers must not inherit it.
-  const env = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] =>
-    entry[1] !== undefined && !["LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS"].includes(entry[0])));
-  env.MOZ_HEADLESS = "1";
+  const env = { ...foreignEnv(), MOZ_HEADLESS: "1" };
   const child = spawn(browser.executable, args, { env, stdio: "ignore", detached: true });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   return {

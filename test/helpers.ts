@@ -99,6 +99,15 @@ export function median(values: readonly number[]): number {
   return [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 }
 
+/**
+ * The environment for a program that is not Node.js (a browser, a proxy, python): without the
+ * sanitizer pass's preloaded libasan (LD_PRELOAD) and its options.
+ */
+export function foreignEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] =>
+    entry[1] !== undefined && !["LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS"].includes(entry[0])));
+}
+
 /** A free TCP port on 127.0.0.1 (asked of the OS, then released). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve) => {

@@ -3,13 +3,10 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { chromium } from "playwright-core";
 import { createDemoApp } from "../../examples/demo-app.js";
-import { serve } from "../helpers.js";
+import { foreignEnv, serve } from "../helpers.js";
 
 // .ci/run installs Debian's chromium; without it (a developer machine) this test says so and fails.
 const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-// The sanitizer pass preloads libasan into Node.js (LD_PRELOAD); Chromium must not inherit it.
-const browserEnv = Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] =>
-  entry[1] !== undefined && !["LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS"].includes(entry[0])));
 
 test("Chromium's WebSocket talks to the demo echo page: connect, send, receive, close", async () => {
   assert.ok(existsSync(executablePath), `Chromium not found at ${executablePath}; install it (apt-get install chromium) or set CHROMIUM_PATH`);
@@ -17,7 +14,7 @@ test("Chromium's WebSocket talks to the demo echo page: connect, send, receive, 
   const served = await serve(app);
   const browser = await chromium.launch({
     executablePath,
-    env: browserEnv,
+    env: foreignEnv(),
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createConformanceApp } from "../../examples/conformance.js";
-import { freePort, median, serve, waitFor, type Served } from "../helpers.js";
+import { foreignEnv, freePort, median, serve, waitFor, type Served } from "../helpers.js";
 
 const deploy = fileURLToPath(new URL("../../examples/deploy/", import.meta.url));
 const fixtures = fileURLToPath(new URL("../fixtures/files/", import.meta.url));
@@ -76,7 +76,7 @@ const proxies: Proxy[] = [
 async function startProxy(proxy: Proxy): Promise<{ port: number; child: ChildProcess; output: () => string }> {
   const port = await freePort();
   const [command, args] = proxy.start(port);
-  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], env: foreignEnv() });
   let output = "";
   child.stdout!.on("data", (d) => (output += d));
   child.stderr!.on("data", (d) => (output += d));
@@ -137,7 +137,7 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 function pythonEchoes(port: number, count: number): Promise<{ count: number; bad: number[]; extensions: string[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ["-c", PYTHON_CLIENT, `ws://127.0.0.1:${port}/echo`, String(count)], { stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(PYTHON, ["-c", PYTHON_CLIENT, `ws://127.0.0.1:${port}/echo`, String(count)], { stdio: ["ignore", "pipe", "pipe"], env: foreignEnv() });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
@@ -207,7 +207,7 @@ test("docs/deployment.md shows the configurations this test runs", () => {
 for (const proxy of proxies) {
   test(`behind ${proxy.name} as docs/deployment.md configures it: WebSockets, event streams, large files`, { timeout: 120_000 }, async () => {
     assert.ok(existsSync(proxy.binary), `${proxy.name} not found at ${proxy.binary}; install it (apt-get install ${proxy.name})`);
-    assert.equal(spawnSync(PYTHON, ["-c", "import websockets"]).status, 0, "python3-websockets is not installed (apt-get install python3-websockets)");
+    assert.equal(spawnSync(PYTHON, ["-c", "import websockets"], { env: foreignEnv() }).status, 0, "python3-websockets is not installed (apt-get install python3-websockets)");
     const { port, child } = await startProxy(proxy);
     try {
       const echoes = await pythonEchoes(port, 300);
