@@ -5,9 +5,8 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { get, type IncomingMessage } from "node:http";
-import WS from "ws";
+import { churnRound } from "../../bench/churn.js";
 import { createConformanceApp } from "../../examples/conformance.js";
 import type { Stats } from "../../src/index.js";
 import { serve, sleep, waitFor, type Served } from "../helpers.js";
@@ -48,53 +47,9 @@ async function metricGauges(): Promise<Record<string, number>> {
   return out;
 }
 
-async function churn(port: number): Promise<void> {
-  const url = `ws://127.0.0.1:${port}`;
-  const work: Array<Promise<unknown>> = [];
-  for (let i = 0; i < 20; i++) {
-    // A WebSocket closed cleanly, one reset, one into a room.
-    work.push((async () => {
-      const ws = new WS(`${url}/echo`);
-      await new Promise((resolve) => ws.once("open", resolve));
-      ws.send("hi");
-      await new Promise((resolve) => ws.once("message", resolve));
-      ws.close(1000);
-      await new Promise((resolve) => ws.once("close", resolve));
-    })());
-    work.push((async () => {
-      const ws = new WS(`${url}/room/churn`);
-      await new Promise((resolve) => ws.once("open", resolve));
-      ws.send("x");
-      await new Promise((resolve) => ws.once("message", resolve));
-      ws.terminate();
-    })());
-    // An SSE room subscriber aborted after its first bytes; a producer stream aborted.
-    for (const path of ["/news/churn", "/sse?n=0", "/stream?n=100000&size=65536", "/files/random.bin"]) {
-      work.push((async () => {
-        const res = await request(path);
-        await new Promise((resolve) => res.once("data", resolve));
-        res.destroy();
-        await new Promise((resolve) => res.socket.once("close", resolve));
-      })());
-    }
-    // A raw connection that sends half a request and resets.
-    work.push(new Promise<void>((resolve) => {
-      const socket = connect(port, "127.0.0.1", () => {
-        socket.write("GET /hello HTTP/1.1\r\nHost: x\r\n");
-        setTimeout(() => {
-          socket.resetAndDestroy();
-          resolve();
-        }, 20);
-      });
-      socket.on("error", () => resolve());
-    }));
-  }
-  await Promise.all(work);
-}
-
 test("after churn every gauge in stats() and /metrics returns to its baseline", { timeout: 60_000 }, async () => {
   // A first round makes what stays (the rooms of the feed and of the chat) and warms up.
-  await churn(served.port);
+  await churnRound(served.port, 20);
   let baseline: Record<string, number> = {};
   await waitFor(() => {
     baseline = gauges(served.app.stats());
@@ -103,7 +58,7 @@ test("after churn every gauge in stats() and /metrics returns to its baseline", 
   const metricsBaseline = await metricGauges();
   await sleep(50);
   baseline = gauges(served.app.stats());
-  for (let round = 0; round < 3; round++) await churn(served.port);
+  for (let round = 0; round < 3; round++) await churnRound(served.port, 20);
   let now: Record<string, number> = {};
   try {
     await waitFor(() => JSON.stringify(now = gauges(served.app.stats())) === JSON.stringify(baseline), 10_000, "the gauges to return");
