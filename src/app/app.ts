@@ -354,6 +354,8 @@ export class Catzilla extends Router {
   }
 
   private runChain(exchange: Exchange): Response | Promise<Response> {
+    // RFC 9112 §3.2: a request with more than one Host header field gets 400.
+    if (hasDuplicateHost(exchange.req.raw.rawHeaders)) throw new HTTPError(400, "More than one Host header");
     if (this.rateLimiter !== null) {
       const retryAfter = this.rateLimiter.take(exchange.req.raw.socket.remoteAddress ?? "");
       if (retryAfter > 0) {
@@ -516,6 +518,18 @@ export class Catzilla extends Router {
       }
     }
   }
+}
+
+function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === "host") {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
 }
 
 /** Bad listen options fail before anything starts, with the option's name. */

@@ -36,16 +36,35 @@ export function createHttpServer(
   function onSocketClose(): void {
     connections.active--;
   }
-  // A malformed request or an over-long head gets a status instead of a silent close.
+  // A malformed request or an over-long head gets a status instead of a silent close: also a
+  // body that breaks the framing (a bad chunk size) while its response has not started.
   server.on("clientError", (error: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable || (socket as Socket & { _httpMessage?: unknown })._httpMessage) {
+    const response = (socket as Socket & { _httpMessage?: { headersSent: boolean } | null })._httpMessage;
+    if (!socket.writable || (response != null && response.headersSent)) {
       socket.destroy();
       return;
     }
     const status = error.code === "HPE_HEADER_OVERFLOW" ? "431 Request Header Fields Too Large"
       : error.code === "ERR_HTTP_REQUEST_TIMEOUT" ? "408 Request Timeout"
         : "400 Bad Request";
-    socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    refuse(socket, status);
   });
+  // CONNECT (a proxy's method) is not served: 400 as for any request this server cannot take.
+  server.on("connect", (_req: unknown, socket: Socket) => refuse(socket, "400 Bad Request"));
   return server;
 }
+
+/**
+ * How long a refused client has to read the answer and close its side; then the connection is
+ * destroyed, so that one that never reads does not hold a descriptor (FIN-WAIT-2) for minutes.
+ */
+const REFUSAL_LINGER_MS = 2_000;
+
+/** Answer with a status and no body, close our side, and destroy the socket after a short grace. */
+function refuse(socket: Socket, status: string): void {
+  socket.on("error", ignore);
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
+}
+
+function ignore(): void {}

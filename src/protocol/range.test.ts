@@ -21,6 +21,14 @@ test("several ranges keep request order and drop unsatisfiable members", () => {
   });
 });
 
+test("overlapping ranges are coalesced, sorted: a range asked sixteen times is sent once", () => {
+  assert.deepEqual(parseRange(Array(16).fill("bytes=0-").join(",").replace(/,bytes=/g, ","), 100), { type: "ranges", ranges: [{ start: 0, end: 99 }] });
+  assert.deepEqual(parseRange("bytes=50-60,0-9,55-70,10-19", 100), { type: "ranges", ranges: [{ start: 0, end: 19 }, { start: 50, end: 70 }] });
+  assert.deepEqual(parseRange("bytes=-10,0-", 100), { type: "ranges", ranges: [{ start: 0, end: 99 }] });
+  // Without an overlap, request order stays (and touching ranges stay apart).
+  assert.deepEqual(parseRange("bytes=20-29,0-9,10-19", 100), { type: "ranges", ranges: [{ start: 20, end: 29 }, { start: 0, end: 9 }, { start: 10, end: 19 }] });
+});
+
 test("unsatisfiable ranges", () => {
   assert.deepEqual(parseRange("bytes=1000-", 1000), { type: "unsatisfiable" });
   assert.deepEqual(parseRange("bytes=-0", 1000), { type: "unsatisfiable" });

@@ -23,7 +23,10 @@ const DIGITS = /^\d+$/;
  * - `none`: no header, or a unit other than `bytes` (§14.2: an unknown unit is ignored).
  * - `malformed`: the header does not parse; a server ignores it and sends the whole representation.
  * - `unsatisfiable`: no range overlaps the representation; the answer is 416.
- * - `ranges`: the satisfiable ranges in request order, each clamped to the representation.
+ * - `ranges`: the satisfiable ranges in request order, each clamped to the representation. When
+ *   some of them overlap, they are all coalesced (§14.2 allows it) into ranges sorted by start
+ *   that neither overlap nor touch: sixteen `0-` ask for the representation once, not sixteen
+ *   times.
  */
 export function parseRange(header: string | undefined, size: number): RangeResult {
   if (header === undefined) return { type: "none" };
@@ -56,7 +59,28 @@ export function parseRange(header: string | undefined, size: number): RangeResul
   }
   if (specs === 0) return { type: "malformed" };
   if (ranges.length === 0) return { type: "unsatisfiable" };
-  return { type: "ranges", ranges };
+  return { type: "ranges", ranges: overlaps(ranges) ? coalesce(ranges) : ranges };
+}
+
+function overlaps(ranges: readonly ByteRange[]): boolean {
+  for (let i = 0; i < ranges.length; i++) {
+    for (let j = i + 1; j < ranges.length; j++) {
+      if (ranges[i]!.start <= ranges[j]!.end && ranges[j]!.start <= ranges[i]!.end) return true;
+    }
+  }
+  return false;
+}
+
+/** Sorted by start, overlapping and adjacent ranges merged. */
+function coalesce(ranges: readonly ByteRange[]): ByteRange[] {
+  const sorted = [...ranges].sort((a, b) => a.start - b.start);
+  const out: ByteRange[] = [{ ...sorted[0]! }];
+  for (const range of sorted.slice(1)) {
+    const last = out[out.length - 1]!;
+    if (range.start <= last.end + 1) last.end = Math.max(last.end, range.end);
+    else out.push({ ...range });
+  }
+  return out;
 }
 
 /** Current validators of a representation. */

@@ -1,10 +1,16 @@
 import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  HTMLResponse, HTTPError, InvalidResponseError, JSONResponse, RedirectResponse, Response, Router, StreamingResponse,
+  FileResponse, HTMLResponse, HTTPError, InvalidResponseError, JSONResponse, RedirectResponse, Response, Router, StreamingResponse,
   type Dependency,
 } from "../../src/index.js";
+import { readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { fileURLToPath } from "node:url";
 import { rawExchange, serve, splitResponse, testApp, waitFor, type Served } from "../helpers.js";
+
+const fixture = fileURLToPath(new URL("../fixtures/files/random.bin", import.meta.url));
+const fileBytes = readFileSync(fixture);
 
 describe("routing, requests and responses", () => {
   let served: Served;
@@ -31,6 +37,7 @@ describe("routing, requests and responses", () => {
   app.post("/items", async (req) => new JSONResponse(await req.json(), { status: 201 }));
   app.put("/items", () => "put");
   app.post("/echo-text", async (req) => req.text());
+  app.get("/file", () => new FileResponse(fixture));
   app.post("/echo-bytes", async (req) => new Response(await req.bytes()));
   app.post("/count-stream", async (req) => {
     let n = 0;
@@ -223,6 +230,27 @@ describe("routing, requests and responses", () => {
     const { data } = await rawExchange(served.port, "GARBAGE\r\n\r\n");
     assert.equal(splitResponse(data).status, 400);
   });
+
+  test("two Host headers, a bad chunk size, an unknown transfer coding and CONNECT get 400, not a silent close", async () => {
+    for (const request of [
+      "GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+      "POST /echo-text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+      "POST /echo-text HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+      "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+    ]) {
+      const { data } = await rawExchange(served.port, request);
+      assert.equal(data.length > 0 ? splitResponse(data).status : 0, 400, JSON.stringify(request));
+    }
+  });
+
+  test("overlapping ranges are sent once (coalesced), not once per range", async () => {
+    const ranges = Array(16).fill("0-").join(",");
+    const res = await fetch(`${served.url}/file`, { headers: { Range: `bytes=${ranges}` } });
+    assert.equal(res.status, 206);
+    const body = Buffer.from(await res.arrayBuffer());
+    assert.equal(Number(res.headers.get("content-length")), body.length);
+    assert.equal(body.length, fileBytes.length);
+  });
 });
 
 describe("error handler and limits", () => {
@@ -302,6 +330,29 @@ describe("error handler and limits", () => {
       assert.equal(splitResponse(data).status, 408);
       assert.ok(Date.now() - started < 3_000, `took ${Date.now() - started} ms`);
     } finally {
+      await served.close();
+    }
+  });
+
+  test("a client that gets 408 but never reads is let go soon after, and fresh clients are served", { timeout: 20_000 }, async () => {
+    const app = testApp({ headersTimeoutMs: 300, requestTimeoutMs: 300, maxConnections: 3 });
+    app.get("/x", () => "ok");
+    const served = await serve(app);
+    const sockets: Socket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const socket = connect(served.port, "127.0.0.1");
+        socket.on("error", () => undefined);
+        socket.write("GET /x HTTP/1.1\r\nHost: x\r\n");
+        socket.pause();
+        sockets.push(socket);
+      }
+      await waitFor(() => app.stats().connections.active === 3, 3_000, "the slow clients to be counted");
+      // 408 after 300 ms; destroyed at most a few seconds later although the clients never read nor close.
+      await waitFor(() => app.stats().connections.active === 0, 8_000, "the refused connections to be let go");
+      assert.equal(await (await fetch(`${served.url}/x`)).text(), "ok");
+    } finally {
+      for (const socket of sockets) socket.destroy();
       await served.close();
     }
   });
