@@ -1026,8 +1026,12 @@ static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
   cz_conn_t *c = user;
   cz_engine_t *e = c->engine;
   if (opcode == CZ_OP_PING) {
-    /* §5.5.2: answer with a pong carrying the same payload, unless closing. */
-    if (!(c->flags & F_CLOSE_SENT)) {
+    /*
+     * §5.5.2: answer with a pong carrying the same payload, unless closing; §5.5.3: only while
+     * the output is within its limit (answering the most recent ping only is allowed), so that a
+     * peer that pings and never reads cannot grow it.
+     */
+    if (!(c->flags & F_CLOSE_SENT) && buffered(c) <= c->profile->max_buffered) {
       append_frame(c, CZ_OP_PONG, data, len);
       e->stats.messages_out--;
     }

@@ -7,7 +7,8 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createConformanceApp } from "../../examples/conformance.js";
-import { serve, type Served } from "../helpers.js";
+import { readFileSync } from "node:fs";
+import { serve, startScript, type Served } from "../helpers.js";
 import { TrafficClient, firstDifference, seeded, type Message } from "../traffic-client.js";
 
 let served: Served;
@@ -137,4 +138,28 @@ test("maxMessageBytes limits the message as the application gets it: 16 MiB of n
   await client.flush();
   const { code } = await client.closed;
   assert.equal(code, 1009);
+});
+
+test("a message in a million 1-byte fragments costs the server about its size, not an object per fragment", { timeout: 60_000 }, async () => {
+  const { child, port } = await startScript("examples/conformance.ts");
+  try {
+    const rss = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))![1]) * 1024;
+    const client = await TrafficClient.open(port, "/echo", { random: seeded(1) });
+    // Warm up, then the baseline.
+    await client.send({ data: Buffer.from("warm"), binary: false });
+    await client.flush();
+    await client.waitForMessages(1, 5_000);
+    const before = rss();
+    const message = Buffer.alloc(1_500_000, 0x61);
+    await client.send({ data: message, binary: true }, { fragments: message.length });
+    await client.flush(256 * 1024);
+    await client.waitForMessages(2, 40_000);
+    const grown = rss() - before;
+    assertEchoes([{ data: message, binary: true }], client.messages.slice(1), "fragments");
+    // 10.5 MB on the wire; the message itself is 1.5 MB. One object per fragment took 20×.
+    assert.ok(grown < 80 * 1024 * 1024, `the server grew by ${(grown / 2 ** 20).toFixed(0)} MB`);
+    assert.equal(await client.close(), 1000);
+  } finally {
+    child.kill("SIGKILL");
+  }
 });

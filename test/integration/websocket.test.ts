@@ -2,9 +2,10 @@ import { describe, test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { constants, deflateRawSync, inflateRawSync } from "node:zlib";
+import { connect as connectRaw } from "node:net";
 import WS from "ws";
 import {
-  CatzillaError, HTTPError, WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError, type Dependency,
+  CatzillaError, HTTPError, WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError, type Dependency, type WebSocket,
 } from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
 import { clientFrame, connectWs, rawWebSocket } from "../ws-helpers.js";
@@ -555,6 +556,39 @@ describe("WebSocket limits and lifecycle", () => {
       await sleep(400);
       assert.equal(ws.readyState, WS.OPEN);
       ws.close();
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("a client that pings and never reads cannot grow the server's output past maxBufferedBytes", { timeout: 30_000 }, async () => {
+    const app = testApp({ websocket: { maxBufferedBytes: 64 * 1024, pingIntervalMs: 0 } });
+    let server: WebSocket<any> | null = null;
+    app.websocket("/pinged", async (ws) => {
+      await ws.accept();
+      server = ws;
+      for await (const message of ws) ws.send(message);
+    });
+    const served = await serve(app);
+    try {
+      const socket = connectRaw(served.port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      socket.write(`GET /pinged HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+      await new Promise((resolve) => socket.once("data", resolve));
+      socket.pause();
+      await waitFor(() => server !== null, 3_000, "the session");
+      // 60,000 pings of 125 bytes: 7.6 MB of pongs if every one were answered.
+      const ping = clientFrame(0x9, Buffer.alloc(125, 0x70));
+      const burst = Buffer.concat(Array.from({ length: 1_000 }, () => ping));
+      let peak = 0;
+      for (let i = 0; i < 60; i++) {
+        if (!socket.write(burst)) await new Promise((resolve) => socket.once("drain", resolve));
+        peak = Math.max(peak, server!.bufferedAmount);
+      }
+      await sleep(200);
+      peak = Math.max(peak, server!.bufferedAmount);
+      assert.ok(peak <= 64 * 1024 + 256, `the server held ${peak} bytes for a client that never read`);
+      assert.equal(server!.readyState, 1, "the connection stays open");
     } finally {
       await served.close();
     }

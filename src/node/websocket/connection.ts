@@ -240,6 +240,10 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
 
   // ProtocolHandler
 
+  canAnswerPing(): boolean {
+    return this.bufferedAmount <= this.options.maxBufferedBytes;
+  }
+
   write(data: Uint8Array): void {
     this.cork();
     this.put(data);

@@ -31,6 +31,13 @@ export interface ProtocolHandler {
    * `completeInflate` or `failInflate`; until then the protocol holds further frames back.
    */
   onCompressedMessage?(payload: Buffer[], isBinary: boolean): void;
+  /**
+   * Whether the connection can take an automatic pong now (its output is within its limit).
+   * When not, a ping goes unanswered: RFC 6455 §5.5.3 lets an endpoint answer only the most
+   * recent of several pings, so a peer that pings and never reads cannot grow the output.
+   * Missing: always.
+   */
+  canAnswerPing?(): boolean;
 }
 
 /** Limits and negotiated features of a connection. */
@@ -89,8 +96,12 @@ export class WebSocketProtocol {
   private messageOpcode = 0;
   private messageCompressed = false;
   private messageLength = 0;
-  /** Frames of a message in more than one (or compressed); made for it. */
-  private fragments: Buffer[] | null = null;
+  /**
+   * The bytes of a message in more than one frame (or compressed), copied into one buffer that
+   * doubles as it fills (up to the message's limit): whatever the fragmentation, a message costs
+   * at most twice its size, not an object per fragment (a million 1-byte fragments were 20× that).
+   */
+  private gathered: Buffer | null = null;
   private utf8: Utf8Validator | null = null;
 
   constructor(private readonly handler: ProtocolHandler, private readonly options: ProtocolOptions) {}
@@ -253,8 +264,9 @@ export class WebSocketProtocol {
         this.handleData(payload);
         return;
       case Opcode.Ping:
-        // §5.5.2: answer with a pong carrying the same payload, unless closing.
-        if (!this.closeSent) this.handler.write(this.frame(Opcode.Pong, payload));
+        // §5.5.2: answer with a pong carrying the same payload, unless closing (or, §5.5.3,
+        // while earlier answers still wait to go out).
+        if (!this.closeSent && this.handler.canAnswerPing?.() !== false) this.handler.write(this.frame(Opcode.Pong, payload));
         this.handler.onPing(payload);
         return;
       case Opcode.Pong:
@@ -274,19 +286,18 @@ export class WebSocketProtocol {
     this.messageLength += payload.length;
     const isText = this.messageOpcode === Opcode.Text;
     if (this.messageCompressed) {
-      const parts = (this.fragments ??= []);
-      parts.push(payload);
+      const whole = this.fin && this.gathered === null ? payload : this.gather(payload);
       if (!this.fin) return;
-      this.fragments = null;
+      this.gathered = null;
       this.state = State.Inflating;
       if (this.handler.onCompressedMessage === undefined) {
         this.fail(CloseCode.InternalError, "No inflater");
         return;
       }
-      this.handler.onCompressedMessage(parts, !isText);
+      this.handler.onCompressedMessage([whole], !isText);
       return;
     }
-    if (this.fin && this.fragments === null) {
+    if (this.fin && this.gathered === null) {
       // The common case: a whole message in one frame.
       this.messageOpcode = 0;
       this.messageLength = 0;
@@ -302,16 +313,32 @@ export class WebSocketProtocol {
       this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
       return;
     }
-    const parts = (this.fragments ??= []);
-    parts.push(payload);
+    const data = this.gather(payload);
     if (!this.fin) return;
     if (isText && !this.utf8!.isComplete) {
       this.fail(CloseCode.InvalidPayload, "Text message ends inside a character");
       return;
     }
-    const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, this.messageLength);
     this.resetMessage();
     this.handler.onMessage(data, !isText);
+  }
+
+  /** Append a fragment to the message's buffer; returns the message so far. */
+  private gather(payload: Buffer): Buffer {
+    const length = this.messageLength;
+    const start = length - payload.length;
+    let buffer = this.gathered;
+    if (buffer === null || length > buffer.length) {
+      // The frame's length was checked against the limit before its payload was read.
+      const limit = this.messageCompressed ? compressedBound(this.options.maxMessageBytes) : this.options.maxMessageBytes;
+      let capacity = Math.max(buffer?.length ?? 0, 1024);
+      while (capacity < length) capacity *= 2;
+      const grown = Buffer.allocUnsafe(Math.min(capacity, Math.max(limit, length)));
+      buffer?.copy(grown, 0, 0, start);
+      this.gathered = buffer = grown;
+    }
+    payload.copy(buffer, start);
+    return buffer.subarray(0, length);
   }
 
   private handleClose(payload: Buffer): void {
@@ -351,7 +378,7 @@ export class WebSocketProtocol {
     this.messageOpcode = 0;
     this.messageCompressed = false;
     this.messageLength = 0;
-    this.fragments = null;
+    this.gathered = null;
     this.utf8?.reset();
   }
 
