@@ -13,7 +13,10 @@ const EMPTY = Buffer.alloc(0);
 /** Sends up to this many bytes (UTF-16 units × 3 for text) are queued; longer ones go at once. */
 const QUEUE_ENTRY_MAX = 4096;
 
-type SocketInternals = Socket & { _handle?: { fd?: number; reading?: boolean; readStop?: () => number } | null; encrypted?: boolean };
+type SocketInternals = Socket & {
+  _handle?: { fd?: number; reading?: boolean; readStop?: () => number; readStart?: () => number } | null;
+  encrypted?: boolean;
+};
 
 /**
  * The native engine in the process: connections adopted from node:net sockets after the upgrade,
@@ -146,8 +149,7 @@ export class NativeEngine implements NativeHandlers, BulkSender {
     } catch (error) {
       this.failures++;
       if (this.failures === 1) logger.error("catzilla: the native engine could not adopt a connection; node:net serves it", error);
-      // Reading again: a read request makes net.Socket start its handle (it is marked stopped).
-      socket.read(0);
+      resumeReading(socket, handle);
       return bytes;
     }
     const connection = new NativeConnection(this.kind(options, events, deflate, extensions), id, intern(socket.remoteAddress ?? ""), socket.remotePort ?? 0);
@@ -172,7 +174,7 @@ export class NativeEngine implements NativeHandlers, BulkSender {
       id = this.binding.adopt(handle.fd!, this.streamProfile(profile), head, EMPTY, 0, 0);
     } catch {
       this.failures++;
-      socket.read(0);
+      resumeReading(socket, handle);
       return null;
     }
     const stream = new NativeStream(this, id, owner);
@@ -554,6 +556,16 @@ function stopReading(socket: Socket): NonNullable<SocketInternals["_handle"]> {
   handle.reading = false;
   handle.readStop?.();
   return handle;
+}
+
+/**
+ * Undo stopReading when the engine could not take the socket: its handle reads again. (A read
+ * request would not do it: net.Socket thinks a read is under way and does not start the handle.)
+ */
+function resumeReading(socket: Socket, handle: NonNullable<SocketInternals["_handle"]>): void {
+  handle.reading = true;
+  const err = handle.readStart?.() ?? 0;
+  if (err < 0) socket.destroy();
 }
 
 /** The descriptor lives on, duplicated, in C: node:net's socket and everything on it go. */
