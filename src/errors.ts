@@ -67,6 +67,14 @@ export class TooManyRequestsError extends HTTPError {
   }
 }
 
+/** A room could not be created: the app holds `maxRooms` rooms already (503). */
+export class RoomLimitError extends HTTPError {
+  override readonly code = "CZ_ROOM_LIMIT";
+  constructor(limit: number) {
+    super(503, `Too many rooms (maxRooms is ${limit})`);
+  }
+}
+
 /** A streaming source failed; `cause` is what it threw. */
 export class StreamingError extends CatzillaError {
   constructor(cause: unknown) {

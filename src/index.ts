@@ -25,7 +25,7 @@ export { parseRange } from "./protocol/range.js";
 export type { ByteRange, RangeResult } from "./protocol/range.js";
 export {
   CatzillaError, HTTPError, BodyTooLargeError, InvalidJSONError, TooManyRequestsError,
-  StreamingError, ClientDisconnectError, InvalidResponseError,
+  StreamingError, ClientDisconnectError, InvalidResponseError, RoomLimitError,
 } from "./errors.js";
 export { DEFAULTS } from "./options.js";
 export type { AppOptions, RateLimitOptions, Logger } from "./options.js";

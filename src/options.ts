@@ -58,6 +58,12 @@ export interface AppOptions {
    */
   maxStreamsPerClient?: number;
   /**
+   * Most rooms (`app.rooms`) at once; creating one more throws `RoomLimitError` (503 when it
+   * leaves a handler). Rooms without members and with nothing kept go away on their own.
+   * @default 10000
+   */
+  maxRooms?: number;
+  /**
    * Optional request rate limit per client address; over it a request gets 429 with Retry-After.
    * @default null (no rate limit)
    */
@@ -112,6 +118,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
   maxBodyBytes: 1_048_576,
   maxConnections: 10_000,
   maxStreamsPerClient: 64,
+  maxRooms: 10_000,
   rateLimit: null,
   shutdownTimeoutMs: 10_000,
   handleSignals: true,
@@ -120,7 +127,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
 
 const POSITIVE_INTEGERS = [
   "headersTimeoutMs", "requestTimeoutMs", "keepAliveTimeoutMs", "streamIdleTimeoutMs",
-  "maxHeaderBytes", "maxBodyBytes", "maxConnections", "maxStreamsPerClient", "shutdownTimeoutMs",
+  "maxHeaderBytes", "maxBodyBytes", "maxConnections", "maxStreamsPerClient", "maxRooms", "shutdownTimeoutMs",
 ] as const;
 
 /** Check a positive integer option, naming it in the error. */

@@ -96,7 +96,7 @@ export class Catzilla extends Router {
   /** @internal */
   readonly websockets: WebSocketEngine;
   /** Rooms for broadcasting to WebSocket and SSE members. */
-  readonly rooms = new RoomRegistry();
+  readonly rooms: RoomRegistry;
   private errorHandler: ErrorHandler | null = null;
   private readonly startupHooks: Array<() => unknown> = [];
   private readonly shutdownHooks: Array<() => unknown> = [];
@@ -117,6 +117,7 @@ export class Catzilla extends Router {
   constructor(options: AppOptions = {}) {
     super();
     this.config = resolveAppOptions(options);
+    this.rooms = new RoomRegistry(this.config.maxRooms);
     this.rateLimiter = this.config.rateLimit === null ? null : new RateLimiter(this.config.rateLimit);
     this.streamSlots = new StreamSlots(this.config.maxStreamsPerClient);
     const slots = this.streamSlots;
@@ -509,6 +510,7 @@ export class Catzilla extends Router {
       await closed;
     }
     if (this.sampler !== null) clearInterval(this.sampler);
+    this.rooms.stop();
     await this.rooms.detachBroker()?.close().catch((error: unknown) => this.config.logger.error("catzilla: closing the broker failed", error));
     for (const hook of this.shutdownHooks) {
       try {

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { RoomLimitError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { Broker } from "./broker.js";
 import { PRESENCE_INTERVAL_MS, Room, type Member, type RoomEntry, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
@@ -17,9 +18,16 @@ const ORIGIN_BYTES = 8;
 const SEQ_BYTES = 4;
 const MAX_PENDING_EXCLUDES = 65_536;
 
+/** How often rooms with a history are swept: what aged out goes, and so does a room left with nothing. */
+const SWEEP_INTERVAL_MS = 5_000;
+
 /** The rooms of an app: `app.rooms`. */
 export class RoomRegistry implements RoomLink {
   private readonly rooms = new Map<string, Room>();
+  private sweeper: NodeJS.Timeout | null = null;
+
+  /** @param maxRooms most rooms at once (AppOptions.maxRooms) */
+  constructor(private readonly maxRooms = 10_000) {}
   /** @internal */
   readonly totals: RoomTotals = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, brokerFailures: 0, remoteBroadcasts: 0 };
   /** Identifies this process's publishes, so that it does not deliver them twice. */
@@ -32,14 +40,47 @@ export class RoomRegistry implements RoomLink {
   private brokerDown = false;
 
   /** The room with this name, created with `options` when it does not exist. */
+  /**
+   * The room with this name, created with `options` when it does not exist.
+   * @throws RoomLimitError when it does not exist and `maxRooms` rooms do.
+   */
   getOrCreate(name: string, options: RoomOptions = {}): Room {
     let room = this.rooms.get(name);
     if (room === undefined) {
       room = new Room(name, options, this, this.totals);
-      this.rooms.set(name, room);
-      if (this.broker !== null) this.subscribe(room);
+      this.register(room);
+      if (options.history) this.sweeper ??= setInterval(() => this.sweep(Date.now()), SWEEP_INTERVAL_MS).unref();
     }
     return room;
+  }
+
+  private register(room: Room): void {
+    if (this.rooms.size >= this.maxRooms) {
+      // What aged out makes room first.
+      this.sweep(Date.now());
+      if (this.rooms.size >= this.maxRooms) throw new RoomLimitError(this.maxRooms);
+    }
+    this.rooms.set(room.name, room);
+    if (this.broker !== null) this.subscribe(room);
+  }
+
+  /** Age out the histories; rooms left with no member and nothing kept go. */
+  private sweep(now: number): void {
+    for (const room of [...this.rooms.values()]) if (room.options.history) room.sweep(now);
+  }
+
+  /** @internal RoomLink */
+  revive(room: Room): boolean {
+    const holder = this.rooms.get(room.name);
+    if (holder !== undefined) return holder === room;
+    this.register(room);
+    return true;
+  }
+
+  /** @internal The app stopped: no more sweeps. */
+  stop(): void {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
+    this.sweeper = null;
   }
 
   /**
@@ -234,7 +275,8 @@ export class RoomRegistry implements RoomLink {
     const room = this.rooms.get(name);
     if (room === undefined) return false;
     for (const member of [...room]) room.remove(member);
-    return this.rooms.delete(name);
+    if (this.rooms.get(name) === room) this.onEmpty(room);
+    return true;
   }
 
   get size(): number {

@@ -13,7 +13,7 @@ export type RoomMessage = string | Uint8Array | object | number | boolean | null
 
 /** Options of a room. */
 export interface RoomOptions {
-  /** Keep the room when its last member leaves (rooms with history are always kept). @default false */
+  /** Keep the room when its last member leaves (a room with history stays while it keeps broadcasts). @default false */
   keepWhenEmpty?: boolean;
   /** Bytes a member may hold unsent before the slow-member policy applies to it. @default 1048576 */
   maxBufferedBytes?: number;
@@ -23,8 +23,14 @@ export interface RoomOptions {
    * SSE members are cut). A broadcast never waits for a slow member. @default "skip"
    */
   slowMemberPolicy?: "skip" | "close";
-  /** Keep recent broadcasts so that reconnecting clients get what they missed. @default null */
-  history?: { maxMessages: number; maxAgeMs?: number } | null;
+  /**
+   * Keep recent broadcasts so that reconnecting clients get what they missed: at most
+   * `maxMessages` of them, none older than `maxAgeMs` (dropped as they age, whether the room is
+   * used or not), and at most `maxBytes` (characters of text, bytes of binary; the newest one is
+   * always kept). A room with no members keeps existing while it keeps something.
+   * @default null
+   */
+  history?: { maxMessages: number; maxAgeMs?: number; maxBytes?: number } | null;
   /**
    * Broadcasts of at least this many bytes are compressed once per window size for members whose
    * connection negotiated permessage-deflate with `server_no_context_takeover` (others get the
@@ -105,6 +111,8 @@ export interface RoomTotals extends RoomStats {
 /** What a room needs from its registry to reach other processes. @internal */
 export interface RoomLink {
   onEmpty(room: Room): void;
+  /** A room that went away is used again: registered again under its name, if that is free. */
+  revive(room: Room): boolean;
   /** Hand a broadcast to the broker, if there is one. */
   publish(room: Room, text: string | null, bytes: Uint8Array | null): void;
   /** Whether the room's history is the broker's shared log. */
@@ -119,6 +127,8 @@ export interface RoomLink {
 }
 
 const DEFAULT_MAX_BUFFERED = 1_048_576;
+/** history.maxBytes when not given: what one room keeps, whatever its maxMessages. */
+const DEFAULT_MAX_HISTORY_BYTES = 1_048_576;
 
 /** How often each server reports its member count of each room through the broker. */
 export const PRESENCE_INTERVAL_MS = 1_000;
@@ -136,6 +146,9 @@ export class Room {
   private readonly members = new Set<Member>();
   private lastId = 0;
   private readonly history: Entry[] | null;
+  /** What the history holds: characters of text and bytes of binary entries. */
+  private historyBytes = 0;
+  private readonly maxHistoryBytes: number;
   /** The history is complete from this id on (a gap that could not be filled moves it). */
   private completeFrom = 0;
   /** Whether this server has seen an entry of the shared log yet (the first sets the baseline). */
@@ -152,6 +165,7 @@ export class Room {
   constructor(name: string, readonly options: RoomOptions, private readonly link: RoomLink, private readonly totals: RoomTotals) {
     this.name = name;
     this.history = options.history ? [] : null;
+    this.maxHistoryBytes = options.history?.maxBytes ?? DEFAULT_MAX_HISTORY_BYTES;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.policy = options.slowMemberPolicy ?? "skip";
     const level = options.compressionLevel ?? 6;
@@ -160,6 +174,12 @@ export class Room {
     }
     if (options.history && (!Number.isInteger(options.history.maxMessages) || options.history.maxMessages <= 0)) {
       throw new RangeError(`Room history.maxMessages must be a positive integer, got ${options.history.maxMessages}`);
+    }
+    for (const name of ["maxAgeMs", "maxBytes"] as const) {
+      const value = options.history?.[name];
+      if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
+        throw new RangeError(`Room history.${name} must be a positive integer, got ${String(value)}`);
+      }
     }
     if (!["skip", "close"].includes(this.policy)) throw new TypeError(`Room slowMemberPolicy must be "skip" or "close"`);
   }
@@ -208,7 +228,11 @@ export class Room {
    * when it starts, and resumes from its request's `Last-Event-ID`.
    */
   add(member: Member, options: { lastEventId?: string | number } = {}): Joined {
-    if (this.deleted) throw new Error(`Room ${this.name} was deleted`);
+    if (this.deleted) {
+      // It went away (empty, nothing kept) while the app still held it: it comes back.
+      if (!this.link.revive(this)) throw new Error(`Room ${this.name} was deleted, and another room has its name now`);
+      this.deleted = false;
+    }
     if (isSse(member)) return member.joinRoom(this, options.lastEventId);
     member.joinedRoom(this);
     return this.attach(member, options.lastEventId);
@@ -281,10 +305,20 @@ export class Room {
     this.catchingUp?.delete(member);
     if (isSse(member)) member.leftRoom(this);
     else member.leftRoom(this);
-    if (this.members.size === 0 && !this.options.keepWhenEmpty && this.history === null) {
-      this.deleted = true;
-      this.link.onEmpty(this);
-    }
+    this.sweep(Date.now());
+  }
+
+  /**
+   * @internal Age the history out; a room with no members that keeps nothing (and was not asked
+   * to stay) goes away. Run on every departure and by the registry's timer.
+   */
+  sweep(now: number): void {
+    if (this.deleted) return;
+    this.prune(now);
+    if (this.members.size > 0 || this.options.keepWhenEmpty || (this.history !== null && this.history.length > 0)) return;
+    if (this.inbox !== null || this.catchingUp !== null) return;
+    this.deleted = true;
+    this.link.onEmpty(this);
   }
 
   /**
@@ -365,10 +399,10 @@ export class Room {
       this.completeFrom = entry.id;
       // Entries this server numbered itself before it had a shared log do not mix with these.
       this.history?.splice(0);
+      this.historyBytes = 0;
     }
     this.lastId = entry.id;
-    this.history?.push(entry);
-    this.trim(entry.at);
+    if (this.history !== null) this.remember(entry);
     this.deliver(entry.id, entry.text, entry.bytes, excluded);
   }
 
@@ -590,20 +624,26 @@ export class Room {
 
   private remember(entry: Entry): void {
     this.history!.push(entry);
+    this.historyBytes += entrySize(entry);
     this.trim(entry.at);
   }
 
   private trim(now: number): void {
     const history = this.history;
     if (history === null) return;
-    if (history.length > this.options.history!.maxMessages) history.shift();
+    const maxMessages = this.options.history!.maxMessages;
+    while (history.length > maxMessages || (history.length > 1 && this.historyBytes > this.maxHistoryBytes)) this.dropOldest();
     this.prune(now);
   }
 
   private prune(now: number): void {
     const maxAge = this.options.history?.maxAgeMs;
     if (maxAge === undefined || this.history === null) return;
-    while (this.history.length > 0 && now - this.history[0]!.at > maxAge) this.history.shift();
+    while (this.history.length > 0 && now - this.history[0]!.at > maxAge) this.dropOldest();
+  }
+
+  private dropOldest(): void {
+    this.historyBytes -= entrySize(this.history!.shift()!);
   }
 
   private tally(result: BroadcastResult): void {
@@ -616,6 +656,11 @@ export class Room {
     this.totals.skipped += result.skipped;
     this.totals.closedSlow += result.closed;
   }
+}
+
+/** What an entry counts for in `history.maxBytes`. */
+function entrySize(entry: Entry): number {
+  return entry.text !== null ? entry.text.length : entry.bytes?.byteLength ?? 0;
 }
 
 /** Reused by every broadcast: the members an engine sends to in one call. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { EventSource } from "eventsource";
 import WS from "ws";
 import { connect as connectRaw } from "node:net";
-import type { WebSocket } from "../../src/index.js";
+import { RoomLimitError, type WebSocket } from "../../src/index.js";
 import { serve, sleep, testApp, waitFor, type Served } from "../helpers.js";
 import { connectWs, rawWebSocket } from "../ws-helpers.js";
 
@@ -337,6 +337,74 @@ describe("rooms on one process", () => {
     assert.ok(stats.skipped > 100);
     // The slow WebSocket member and the slow SSE subscriber under the close policy.
     assert.equal(stats.closedSlow, 2);
+  });
+});
+
+describe("rooms are bounded", () => {
+  test("history ages out untouched, and a room left with no member and nothing kept goes away", { timeout: 20_000 }, async () => {
+    const app = testApp();
+    const feed = app.rooms.getOrCreate("aging", { history: { maxMessages: 100, maxAgeMs: 200 } });
+    for (let i = 0; i < 3; i++) feed.broadcast(`event ${i}`);
+    assert.equal((feed.since(0) as unknown[]).length, 3);
+    // Nobody touches it: the registry's sweep drops what aged out, then the room.
+    await waitFor(() => app.rooms.get("aging") === undefined, 10_000, "the aged room to go");
+    // Held by the app, it comes back when a member joins it again.
+    app.get("/aging", () => feed.eventSource());
+    const served = await serve(app);
+    try {
+      const controller = new AbortController();
+      const res = await fetch(`${served.url}/aging`, { signal: controller.signal });
+      await res.body!.getReader().read();
+      assert.equal(app.rooms.get("aging"), feed);
+      controller.abort();
+    } finally {
+      await served.close();
+    }
+    app.rooms.stop();
+  });
+
+  test("a feed a subscriber joined and left with nothing broadcast goes away at once; 2,000 distinct feeds leave no room", async () => {
+    const app = testApp();
+    app.get("/feed/{name}", (req) => app.rooms.getOrCreate(`feed:${req.params.name}`, { history: { maxMessages: 100, maxAgeMs: 300_000 } }).eventSource());
+    const served = await serve(app);
+    try {
+      for (let batch = 0; batch < 20; batch++) {
+        await Promise.all(Array.from({ length: 100 }, async (_, i) => {
+          const controller = new AbortController();
+          const res = await fetch(`${served.url}/feed/f${batch * 100 + i}`, { signal: controller.signal });
+          await res.body!.getReader().read();
+          controller.abort();
+        }));
+      }
+      await waitFor(() => app.rooms.size === 0, 5_000, "the feeds to go");
+    } finally {
+      await served.close();
+    }
+  });
+
+  test("maxRooms: one room more is refused with RoomLimitError (503 from a handler); history keeps at most maxBytes", async () => {
+    const app = testApp({ maxRooms: 3 });
+    for (const name of ["a", "b", "c"]) app.rooms.getOrCreate(name, { keepWhenEmpty: true });
+    assert.throws(() => app.rooms.getOrCreate("d"), (error: unknown) => error instanceof RoomLimitError && error.status === 503);
+    app.get("/join/{name}", (req) => void app.rooms.getOrCreate(req.params.name));
+    const served = await serve(app);
+    try {
+      assert.equal((await fetch(`${served.url}/join/e`)).status, 503);
+      assert.equal((await fetch(`${served.url}/join/a`)).status, 204);
+    } finally {
+      await served.close();
+    }
+    app.rooms.delete("c");
+    const big = app.rooms.getOrCreate("big", { history: { maxMessages: 100, maxBytes: 1024 * 1024 } });
+    for (let i = 0; i < 10; i++) big.broadcast("x".repeat(300 * 1024));
+    // Ids 1..10: three of 300 KiB fit in 1 MiB, so it reaches back to 8.
+    assert.equal((big.since(7) as unknown[]).length, 3);
+    assert.equal(big.since(6), "resync");
+    big.broadcast("y".repeat(2 * 1024 * 1024));
+    assert.equal((big.since(10) as unknown[]).length, 1, "the newest is kept even when larger");
+    assert.equal(big.since(9), "resync");
+    assert.throws(() => app.rooms.getOrCreate("bad", { history: { maxMessages: 1, maxAgeMs: 0 } }), /history\.maxAgeMs/);
+    app.rooms.stop();
   });
 });
 
