@@ -64,6 +64,12 @@ export interface AppOptions {
    */
   maxRooms?: number;
   /**
+   * What the histories of all rooms may hold together (characters of text, bytes of binary);
+   * past it the oldest broadcasts of any room are dropped first.
+   * @default 268435456 (256 MiB)
+   */
+  maxHistoryBytes?: number;
+  /**
    * Optional request rate limit per client address; over it a request gets 429 with Retry-After.
    * @default null (no rate limit)
    */
@@ -119,6 +125,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
   maxConnections: 10_000,
   maxStreamsPerClient: 64,
   maxRooms: 10_000,
+  maxHistoryBytes: 256 * 1024 * 1024,
   rateLimit: null,
   shutdownTimeoutMs: 10_000,
   handleSignals: true,
@@ -127,7 +134,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
 
 const POSITIVE_INTEGERS = [
   "headersTimeoutMs", "requestTimeoutMs", "keepAliveTimeoutMs", "streamIdleTimeoutMs",
-  "maxHeaderBytes", "maxBodyBytes", "maxConnections", "maxStreamsPerClient", "maxRooms", "shutdownTimeoutMs",
+  "maxHeaderBytes", "maxBodyBytes", "maxConnections", "maxStreamsPerClient", "maxRooms", "maxHistoryBytes", "shutdownTimeoutMs",
 ] as const;
 
 /** Check a positive integer option, naming it in the error. */

@@ -117,7 +117,7 @@ export class Catzilla extends Router {
   constructor(options: AppOptions = {}) {
     super();
     this.config = resolveAppOptions(options);
-    this.rooms = new RoomRegistry(this.config.maxRooms);
+    this.rooms = new RoomRegistry(this.config.maxRooms, this.config.maxHistoryBytes);
     this.rateLimiter = this.config.rateLimit === null ? null : new RateLimiter(this.config.rateLimit);
     this.streamSlots = new StreamSlots(this.config.maxStreamsPerClient);
     const slots = this.streamSlots;

@@ -26,8 +26,32 @@ export class RoomRegistry implements RoomLink {
   private readonly rooms = new Map<string, Room>();
   private sweeper: NodeJS.Timeout | null = null;
 
-  /** @param maxRooms most rooms at once (AppOptions.maxRooms) */
-  constructor(private readonly maxRooms = 10_000) {}
+  /** What the histories of all rooms hold (characters of text, bytes of binary). */
+  private historyBytes = 0;
+  private evicting = false;
+
+  /**
+   * @param maxRooms most rooms at once (AppOptions.maxRooms)
+   * @param maxHistoryBytes what all histories may hold together (AppOptions.maxHistoryBytes)
+   */
+  constructor(private readonly maxRooms = 10_000, private readonly maxHistoryBytes = 256 * 1024 * 1024) {}
+
+  /** @internal RoomLink: past the budget, the oldest entries of all rooms go first. */
+  historyChanged(_room: Room, bytes: number): void {
+    this.historyBytes += bytes;
+    if (this.historyBytes <= this.maxHistoryBytes || this.evicting) return;
+    this.evicting = true;
+    try {
+      while (this.historyBytes > this.maxHistoryBytes) {
+        let oldest: Room | null = null;
+        for (const room of this.rooms.values()) if (oldest === null || room.oldestEntryAt < oldest.oldestEntryAt) oldest = room;
+        if (oldest === null || oldest.oldestEntryAt === Infinity) break;
+        oldest.evictOldest();
+      }
+    } finally {
+      this.evicting = false;
+    }
+  }
   /** @internal */
   readonly totals: RoomTotals = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, brokerFailures: 0, remoteBroadcasts: 0 };
   /** Identifies this process's publishes, so that it does not deliver them twice. */
@@ -275,7 +299,10 @@ export class RoomRegistry implements RoomLink {
     const room = this.rooms.get(name);
     if (room === undefined) return false;
     for (const member of [...room]) room.remove(member);
-    if (this.rooms.get(name) === room) this.onEmpty(room);
+    if (this.rooms.get(name) === room) {
+      while (room.oldestEntryAt !== Infinity) room.evictOldest();
+      this.onEmpty(room);
+    }
     return true;
   }
 

@@ -113,6 +113,8 @@ export interface RoomLink {
   onEmpty(room: Room): void;
   /** A room that went away is used again: registered again under its name, if that is free. */
   revive(room: Room): boolean;
+  /** The room's history grew (or shrank) by `bytes`; the registry keeps all rooms within its budget. */
+  historyChanged(room: Room, bytes: number): void;
   /** Hand a broadcast to the broker, if there is one. */
   publish(room: Room, text: string | null, bytes: Uint8Array | null): void;
   /** Whether the room's history is the broker's shared log. */
@@ -399,6 +401,7 @@ export class Room {
       this.completeFrom = entry.id;
       // Entries this server numbered itself before it had a shared log do not mix with these.
       this.history?.splice(0);
+      this.link.historyChanged(this, -this.historyBytes);
       this.historyBytes = 0;
     }
     this.lastId = entry.id;
@@ -624,8 +627,20 @@ export class Room {
 
   private remember(entry: Entry): void {
     this.history!.push(entry);
-    this.historyBytes += entrySize(entry);
+    const size = entrySize(entry);
+    this.historyBytes += size;
     this.trim(entry.at);
+    this.link.historyChanged(this, size);
+  }
+
+  /** @internal When its history started (the oldest entry's time), for the registry's budget. */
+  get oldestEntryAt(): number {
+    return this.history?.[0]?.at ?? Infinity;
+  }
+
+  /** @internal Drop the oldest entry (the registry's budget is spent). */
+  evictOldest(): void {
+    if (this.history !== null && this.history.length > 0) this.dropOldest();
   }
 
   private trim(now: number): void {
@@ -643,7 +658,9 @@ export class Room {
   }
 
   private dropOldest(): void {
-    this.historyBytes -= entrySize(this.history!.shift()!);
+    const size = entrySize(this.history!.shift()!);
+    this.historyBytes -= size;
+    this.link.historyChanged(this, -size);
   }
 
   private tally(result: BroadcastResult): void {

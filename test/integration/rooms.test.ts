@@ -406,6 +406,19 @@ describe("rooms are bounded", () => {
     assert.throws(() => app.rooms.getOrCreate("bad", { history: { maxMessages: 1, maxAgeMs: 0 } }), /history\.maxAgeMs/);
     app.rooms.stop();
   });
+
+  test("maxHistoryBytes bounds all histories together: the oldest broadcasts of any room go first", () => {
+    const app = testApp({ maxHistoryBytes: 1024 * 1024 });
+    const feeds = Array.from({ length: 5 }, (_, i) => app.rooms.getOrCreate(`feed-${i}`, { history: { maxMessages: 100 } }));
+    for (let round = 0; round < 2; round++) for (const feed of feeds) feed.broadcast("z".repeat(300 * 1024));
+    // 3 MiB broadcast, 1 MiB kept: the three newest (feed-2, feed-3, feed-4 of the second round).
+    const kept = feeds.map((feed) => {
+      const entries = feed.since(0);
+      return entries === "resync" ? (feed.since(1) === "resync" ? 0 : 1) : entries.length;
+    });
+    assert.deepEqual(kept, [0, 0, 1, 1, 1]);
+    app.rooms.stop();
+  });
 });
 
 describe("rooms across servers", () => {
