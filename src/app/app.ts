@@ -500,6 +500,8 @@ export class Catzilla extends Router {
       server.closeIdleConnections();
       const deadline = Date.now() + this.config.shutdownTimeoutMs;
       const websockets = this.websockets.shutdown(deadline);
+      // Event streams never finish by themselves: they end now, cleanly, as WebSockets get 1001.
+      for (const stream of [...this.streams]) if (stream.shutdownAtOnce === true) stream.endNow?.();
       while ((this.collector.http.active > 0 || this.streams.size > 0) && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 25));
         server.closeIdleConnections();

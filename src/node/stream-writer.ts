@@ -113,6 +113,8 @@ export class StreamWriter {
   aborted: AbortReason | null = null;
   /** Largest `writableLength` seen, when monitoring is on. */
   peakBufferedBytes = 0;
+  /** Set for event streams: shutdown ends them at once (`endNow`). */
+  shutdownAtOnce = false;
   private slab: Buffer | null = null;
   private used = 0;
   private drainResolve: (() => void) | null = null;
@@ -273,6 +275,18 @@ export class StreamWriter {
     } else {
       this.out.end();
     }
+  }
+
+  /**
+   * End cleanly now, before the producer did: what was produced and the terminating chunk go
+   * out, nothing more is written, and the producer is told to stop (its signal fires, its
+   * `finally` runs), as on an abort.
+   */
+  endNow(): void {
+    if (this.aborted !== null || this.ended) return;
+    this.end();
+    this.aborted = "shutdown";
+    this.onAbort("shutdown");
   }
 
   /**

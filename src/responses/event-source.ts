@@ -212,7 +212,16 @@ export class EventSourceResponse extends StreamingResponse<EventItem> implements
     this.endStream();
   }
 
+  /** @internal An adopted event stream ends at once when shutdown begins. */
+  readonly shutdownAtOnce = true;
+
+  /** @internal */
+  endNow(): void {
+    this.endStream();
+  }
+
   protected override onStart(writer: StreamWriter, lastEventId: string | undefined): (() => void) | void {
+    writer.shutdownAtOnce = true;
     this.started(new WriterSink(writer), lastEventId);
     const stopBeat = this.pingMs === 0 ? undefined
       : addHeartbeat(this.pingMs, { writer, ping: encodeComment(this.pingComment), seen: writer.bytes });

@@ -38,6 +38,13 @@ export interface ResponseHost {
 /** A stream the app can cut at shutdown. @internal */
 export interface TrackedStream {
   cut(reason: AbortReason): void;
+  /**
+   * An endless stream (an event stream): when shutdown begins it ends at once, cleanly (its
+   * client reconnects, to another server), instead of holding shutdown until its deadline.
+   */
+  readonly shutdownAtOnce?: boolean;
+  /** End cleanly now (streams with `shutdownAtOnce`). */
+  endNow?(): void;
 }
 
 /** Options common to every response. */

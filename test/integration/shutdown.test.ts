@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
-import { StreamingResponse } from "../../src/index.js";
+import { EventSourceResponse, StreamingResponse } from "../../src/index.js";
 import { serve, sleep, startScript, testApp, waitFor } from "../helpers.js";
 
 function connectionRefused(port: number): Promise<boolean> {
@@ -63,6 +63,37 @@ test("streams still running at the shutdown deadline are cut", async () => {
   await assert.rejects(body);
   await waitFor(() => finallyRan, 2_000, "the source's finally");
   assert.equal(app.stats().streams.aborted, 1);
+});
+
+test("shutdown ends idle event streams at once and cleanly (producers and room subscribers), without waiting for its deadline", { timeout: 20_000 }, async () => {
+  const app = testApp({ shutdownTimeoutMs: 8_000 });
+  let finallyRan = false;
+  app.get("/events", () => new EventSourceResponse(async function* (stream) {
+    try {
+      await new Promise((resolve) => stream.signal.addEventListener("abort", resolve, { once: true }));
+    } finally {
+      finallyRan = true;
+    }
+  }));
+  app.get("/feed", () => app.rooms.getOrCreate("feed", { history: { maxMessages: 10 } }).eventSource());
+  const served = await serve(app);
+  const readers = await Promise.all(["/events", "/feed"].map(async (path) => {
+    const reader = (await fetch(`${served.url}${path}`)).body!.getReader();
+    await reader.read();
+    return reader;
+  }));
+  const started = Date.now();
+  await app.close();
+  const took = Date.now() - started;
+  assert.ok(took < 3_000, `close took ${took} ms with idle event streams open`);
+  for (const reader of readers) {
+    // A clean end (the terminating chunk, or the end of a close-delimited body), not a cut.
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) break;
+    }
+  }
+  await waitFor(() => finallyRan, 2_000, "the producer's finally");
 });
 
 test("SIGTERM shuts the conformance app down gracefully", async () => {
