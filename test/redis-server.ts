@@ -9,6 +9,10 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Start it again on the same port. */
   restart(): Promise<void>;
+  /** Stop it without ending it (SIGSTOP): it keeps its connections and answers nothing. */
+  pause(): void;
+  /** Let a paused server go on (SIGCONT). */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -42,5 +46,6 @@ export async function startRedis(): Promise<RedisServer> {
     child = null;
   };
   await start();
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start, stop: kill };
+  const signal = (name: NodeJS.Signals) => (): void => void (child as ChildProcess | null)?.kill(name);
+  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start, stop: kill, pause: signal("SIGSTOP"), resume: signal("SIGCONT") };
 }

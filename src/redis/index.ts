@@ -18,6 +18,15 @@ export interface RedisBrokerOptions {
   minRetryDelayMs?: number;
   /** @default 5000 */
   maxRetryDelayMs?: number;
+  /**
+   * How long a command may wait for Redis's answer. A Redis that takes connections but answers
+   * nothing (stopped, swapping, overloaded) fails a publish after this long; its connection is
+   * then dropped and made again with backoff, and until it answers again publishing fails at
+   * once. @default 2000
+   */
+  commandTimeoutMs?: number;
+  /** Commands that may wait for Redis's answers at once; one more fails at once. @default 1000 */
+  maxPendingCommands?: number;
   /** Where the one line per outage and per recovery goes. @default console */
   logger?: Logger;
   /** More ioredis options, for TLS, auth and the like. */
@@ -80,16 +89,25 @@ class RedisBroker implements Broker {
   private down = false;
   private wasReady = false;
   private closed = false;
+  /** Commands waiting for Redis's answer. */
+  private pending = 0;
+  private readonly maxPending: number;
 
   constructor(options: RedisBrokerOptions) {
     const url = options.url ?? "redis://127.0.0.1:6379";
     const min = options.minRetryDelayMs ?? 100;
     const max = options.maxRetryDelayMs ?? 5_000;
+    const commandTimeout = options.commandTimeoutMs ?? 2_000;
+    this.maxPending = options.maxPendingCommands ?? 1_000;
+    for (const [name, value] of [["commandTimeoutMs", commandTimeout], ["maxPendingCommands", this.maxPending]] as const) {
+      if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`Option ${name} must be a positive integer, got ${String(value)}`);
+    }
     this.logger = options.logger ?? console;
     const common: RedisOptions = {
       ...options.redis,
       retryStrategy: (attempt) => Math.min(max, min * 2 ** Math.min(attempt - 1, 16)),
       maxRetriesPerRequest: 1,
+      commandTimeout,
     };
     // Publishing while Redis is away fails at once: no unbounded queue of broadcasts.
     this.pub = new Redis(url, { ...common, enableOfflineQueue: false });
@@ -113,7 +131,34 @@ class RedisBroker implements Broker {
     const message = Buffer.allocUnsafe(1 + payload.byteLength);
     message[0] = PLAIN;
     message.set(payload, 1);
-    await this.pub.publish(channel, message);
+    await this.command(() => this.pub.publish(channel, message));
+  }
+
+  /**
+   * Run a command on the publishing connection, failing at once when too many wait already. One
+   * that gets no answer in time means Redis hangs: the connection is dropped (what waits on it
+   * fails at once, and what it held is let go) and made again with backoff.
+   */
+  private async command<T>(run: () => Promise<T>): Promise<T> {
+    if (this.pending >= this.maxPending) throw new Error(`Redis is not answering: ${this.pending} commands wait for it`);
+    this.pending++;
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof Error && error.message === "Command timed out") this.hung();
+      throw error;
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private hung(): void {
+    if (this.closed) return;
+    if (!this.down && this.wasReady) {
+      this.down = true;
+      this.logger.error("catzilla: Redis is not answering; rooms deliver locally and reconnect with backoff");
+    }
+    this.pub.disconnect(true);
   }
 
   private received(channel: string, message: Buffer): void {
@@ -127,18 +172,18 @@ class RedisBroker implements Broker {
 
   private async append(channel: string, payload: Uint8Array, limits: LogLimits): Promise<number> {
     const now = Date.now();
-    const id = await (this.pub as unknown as AppendCommand).czLogAppend(
+    const id = await this.command(() => (this.pub as unknown as AppendCommand).czLogAppend(
       idKey(channel), streamKey(channel), channel, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
       limits.maxMessages, now, firstLogId(now), limits.maxAgeMs ?? 0,
-    );
+    ));
     return Number(id);
   }
 
   private async read(channel: string, afterId: number, limits: LogLimits): Promise<{ lastId: number; entries: LogEntry[] }> {
-    const results = await this.pub.multi()
+    const results = await this.command(() => this.pub.multi()
       .get(idKey(channel))
       .xrangeBuffer(streamKey(channel), `${afterId + 1}-0`, "+", "COUNT", limits.maxMessages)
-      .exec();
+      .exec());
     if (results === null) throw new Error("Redis aborted the read of a room log");
     for (const [error] of results) if (error) throw error;
     const lastId = Number(results[0]![1] ?? 0);

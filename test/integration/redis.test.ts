@@ -106,4 +106,63 @@ describe("rooms across servers through a real Redis", () => {
       for (const s of apps) await s.close();
     }
   });
+
+  test("Redis hung (SIGSTOP): publishing fails after commandTimeoutMs, local members get every broadcast at once, memory stays bounded; it recovers after SIGCONT", { timeout: 60_000 }, async () => {
+    const app = testApp({ websocket: { pingIntervalMs: 0 } });
+    app.websocket("/room/{name}", { onOpen: (ws) => void app.rooms.getOrCreate(ws.params.name, { history: { maxMessages: 100 } }).add(ws) });
+    app.get("/feed/{name}", (req) => app.rooms.getOrCreate(req.params.name, { history: { maxMessages: 100 } }).eventSource());
+    const broker = redisBroker({ url: redis.url, commandTimeoutMs: 300, minRetryDelayMs: 50, maxRetryDelayMs: 200, logger: { info: () => undefined, error: () => undefined } });
+    const { url, port } = await app.listen({ port: 0, host: "127.0.0.1", broker });
+    try {
+      const ws = await connect(`ws://127.0.0.1:${port}/room/hung`);
+      let received = 0;
+      ws.on("message", () => void received++);
+      const controller = new AbortController();
+      const sse = (await fetch(`${url}/feed/hung`, { signal: controller.signal })).body!.getReader();
+      let sseText = "";
+      void (async () => {
+        for (;;) {
+          const { value, done } = await sse.read().catch(() => ({ value: undefined, done: true }));
+          if (done) return;
+          sseText += new TextDecoder().decode(value);
+        }
+      })();
+      await waitFor(() => app.rooms.get("hung")?.size === 2, 5_000, "both members");
+      const room = app.rooms.get("hung")!;
+      room.broadcast("before");
+      await waitFor(() => received === 1 && sseText.includes("data: before"), 5_000, "delivery before the hang");
+
+      redis.pause();
+      try {
+        // Local members get every broadcast at once, none waits for Redis.
+        for (let i = 0; i < 200; i++) room.broadcast(`during ${i}`);
+        await waitFor(() => received === 201 && (sseText.match(/data: during/g) ?? []).length === 200, 5_000, "local delivery during the hang")
+          .catch((e: Error) => { throw new Error(`${e.message}: ${received}, ${JSON.stringify(room.stats)}`); });
+        assert.ok(app.stats().rooms!.brokerFailures >= 1, "the failures are counted");
+        // 20,000 broadcasts of 10 KiB (200 MB) to a room without local members: what waits for
+        // Redis is bounded, the rest fails at once.
+        const quiet = app.rooms.getOrCreate("quiet", { keepWhenEmpty: true });
+        const rssBefore = process.memoryUsage().rss;
+        const payload = "p".repeat(10 * 1024);
+        for (let i = 0; i < 20_000; i++) {
+          quiet.broadcast(payload);
+          if (i % 500 === 0) await sleep(5);
+        }
+        await sleep(500);
+        const grown = process.memoryUsage().rss - rssBefore;
+        assert.ok(grown < 100 * 1024 * 1024, `the process grew by ${(grown / 2 ** 20).toFixed(0)} MB while Redis hung`);
+      } finally {
+        redis.resume();
+      }
+      // Back: broadcasts get ids from the shared log again.
+      await waitFor(() => {
+        room.broadcast("after");
+        return /id: \d+\ndata: after/.test(sseText);
+      }, 15_000, "the shared log to number broadcasts again");
+      controller.abort();
+      ws.close();
+    } finally {
+      await app.close();
+    }
+  });
 });
