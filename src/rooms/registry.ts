@@ -36,6 +36,13 @@ export class RoomRegistry implements RoomLink {
    */
   constructor(private readonly maxRooms = 10_000, private readonly maxHistoryBytes = 256 * 1024 * 1024) {}
 
+  private entryOrder = 0;
+
+  /** @internal RoomLink */
+  nextEntryOrder(): number {
+    return ++this.entryOrder;
+  }
+
   /** @internal RoomLink: past the budget, the oldest entries of all rooms go first. */
   historyChanged(_room: Room, bytes: number): void {
     this.historyBytes += bytes;
@@ -44,8 +51,8 @@ export class RoomRegistry implements RoomLink {
     try {
       while (this.historyBytes > this.maxHistoryBytes) {
         let oldest: Room | null = null;
-        for (const room of this.rooms.values()) if (oldest === null || room.oldestEntryAt < oldest.oldestEntryAt) oldest = room;
-        if (oldest === null || oldest.oldestEntryAt === Infinity) break;
+        for (const room of this.rooms.values()) if (oldest === null || room.oldestEntryOrder < oldest.oldestEntryOrder) oldest = room;
+        if (oldest === null || oldest.oldestEntryOrder === Infinity) break;
         oldest.evictOldest();
       }
     } finally {
@@ -300,7 +307,7 @@ export class RoomRegistry implements RoomLink {
     if (room === undefined) return false;
     for (const member of [...room]) room.remove(member);
     if (this.rooms.get(name) === room) {
-      while (room.oldestEntryAt !== Infinity) room.evictOldest();
+      while (room.oldestEntryOrder !== Infinity) room.evictOldest();
       this.onEmpty(room);
     }
     return true;

@@ -115,6 +115,8 @@ export interface RoomLink {
   revive(room: Room): boolean;
   /** The room's history grew (or shrank) by `bytes`; the registry keeps all rooms within its budget. */
   historyChanged(room: Room, bytes: number): void;
+  /** A number that grows with every entry any room keeps: which entry of all rooms is oldest. */
+  nextEntryOrder(): number;
   /** Hand a broadcast to the broker, if there is one. */
   publish(room: Room, text: string | null, bytes: Uint8Array | null): void;
   /** Whether the room's history is the broker's shared log. */
@@ -150,6 +152,8 @@ export class Room {
   private readonly history: Entry[] | null;
   /** What the history holds: characters of text and bytes of binary entries. */
   private historyBytes = 0;
+  /** Beside `history`: when each entry came, in the registry's order of all rooms' entries. */
+  private readonly historyOrder: number[] = [];
   private readonly maxHistoryBytes: number;
   /** The history is complete from this id on (a gap that could not be filled moves it). */
   private completeFrom = 0;
@@ -401,6 +405,7 @@ export class Room {
       this.completeFrom = entry.id;
       // Entries this server numbered itself before it had a shared log do not mix with these.
       this.history?.splice(0);
+      this.historyOrder.length = 0;
       this.link.historyChanged(this, -this.historyBytes);
       this.historyBytes = 0;
     }
@@ -627,15 +632,16 @@ export class Room {
 
   private remember(entry: Entry): void {
     this.history!.push(entry);
+    this.historyOrder.push(this.link.nextEntryOrder());
     const size = entrySize(entry);
     this.historyBytes += size;
     this.trim(entry.at);
     this.link.historyChanged(this, size);
   }
 
-  /** @internal When its history started (the oldest entry's time), for the registry's budget. */
-  get oldestEntryAt(): number {
-    return this.history?.[0]?.at ?? Infinity;
+  /** @internal Where its oldest entry stands in the registry's order (Infinity: none), for the registry's budget. */
+  get oldestEntryOrder(): number {
+    return this.historyOrder[0] ?? Infinity;
   }
 
   /** @internal Drop the oldest entry (the registry's budget is spent). */
@@ -658,6 +664,7 @@ export class Room {
   }
 
   private dropOldest(): void {
+    this.historyOrder.shift();
     const size = entrySize(this.history!.shift()!);
     this.historyBytes -= size;
     this.link.historyChanged(this, -size);
