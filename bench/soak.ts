@@ -58,7 +58,8 @@ function stats(port: number): Promise<Record<string, any>> {
   });
 }
 
-function gaugesOf(s: Record<string, any>): Record<string, number> {
+/** The gauges of a stats() snapshot (or its JSON): everything that goes up and down, by name. */
+export function gaugesOf(s: Record<string, any>): Record<string, number> {
   return {
     "connections.active": s.connections.active,
     "http.active": s.http.active,

@@ -7,8 +7,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { get, type IncomingMessage } from "node:http";
 import { churnRound } from "../../bench/churn.js";
+import { gaugesOf } from "../../bench/soak.js";
 import { createConformanceApp } from "../../examples/conformance.js";
-import type { Stats } from "../../src/index.js";
 import { serve, sleep, waitFor, type Served } from "../helpers.js";
 
 let served: Served;
@@ -16,18 +16,6 @@ before(async () => {
   served = await serve(createConformanceApp({ handleSignals: false, shutdownTimeoutMs: 2_000 }));
 });
 after(() => served.close());
-
-/** The gauges of a snapshot (everything that goes up and down), by name. */
-function gauges(stats: Stats): Record<string, number> {
-  return {
-    "connections.active": stats.connections.active,
-    "http.active": stats.http.active,
-    "streams.active": stats.streams.active,
-    "websockets.active": stats.websockets.active,
-    "rooms.active": stats.rooms?.active ?? 0,
-    "rooms.members": stats.rooms?.members ?? 0,
-  };
-}
 
 /** A GET on a connection of its own (no keep-alive: idle pooled connections would count as open ones). */
 function request(path: string): Promise<IncomingMessage> {
@@ -52,16 +40,16 @@ test("after churn every gauge in stats() and /metrics returns to its baseline", 
   await churnRound(served.port, 20);
   let baseline: Record<string, number> = {};
   await waitFor(() => {
-    baseline = gauges(served.app.stats());
+    baseline = gaugesOf(served.app.stats());
     return baseline["connections.active"] === 0 && baseline["websockets.active"] === 0 && baseline["streams.active"] === 0;
   }, 10_000, "the first round's connections to end").catch(() => undefined);
   const metricsBaseline = await metricGauges();
   await sleep(50);
-  baseline = gauges(served.app.stats());
+  baseline = gaugesOf(served.app.stats());
   for (let round = 0; round < 3; round++) await churnRound(served.port, 20);
   let now: Record<string, number> = {};
   try {
-    await waitFor(() => JSON.stringify(now = gauges(served.app.stats())) === JSON.stringify(baseline), 10_000, "the gauges to return");
+    await waitFor(() => JSON.stringify(now = gaugesOf(served.app.stats())) === JSON.stringify(baseline), 10_000, "the gauges to return");
   } catch {
     assert.deepEqual(now, baseline, "gauges after churn");
   }

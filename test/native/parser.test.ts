@@ -5,20 +5,9 @@ import { Opcode } from "../../src/protocol/websocket/constants.js";
 import { encodeClose, encodeFrame } from "../../src/protocol/websocket/frame.js";
 import { WebSocketProtocol } from "../../src/protocol/websocket/protocol.js";
 import { nativeOrSkip } from "./native-helpers.js";
+import { seeded as random } from "../traffic-client.js";
 
 type Event = [string, ...unknown[]];
-
-/** A small seeded generator: the same cases on every run. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TEXTS = ["", "hello", "wörld €uro 𝄞", "x".repeat(200), "ü".repeat(40_000), "a".repeat(70_000)];
 
