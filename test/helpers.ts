@@ -108,6 +108,12 @@ export function foreignEnv(): Record<string, string> {
     entry[1] !== undefined && !["LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS"].includes(entry[0])));
 }
 
+/**
+ * Whether RSS bounds mean anything in this process: not under the sanitizer pass, whose preloaded
+ * allocator keeps freed memory in quarantine (hundreds of MB).
+ */
+export const rssBoundsHold = !(process.env.LD_PRELOAD ?? "").includes("libasan");
+
 /** A free TCP port on 127.0.0.1 (asked of the OS, then released). */
 export async function freePort(): Promise<number> {
   return new Promise((resolve) => {

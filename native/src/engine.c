@@ -48,7 +48,8 @@ enum {
   F_WANT_WRITE = 1 << 11, /* the kernel took part of the output: the rest goes at the next EPOLLOUT */
   F_PING_SENT = 1 << 12,  /* a ping of ours waits for its answer */
   F_BUSY = 1 << 13,       /* a message is being inflated on the thread pool: parsing waits for it */
-  F_DEFER = 1 << 14       /* compressions run on the thread pool: what is written meanwhile waits behind them */
+  F_DEFER = 1 << 14,      /* compressions run on the thread pool: what is written meanwhile waits behind them */
+  F_ECHO_CLOSE = 1 << 15  /* the peer's close is echoed once the batch's handlers ran */
 };
 /* What stops reading and parsing: the caller's pause, or an inflation on the thread pool. */
 #define F_HELD (F_PAUSED | F_BUSY)
@@ -355,6 +356,8 @@ static int append_frame(cz_conn_t *c, int opcode, const uint8_t *data, size_t le
 }
 
 static void flush(cz_conn_t *c);
+static void send_close(cz_conn_t *c, uint16_t code, const char *reason, size_t reason_len);
+static void end_connection(cz_conn_t *c);
 
 /* A send went over the limit earlier and the output fell below it again: report it once. */
 static void check_drain(cz_conn_t *c) {
@@ -394,6 +397,12 @@ static void write_failed(cz_conn_t *c) {
 /* Hand the output to the kernel: what it takes now; the rest when the socket is writable again. */
 static void flush(cz_conn_t *c) {
   if (c->flags & F_CLOSING) return;
+  if (c->flags & F_ECHO_CLOSE) {
+    /* The peer's close (on_peer_close); without a code in its frame, the answer has none either. */
+    c->flags &= ~F_ECHO_CLOSE;
+    send_close(c, c->peer_code == CZ_CLOSE_NO_STATUS ? 0 : c->peer_code, "", 0);
+    end_connection(c);
+  }
   if (c->out_len == 0) {
     check_drain(c);
     return;
@@ -1045,11 +1054,13 @@ static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
 
 static void on_peer_close(void *user, uint16_t code, const uint8_t *reason, size_t reason_len) {
   cz_conn_t *c = user;
-  c->flags |= F_CLOSE_RECEIVED;
+  /*
+   * §5.5.1: echo the close, once the handlers of the batch ran (flush): what they sent in answer
+   * to the messages that came before the close, in the same read, goes out before the echo.
+   */
+  c->flags |= F_CLOSE_RECEIVED | F_ECHO_CLOSE;
   c->peer_code = code;
-  /* §5.5.1: echo the close; without a code in the peer's frame, answer with none either. */
-  send_close(c, code == CZ_CLOSE_NO_STATUS ? 0 : code, "", 0);
-  end_connection(c);
+  mark_dirty(c);
   /* The reason lives as long as this call: it is reported now. */
   report_close_with(c, reason, reason_len);
 }
@@ -1435,8 +1446,13 @@ static int admit(cz_conn_t *c, size_t len) {
 }
 
 static int is_open(const cz_conn_t *c) {
-  /* A stream that ended takes nothing more (F_ENDING); neither does a WebSocket closing. */
-  return c != NULL && !(c->flags & (F_CLOSE_SENT | F_CLOSING | F_FINISHED | F_ENDING));
+  /*
+   * A stream that ended takes nothing more (F_ENDING); neither does a WebSocket closing. One whose
+   * peer closed takes what the batch's handlers send until the echo (F_ECHO_CLOSE), though the
+   * close is reported already.
+   */
+  if (c == NULL || (c->flags & (F_CLOSE_SENT | F_CLOSING | F_ENDING))) return 0;
+  return !(c->flags & F_FINISHED) || (c->flags & F_ECHO_CLOSE);
 }
 
 int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t len) {
