@@ -56,6 +56,12 @@ enum {
 
 /* Reads of READ_SLAB bytes one connection gets per turn of the loop before the others' turn. */
 #define READS_PER_TURN 8
+/*
+ * Messages one connection gets handled per turn of the loop: past it, what it sent waits (kept,
+ * and parsed from where it stopped) for the next turn, so that a client that floods small
+ * messages cannot hold the loop for the others (each message is a call into JavaScript).
+ */
+#define MESSAGES_PER_TURN 1024
 
 typedef struct cz_conn cz_conn_t;
 
@@ -168,6 +174,7 @@ struct cz_engine {
   int profile_count;
   cz_engine_stats_t stats;
   uint32_t *state; /* shared with the caller, by slot: buffered bytes, or CZ_STATE_CLOSED */
+  uint32_t turn_messages; /* messages of the connection being read, this turn (MESSAGES_PER_TURN) */
   uint8_t slab[READ_SLAB];
 };
 
@@ -619,6 +626,8 @@ static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int b
   c->last_message = c->last_received;
   e->stats.messages_in++;
   e->events.on_message(e->ctx, c->id, data, len, binary, owned);
+  /* Its share of this turn is used up: parsing stops here and goes on at the next. */
+  if (++e->turn_messages >= MESSAGES_PER_TURN) c->flags |= F_STOP;
 }
 
 static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
@@ -1078,14 +1087,19 @@ static const cz_parser_events_t parser_events = {on_data, on_control, on_peer_cl
 
 /* ---- reading ---- */
 
-/* Parse bytes; what is left when the connection pauses is kept for resume. */
+/* Whether the connection being read had its share of messages this turn. */
+static int turn_used(const cz_conn_t *c) {
+  return c->engine->turn_messages >= MESSAGES_PER_TURN;
+}
+
+/* Parse bytes; what is left when the connection pauses (or had its share of this turn) is kept. */
 static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
   size_t done = 0;
-  while (done < len && !cz_parser_done(&c->parser) && !(c->flags & (F_CLOSING | F_HELD))) {
+  while (done < len && !cz_parser_done(&c->parser) && !(c->flags & (F_CLOSING | F_HELD)) && !turn_used(c)) {
     c->flags &= ~F_STOP;
     done += cz_parse(&c->parser, data + done, len - done, &parser_events, c);
   }
-  if (done < len && (c->flags & F_HELD) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
+  if (done < len && ((c->flags & F_HELD) || turn_used(c)) && !(c->flags & F_CLOSING) && !cz_parser_done(&c->parser)) {
     cz_bytes_t *input = cz_bytes_reserve(c->engine->buffers, NULL, len - done);
     if (input == NULL) {
       do_close(c);
@@ -1104,15 +1118,16 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
  */
 static void read_some(cz_conn_t *c) {
   cz_engine_t *e = c->engine;
+  e->turn_messages = 0;
   if (!is_stream(c) && c->input != NULL) {
-    /* The bytes kept from before (the head, or a read cut by a pause) go first. */
+    /* The bytes kept from before (the head, or a read cut by a pause or by its share) go first. */
     cz_bytes_t *input = c->input;
     c->input = NULL;
     c->last_received = now_ms(e);
     consume(c, input->data, input->len);
     cz_bytes_free(input);
   }
-  for (int reads = 0; reads < READS_PER_TURN; reads++) {
+  for (int reads = 0; reads < READS_PER_TURN && !turn_used(c); reads++) {
     if (c->flags & (F_CLOSING | F_HELD)) return;
     ssize_t n = recv(c->fd, e->slab, READ_SLAB, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -1127,6 +1142,8 @@ static void read_some(cz_conn_t *c) {
     e->stats.bytes_in += (uint64_t)n;
     /* A stream's client has nothing to say; what it sends anyway is dropped. */
     if (!is_stream(c) && !cz_parser_done(&c->parser)) consume(c, e->slab, (size_t)n);
+    /* Its share of messages is used up: the rest of this read is kept, and it goes on next turn. */
+    if (turn_used(c)) break;
     if ((size_t)n < READ_SLAB) return;
   }
   if (!(c->flags & (F_CLOSING | F_HELD))) schedule_start(e, c);
