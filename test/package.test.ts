@@ -1,0 +1,39 @@
+/**
+ * The package as `npm pack` makes it from a fresh checkout (the repository's files, no dist/):
+ * `prepack` builds the JavaScript and declarations, and the tarball holds what users need and no
+ * tests, fixtures, benchmarks or examples.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+test("npm pack of a fresh checkout ships dist/ (built by prepack) and nothing of the tests", { timeout: 120_000 }, () => {
+  const checkout = mkdtempSync(join(tmpdir(), "catzilla-pack-"));
+  try {
+    // The files git knows (what a clone has), without dist/ or build/; node_modules shared.
+    const tracked = execFileSync("git", ["ls-files", "-z"], { cwd: root, encoding: "utf8" }).split("\0").filter(Boolean);
+    for (const file of tracked) {
+      mkdirSync(join(checkout, dirname(file)), { recursive: true });
+      cpSync(join(root, file), join(checkout, file));
+    }
+    symlinkSync(join(root, "node_modules"), join(checkout, "node_modules"));
+    const listing = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json"], {
+      cwd: checkout, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_loglevel: "error" },
+    })) as Array<{ files: Array<{ path: string }> }>;
+    const files = listing[0]!.files.map((f) => f.path);
+    for (const needed of ["dist/index.js", "dist/index.d.ts", "dist/testing/index.js", "dist/redis/index.js", "dist/redis/index.d.ts",
+      "native/src/engine.c", "binding.gyp", "scripts/build-native.mjs", "package.json", "README.md"]) {
+      assert.ok(files.includes(needed), `${needed} is in the tarball`);
+    }
+    const unwanted = files.filter((f) => /^(test|bench|examples|docs)\//.test(f) || /\.test\.(ts|js)$/.test(f));
+    assert.deepEqual(unwanted, [], "tests, benchmarks, examples and docs stay out of the tarball");
+  } finally {
+    rmSync(checkout, { recursive: true, force: true });
+  }
+});
