@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,5 +35,23 @@ test("npm pack of a fresh checkout ships dist/ (built by prepack) and nothing of
     assert.deepEqual(unwanted, [], "tests, benchmarks, examples and docs stay out of the tarball");
   } finally {
     rmSync(checkout, { recursive: true, force: true });
+  }
+});
+
+test("catzilla/redis without ioredis installed says what to do", { timeout: 60_000 }, () => {
+  // The built package in a directory of its own: no node_modules to find ioredis in.
+  const app = mkdtempSync(join(tmpdir(), "catzilla-no-ioredis-"));
+  try {
+    cpSync(join(root, "dist"), join(app, "dist"), { recursive: true });
+    writeFileSync(join(app, "package.json"), JSON.stringify({ type: "module" }));
+    let message = "";
+    try {
+      execFileSync(process.execPath, ["--input-type=module", "-e", "await import('./dist/redis/index.js')"], { cwd: app, stdio: ["ignore", "pipe", "pipe"], encoding: "utf8" });
+    } catch (error) {
+      message = String((error as { stderr?: string }).stderr);
+    }
+    assert.match(message, /catzilla\/redis needs the ioredis package.*npm install ioredis/);
+  } finally {
+    rmSync(app, { recursive: true, force: true });
   }
 });

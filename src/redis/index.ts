@@ -6,7 +6,7 @@
  * import { redisBroker } from "catzilla/redis";
  * await app.listen({ port: 8000, broker: redisBroker({ url: "redis://127.0.0.1:6379" }) });
  */
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { firstLogId, type Broker, type BrokerLog, type LogEntry, type LogLimits } from "../rooms/broker.js";
 import type { Logger } from "../options.js";
 
@@ -46,6 +46,14 @@ export interface RedisBrokerOptions {
 export function redisBroker(options: RedisBrokerOptions = {}): Broker {
   return new RedisBroker(options);
 }
+
+/** ioredis, loaded here so that its absence says what to do (it is an optional peer dependency). */
+const { Redis: RedisClient } = await import("ioredis").catch((error: NodeJS.ErrnoException) => {
+  if (error.code === "ERR_MODULE_NOT_FOUND" && String(error.message).includes("ioredis")) {
+    throw new Error("catzilla/redis needs the ioredis package, an optional peer dependency: npm install ioredis", { cause: error });
+  }
+  throw error;
+});
 
 /** Channel messages start with a tag: a plain publish, or a logged one (then the id and a colon). */
 const PLAIN = 0;
@@ -110,10 +118,10 @@ class RedisBroker implements Broker {
       commandTimeout,
     };
     // Publishing while Redis is away fails at once: no unbounded queue of broadcasts.
-    this.pub = new Redis(url, { ...common, enableOfflineQueue: false });
+    this.pub = new RedisClient(url, { ...common, enableOfflineQueue: false });
     // Subscriptions are ours to restore: on every (re)connection the channels of the rooms that
     // exist here are subscribed again, and none is sent before the connection is ready.
-    this.sub = new Redis(url, { ...common, autoResubscribe: false, enableOfflineQueue: false });
+    this.sub = new RedisClient(url, { ...common, autoResubscribe: false, enableOfflineQueue: false });
     this.pub.defineCommand("czLogAppend", { numberOfKeys: 2, lua: APPEND_SCRIPT });
     this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.received(channel.toString(), message));
     this.log = { append: (c, p, l) => this.append(c, p, l), read: (c, a, l) => this.read(c, a, l) };
