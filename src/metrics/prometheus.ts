@@ -53,6 +53,7 @@ export function renderPrometheus(stats: Stats, prefix = "catzilla"): string {
       { name: "rooms_deliveries_total", type: "counter", help: "Messages written to room members.", value: r.deliveries },
       { name: "rooms_skipped_total", type: "counter", help: "Deliveries skipped for slow members.", value: r.skipped },
       { name: "rooms_closed_slow_total", type: "counter", help: "Members closed for being too slow.", value: r.closedSlow },
+      { name: "rooms_dropped_total", type: "counter", help: "Broadcasts dropped by a room that got more than it could deliver.", value: r.dropped },
     );
   }
   for (const [code, count] of Object.entries(ws.closeCodes)) {

@@ -88,6 +88,8 @@ export interface RoomsStats {
   skipped: number;
   /** Members closed for being too slow. */
   closedSlow: number;
+  /** Broadcasts no member here got: the room's queue was over `maxQueuedBytes`, or one waited longer than `maxQueueMs`. */
+  dropped: number;
   /** Broadcasts that could not be handed to the broker. */
   brokerFailures: number;
   /** Broadcasts received from other processes. */

@@ -60,7 +60,7 @@ export class RoomRegistry implements RoomLink {
     }
   }
   /** @internal */
-  readonly totals: RoomTotals = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, brokerFailures: 0, remoteBroadcasts: 0 };
+  readonly totals: RoomTotals = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, dropped: 0, brokerFailures: 0, remoteBroadcasts: 0 };
   /** Identifies this process's publishes, so that it does not deliver them twice. */
   private readonly origin = randomBytes(ORIGIN_BYTES);
   private broker: Broker | null = null;

@@ -7,6 +7,7 @@ import { EventSourceResponse, type EventItem, type EventSourceOptions } from "..
 import type { StreamController } from "../responses/streaming.js";
 import type { BulkSender, WebSocketTransport } from "../transport.js";
 import { NativeStream } from "../node/native/connection.js";
+import { sliceSpent, whenReady, type FanOutQueue } from "./fan-out.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -41,6 +42,20 @@ export interface RoomOptions {
   compressionThreshold?: number | false;
   /** zlib level broadcasts are compressed with (0–9; see the WebSocket option `perMessageDeflate.level`). @default 6 */
   compressionLevel?: number;
+  /**
+   * Bytes of broadcasts that may wait for delivery (behind a compression, or for a later turn of
+   * the event loop: fan-out takes a few milliseconds of each turn, so that the server keeps
+   * answering everyone else). A broadcast past it is dropped: no member gets it, `broadcast()`
+   * returns `dropped: true`, and it counts in `stats.dropped`. The first one waiting is always
+   * taken. @default 4194304
+   */
+  maxQueuedBytes?: number;
+  /**
+   * How long a broadcast may wait for its turn (ms); one that waited longer is dropped when its
+   * turn comes (counted in `stats.dropped`), so that a room that gets more than it can deliver
+   * lags by at most this much. @default 1000
+   */
+  maxQueueMs?: number;
 }
 
 /** Options of one broadcast. */
@@ -63,6 +78,11 @@ export interface BroadcastResult {
    * `room.stats` when it is delivered.
    */
   queued: boolean;
+  /**
+   * Whether the room dropped it: its queue was over `maxQueuedBytes` (the room gets more than it
+   * can deliver). No member here got it; other servers still do.
+   */
+  dropped: boolean;
   delivered: number;
   skipped: number;
   closed: number;
@@ -90,6 +110,20 @@ export interface RoomEntry {
 }
 type Entry = RoomEntry;
 
+/** A broadcast waiting for delivery. */
+interface Job {
+  id: number | null;
+  text: string | null;
+  bytes: Uint8Array | null;
+  excluded: Set<Member> | null;
+  payloadBytes: number;
+  /** Window sizes it is compressed for, or null; `frames` holds the compressed frames once done. */
+  windows: Set<number> | null;
+  frames: Map<number, Buffer> | null;
+  /** When it was queued (performance.now()). */
+  at: number;
+}
+
 /** Counters of a room. */
 export interface RoomStats {
   broadcasts: number;
@@ -98,6 +132,8 @@ export interface RoomStats {
   deliveries: number;
   skipped: number;
   closedSlow: number;
+  /** Broadcasts no member here got: over `maxQueuedBytes`, or waiting longer than `maxQueueMs`. */
+  dropped: number;
 }
 
 /** Room-level counters shared by a registry. @internal */
@@ -131,6 +167,10 @@ export interface RoomLink {
 }
 
 const DEFAULT_MAX_BUFFERED = 1_048_576;
+const DEFAULT_MAX_QUEUED_BYTES = 4 * 1_048_576;
+const DEFAULT_MAX_QUEUE_MS = 1_000;
+/** What a waiting broadcast counts for in `maxQueuedBytes` beyond its payload. */
+const JOB_OVERHEAD_BYTES = 96;
 /** history.maxBytes when not given: what one room keeps, whatever its maxMessages. */
 const DEFAULT_MAX_HISTORY_BYTES = 1_048_576;
 
@@ -144,9 +184,9 @@ export const PRESENCE_TTL_MS = 3 * PRESENCE_INTERVAL_MS;
  * SSE event once, and writes those same bytes to every member, in publish order, without ever
  * waiting for a slow one.
  */
-export class Room {
+export class Room implements FanOutQueue {
   readonly name: string;
-  readonly stats: RoomStats = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0 };
+  readonly stats: RoomStats = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, dropped: 0 };
   private readonly members = new Set<Member>();
   private lastId = 0;
   private readonly history: Entry[] | null;
@@ -166,6 +206,13 @@ export class Room {
   private readonly maxBufferedBytes: number;
   private readonly policy: "skip" | "close";
   private deleted = false;
+  /** Broadcasts waiting for delivery, in publish order: the first may be being compressed. */
+  private queue: Job[] | null = null;
+  private queuedBytes = 0;
+  private readonly maxQueuedBytes: number;
+  private readonly maxQueueMs: number;
+  /** Members that joined while broadcasts waited, with the last id their replay sent them. */
+  private replayedTo: Map<Member, number> | null = null;
 
   /** @internal */
   constructor(name: string, readonly options: RoomOptions, private readonly link: RoomLink, private readonly totals: RoomTotals) {
@@ -174,6 +221,14 @@ export class Room {
     this.maxHistoryBytes = options.history?.maxBytes ?? DEFAULT_MAX_HISTORY_BYTES;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.policy = options.slowMemberPolicy ?? "skip";
+    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.maxQueueMs = options.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
+    for (const name of ["maxBufferedBytes", "maxQueuedBytes", "maxQueueMs"] as const) {
+      const value = options[name];
+      if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
+        throw new RangeError(`Room ${name} must be a positive integer, got ${String(value)}`);
+      }
+    }
     const level = options.compressionLevel ?? 6;
     if (!Number.isInteger(level) || level < 0 || level > 9) {
       throw new RangeError(`Room compressionLevel must be an integer in 0..9, got ${String(options.compressionLevel)}`);
@@ -309,6 +364,7 @@ export class Room {
   remove(member: Member): void {
     if (!this.members.delete(member)) return;
     this.catchingUp?.delete(member);
+    this.replayedTo?.delete(member);
     if (isSse(member)) member.leftRoom(this);
     else member.leftRoom(this);
     this.sweep(Date.now());
@@ -322,7 +378,7 @@ export class Room {
     if (this.deleted) return;
     this.prune(now);
     if (this.members.size > 0 || this.options.keepWhenEmpty || (this.history !== null && this.history.length > 0)) return;
-    if (this.inbox !== null || this.catchingUp !== null) return;
+    if (this.inbox !== null || this.catchingUp !== null || this.queue !== null) return;
     this.deleted = true;
     this.link.onEmpty(this);
   }
@@ -342,7 +398,7 @@ export class Room {
     const excluded = except === undefined ? null : Array.isArray(except) ? new Set(except) : new Set([except as Member]);
     if (this.history !== null && this.link.logged(this)) {
       this.link.append(this, text, bytes, excluded);
-      return { id: null, queued: true, delivered: 0, skipped: 0, closed: 0 };
+      return { id: null, queued: true, dropped: false, delivered: 0, skipped: 0, closed: 0 };
     }
     const result = this.deliver(this.nextId(text, bytes), text, bytes, excluded);
     this.link.publish(this, text, bytes);
@@ -426,47 +482,75 @@ export class Room {
     const payloadBytes = text !== null ? Buffer.byteLength(text) : bytes!.byteLength;
     const threshold = this.options.compressionThreshold ?? 1024;
     const windows = threshold !== false && payloadBytes >= threshold ? this.sharedWindows() : null;
-    if (this.pending !== null || windows !== null) {
-      // Compressed, or behind a compressed one: delivered in order once the compression is done.
-      const job = { id, text, bytes, excluded, payloadBytes, windows };
-      (this.pending ??= []).push(job);
-      if (this.pending.length === 1) this.runPending();
-      return { id, queued: true, delivered: 0, skipped: 0, closed: 0 };
+    if (this.queue === null && windows === null && !sliceSpent()) return this.fanOut(id, text, bytes, excluded, payloadBytes, null);
+    // Compressed, behind a broadcast that waits, or past this turn's fan-out slice: delivered in
+    // order on a later turn.
+    const cost = payloadBytes + JOB_OVERHEAD_BYTES;
+    if (this.queue !== null && this.queuedBytes + cost > this.maxQueuedBytes) {
+      this.dropped();
+      return { id, queued: false, dropped: true, delivered: 0, skipped: 0, closed: 0 };
     }
-    return this.fanOut(id, text, bytes, excluded, payloadBytes, null);
+    const job: Job = { id, text, bytes, excluded, payloadBytes, windows, frames: null, at: performance.now() };
+    this.queuedBytes += cost;
+    if (this.queue === null) {
+      this.queue = [job];
+      this.prepare();
+    } else {
+      this.queue.push(job);
+    }
+    return { id, queued: true, dropped: false, delivered: 0, skipped: 0, closed: 0 };
   }
 
-  /** Broadcasts waiting for a compression ahead of them, in publish order. */
-  private pending: Array<{
-    id: number | null; text: string | null; bytes: Uint8Array | null; excluded: Set<Member> | null;
-    payloadBytes: number; windows: Set<number> | null;
-  }> | null = null;
-
-  private runPending(): void {
-    const job = this.pending?.[0];
-    if (job === undefined) {
-      this.pending = null;
+  /** The first waiting broadcast: compressed first if it needs to be, then handed to the fan-out scheduler. */
+  private prepare(): void {
+    const job = this.queue![0]!;
+    if (job.windows === null || job.frames !== null) {
+      whenReady(this);
       return;
     }
     const payload = job.text !== null ? Buffer.from(job.text) : job.bytes!;
-    const windows = job.windows === null ? [] : [...job.windows];
+    const windows = [...job.windows];
     const level = this.options.compressionLevel ?? 6;
     void Promise.all(windows.map((bits) => compress(payload, bits, level))).then((outputs) => {
       const frames = new Map<number, Buffer>();
       windows.forEach((bits, i) => frames.set(bits, encodeFrame(job.text !== null ? Opcode.Text : Opcode.Binary, outputs[i]!, { rsv1: true })));
-      this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, frames);
-      if (frames.size > 0) {
+      job.frames = frames;
+      whenReady(this);
+    }, () => {
+      // Compression failed (it should not): deliver uncompressed rather than lose the message.
+      job.frames = new Map();
+      whenReady(this);
+    });
+  }
+
+  /** @internal The fan-out scheduler's turn: deliver the first waiting broadcast; whether the next is ready. */
+  deliverNext(): boolean {
+    const job = this.queue!.shift()!;
+    this.queuedBytes -= job.payloadBytes + JOB_OVERHEAD_BYTES;
+    if (performance.now() - job.at > this.maxQueueMs) {
+      this.dropped();
+    } else {
+      this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, job.frames);
+      if (job.frames !== null && job.frames.size > 0) {
         this.stats.compressed++;
         this.totals.compressed++;
       }
-      this.pending!.shift();
-      this.runPending();
-    }, () => {
-      // Compression failed (it should not): deliver uncompressed rather than lose the message.
-      this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, null);
-      this.pending!.shift();
-      this.runPending();
-    });
+    }
+    if (this.queue!.length === 0) {
+      this.queue = null;
+      this.replayedTo = null;
+      this.sweep(Date.now());
+      return false;
+    }
+    const next = this.queue![0]!;
+    if (next.windows === null) return true;
+    this.prepare();
+    return false;
+  }
+
+  private dropped(): void {
+    this.stats.dropped++;
+    this.totals.dropped++;
   }
 
   /** Window sizes of members that can share one compressed frame, or null when there are none. */
@@ -484,7 +568,7 @@ export class Room {
     id: number | null, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null,
     payloadBytes: number, compressed: Map<number, Buffer> | null,
   ): BroadcastResult {
-    const result: BroadcastResult = { id, queued: false, delivered: 0, skipped: 0, closed: 0 };
+    const result: BroadcastResult = { id, queued: false, dropped: false, delivered: 0, skipped: 0, closed: 0 };
     let frame: Buffer | null = null;
     let event: string | null = null;
     let bulk: BulkSender | null = null;
@@ -497,6 +581,7 @@ export class Room {
         if (id !== null) waiting.push({ id, at: 0, text, bytes });
         continue;
       }
+      if (this.replayedTo !== null && id !== null && id <= (this.replayedTo.get(member) ?? 0)) continue;
       if (isSse(member)) {
         event ??= sseEvent(id, text, bytes);
         const sink = member.roomSink;
@@ -575,6 +660,8 @@ export class Room {
 
   private sendEntries(member: Member, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
+    // Broadcasts still waiting may be among these: the member does not get them twice.
+    if (this.queue !== null) (this.replayedTo ??= new Map()).set(member, entries.at(-1)!.id);
     if (isSse(member)) {
       let out = "";
       for (const entry of entries) out += sseEvent(entry.id, entry.text, entry.bytes);

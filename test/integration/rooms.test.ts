@@ -50,12 +50,15 @@ describe("rooms on one process", () => {
     clients.forEach((c, i) => c.on("message", (d) => received[i]!.push(String(d))));
     const room = app.rooms.get("lobby")!;
     assert.equal(room.size, 100);
+    const before = room.stats.deliveries;
     for (let i = 0; i < 50; i++) {
       const result = room.broadcast(`msg ${i}`);
-      assert.equal(result.delivered, 100);
+      // Past the turn's fan-out slice a broadcast waits for the next turn, still in order.
+      if (!result.queued) assert.equal(result.delivered, 100);
       assert.equal(result.id, i + 1);
     }
     await waitFor(() => received.every((r) => r.length === 50), 5_000, "all deliveries");
+    assert.equal(room.stats.deliveries - before, 5000);
     const expected = Array.from({ length: 50 }, (_, i) => `msg ${i}`);
     for (const r of received) assert.deepEqual(r, expected);
     for (const c of clients) c.close();
@@ -105,8 +108,10 @@ describe("rooms on one process", () => {
       if (i % 20 === 0) await sleep(1);
     }
     await waitFor(() => fastCount === 300, 10_000, "the fast member to get everything");
-    assert.ok(skipped > 100, `skipped ${skipped}`);
-    assert.equal(room.stats.skipped, skipped);
+    // What waited for a later turn is counted when it is delivered.
+    assert.ok(room.stats.skipped > 100, `skipped ${room.stats.skipped}`);
+    assert.ok(room.stats.skipped >= skipped);
+    assert.equal(room.stats.dropped, 0);
     slow.socket.destroy();
     fast.close();
   });
