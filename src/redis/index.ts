@@ -99,6 +99,8 @@ class RedisBroker implements Broker {
   private closed = false;
   /** Commands waiting for Redis's answer. */
   private pending = 0;
+  /** The publishing connection is being dropped (a command timed out); cleared when it is made again. */
+  private dropping = false;
   private readonly maxPending: number;
 
   constructor(options: RedisBrokerOptions) {
@@ -125,6 +127,7 @@ class RedisBroker implements Broker {
     this.pub.defineCommand("czLogAppend", { numberOfKeys: 2, lua: APPEND_SCRIPT });
     this.sub.on("messageBuffer", (channel: Buffer, message: Buffer) => this.received(channel.toString(), message));
     this.log = { append: (c, p, l) => this.append(c, p, l), read: (c, a, l) => this.read(c, a, l) };
+    this.pub.on("ready", () => void (this.dropping = false));
     this.sub.on("ready", () => {
       if (this.handlers.size > 0) this.sub.subscribe(...this.handlers.keys()).catch(() => undefined);
     });
@@ -166,6 +169,9 @@ class RedisBroker implements Broker {
       this.down = true;
       this.logger.error("catzilla: Redis is not answering; rooms deliver locally and reconnect with backoff");
     }
+    // Every command that waited times out at about the same time: the connection is dropped once.
+    if (this.dropping) return;
+    this.dropping = true;
     this.pub.disconnect(true);
   }
 
