@@ -57,11 +57,14 @@ enum {
 /* Reads of READ_SLAB bytes one connection gets per turn of the loop before the others' turn. */
 #define READS_PER_TURN 8
 /*
- * Messages one connection gets handled per turn of the loop: past it, what it sent waits (kept,
- * and parsed from where it stopped) for the next turn, so that a client that floods small
- * messages cannot hold the loop for the others (each message is a call into JavaScript).
+ * The work one connection gets done per turn of the loop, in units: a message or a control frame
+ * (each is a call into JavaScript) costs TURN_COST_MESSAGE, a piece of a fragmented message 1.
+ * Past it, what it sent waits (kept, and parsed from where it stopped) for the next turn, so that
+ * a client that floods small messages, pings or 1-byte fragments cannot hold the loop for the
+ * others: 1,024 messages, or 16,384 fragments, per turn.
  */
-#define MESSAGES_PER_TURN 1024
+#define TURN_BUDGET 16384
+#define TURN_COST_MESSAGE 16
 
 typedef struct cz_conn cz_conn_t;
 
@@ -174,7 +177,7 @@ struct cz_engine {
   int profile_count;
   cz_engine_stats_t stats;
   uint32_t *state; /* shared with the caller, by slot: buffered bytes, or CZ_STATE_CLOSED */
-  uint32_t turn_messages; /* messages of the connection being read, this turn (MESSAGES_PER_TURN) */
+  uint32_t turn_work;  /* work done for the connection being read, this turn (TURN_BUDGET) */
   uint8_t slab[READ_SLAB];
 };
 
@@ -617,6 +620,13 @@ static void on_error(void *user, uint16_t code, const char *reason);
 static void deliver_compressed(cz_conn_t *c, const uint8_t *data, size_t len, int binary);
 
 /* A complete message, within the rate limit, to JavaScript; `owned` (or NULL) goes with it. */
+/* Count work for the connection being read: past its share of this turn, parsing stops (and goes on at the next). */
+static void spend(cz_conn_t *c, uint32_t units) {
+  cz_engine_t *e = c->engine;
+  e->turn_work += units;
+  if (e->turn_work >= TURN_BUDGET) c->flags |= F_STOP;
+}
+
 static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int binary, cz_bytes_t *owned) {
   if (!count_message(c)) {
     cz_bytes_free(owned);
@@ -626,8 +636,7 @@ static void deliver_message(cz_conn_t *c, const uint8_t *data, size_t len, int b
   c->last_message = c->last_received;
   e->stats.messages_in++;
   e->events.on_message(e->ctx, c->id, data, len, binary, owned);
-  /* Its share of this turn is used up: parsing stops here and goes on at the next. */
-  if (++e->turn_messages >= MESSAGES_PER_TURN) c->flags |= F_STOP;
+  spend(c, TURN_COST_MESSAGE);
 }
 
 static int on_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
@@ -644,6 +653,7 @@ static int on_data(void *user, const uint8_t *data, size_t len, int first, int l
      * one read's worth past what came: a peer that announces a large frame and sends it slowly
      * holds no more than it sent plus that.
      */
+    spend(c, 1);
     size_t more = len;
     if (first) {
       if (c->message != NULL) c->message->len = 0;
@@ -1058,6 +1068,7 @@ static int on_control(void *user, int opcode, const uint8_t *data, size_t len) {
     c->flags &= ~F_PING_SENT;
     e->events.on_pong(e->ctx, c->id, data, len);
   }
+  spend(c, TURN_COST_MESSAGE);
   return (c->flags & (F_CLOSING | F_HELD | F_STOP)) != 0;
 }
 
@@ -1089,7 +1100,7 @@ static const cz_parser_events_t parser_events = {on_data, on_control, on_peer_cl
 
 /* Whether the connection being read had its share of messages this turn. */
 static int turn_used(const cz_conn_t *c) {
-  return c->engine->turn_messages >= MESSAGES_PER_TURN;
+  return c->engine->turn_work >= TURN_BUDGET;
 }
 
 /* Parse bytes; what is left when the connection pauses (or had its share of this turn) is kept. */
@@ -1118,7 +1129,7 @@ static void consume(cz_conn_t *c, uint8_t *data, size_t len) {
  */
 static void read_some(cz_conn_t *c) {
   cz_engine_t *e = c->engine;
-  e->turn_messages = 0;
+  e->turn_work = 0;
   if (!is_stream(c) && c->input != NULL) {
     /* The bytes kept from before (the head, or a read cut by a pause or by its share) go first. */
     cz_bytes_t *input = c->input;
