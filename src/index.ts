@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 export { Catzilla, toResponse } from "./app/app.js";
 export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress, RoomHandlers } from "./app/app.js";
 export { Router } from "./app/router.js";

@@ -52,7 +52,7 @@ export interface WebSocketRouteOptions<D extends DependencyMap = {}> extends Web
   dependencies?: D;
 }
 
-/** A registered WebSocket route. @internal */
+/** A registered WebSocket route. Not exported by the package. */
 export interface WebSocketRouteDefinition {
   path: string;
   handler: WebSocketHandler<string, DependencyMap>;

@@ -111,7 +111,7 @@ export interface Stats {
   connections: ConnectionStats;
 }
 
-/** The live counters an app keeps. @internal */
+/** The live counters an app keeps. Not exported by the package. */
 export class StatsCollector {
   readonly startedAt = Date.now();
   readonly http: HttpStats = {

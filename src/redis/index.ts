@@ -1,3 +1,4 @@
+/// <reference types="node" preserve="true" />
 /**
  * The Redis broker: rooms across processes and machines through Redis pub/sub.
  * `ioredis` is an optional peer dependency: install it to use this entry point.

@@ -2,11 +2,11 @@ import { STATUS_CODES, type ServerResponse } from "node:http";
 import { TooManyRequestsError } from "../errors.js";
 import { encodeComment, encodeEvent, type ServerSentEvent } from "../protocol/sse.js";
 import type { StreamWriter } from "../node/stream-writer.js";
-import type { NativeEngine, NativeStream, StreamOwner } from "../node/native/connection.js";
+import type { NativeEngine, NativeStream } from "../node/native/connection.js";
 import type { Joined, Room } from "../rooms/room.js";
 import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
-import type { ResponseHost, SendContext, TrackedStream } from "./response.js";
+import type { ResponseHost, SendContext } from "./response.js";
 import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
 import { intern } from "../intern.js";
 
@@ -92,7 +92,7 @@ export interface EventSourceOptions {
  *   while (!stream.signal.aborted) { yield { id: ++id, data: `tick-${id}` }; await sleep(1000); }
  * }));
  */
-export class EventSourceResponse extends StreamingResponse<EventItem> implements TrackedStream, StreamOwner {
+export class EventSourceResponse extends StreamingResponse<EventItem> {
   readonly pingMs: number;
   readonly pingComment: string;
 

@@ -35,7 +35,7 @@ export interface ResponseHost {
   dropConnection(): void;
 }
 
-/** A stream the app can cut at shutdown. @internal */
+/** A stream the app can cut at shutdown. Not exported by the package. */
 export interface TrackedStream {
   cut(reason: AbortReason): void;
   /**

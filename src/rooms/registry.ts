@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { RoomLimitError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { Broker } from "./broker.js";
-import { PRESENCE_INTERVAL_MS, Room, type Member, type RoomEntry, type RoomLink, type RoomOptions, type RoomTotals } from "./room.js";
+import { PRESENCE_INTERVAL_MS, Room, type Member, type RoomEntry, type RoomOptions, type RoomTotals } from "./room.js";
 
 const CHANNEL_PREFIX = "catzilla:room:";
 const PRESENCE_PREFIX = "catzilla:presence:";
@@ -22,7 +22,7 @@ const MAX_PENDING_EXCLUDES = 65_536;
 const SWEEP_INTERVAL_MS = 5_000;
 
 /** The rooms of an app: `app.rooms`. */
-export class RoomRegistry implements RoomLink {
+export class RoomRegistry {
   private readonly rooms = new Map<string, Room>();
   private sweeper: NodeJS.Timeout | null = null;
 

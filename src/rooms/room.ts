@@ -7,7 +7,7 @@ import { EventSourceResponse, type EventItem, type EventSourceOptions } from "..
 import type { StreamController } from "../responses/streaming.js";
 import type { BulkSender, WebSocketTransport } from "../transport.js";
 import { NativeStream } from "../node/native/connection.js";
-import { sliceSpent, whenReady, type FanOutQueue } from "./fan-out.js";
+import { sliceSpent, whenReady } from "./fan-out.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -136,7 +136,7 @@ export interface RoomStats {
   dropped: number;
 }
 
-/** Room-level counters shared by a registry. @internal */
+/** Room-level counters shared by a registry. Not exported by the package. */
 export interface RoomTotals extends RoomStats {
   /** Broadcasts that could not be handed to the broker (it was unreachable). */
   brokerFailures: number;
@@ -144,7 +144,7 @@ export interface RoomTotals extends RoomStats {
   remoteBroadcasts: number;
 }
 
-/** What a room needs from its registry to reach other processes. @internal */
+/** What a room needs from its registry to reach other processes. Not exported by the package. */
 export interface RoomLink {
   onEmpty(room: Room): void;
   /** A room that went away is used again: registered again under its name, if that is free. */
@@ -184,7 +184,7 @@ export const PRESENCE_TTL_MS = 3 * PRESENCE_INTERVAL_MS;
  * SSE event once, and writes those same bytes to every member, in publish order, without ever
  * waiting for a slow one.
  */
-export class Room implements FanOutQueue {
+export class Room {
   readonly name: string;
   readonly stats: RoomStats = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, dropped: 0 };
   private readonly members = new Set<Member>();

@@ -24,7 +24,7 @@ export interface ReceiveOptions {
   timeout?: number;
 }
 
-/** What the engine behind a session does for it before and at accept. @internal */
+/** What the engine behind a session does for it before and at accept. Not exported by the package. */
 export interface SessionHost {
   readonly stats: StatsCollector;
   accept(ws: WebSocket<any>, options: AcceptOptions): WebSocketTransport;
@@ -33,7 +33,7 @@ export interface SessionHost {
   closeBeforeAccept(ws: WebSocket<any>, code: number, reason: string): void;
 }
 
-/** What the sessions of one route share: one object, not three fields per connection. @internal */
+/** What the sessions of one route share: one object, not three fields per connection. Not exported by the package. */
 export interface SessionRoute {
   readonly host: SessionHost;
   readonly options: ResolvedWebSocketOptions;

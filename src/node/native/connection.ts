@@ -374,7 +374,7 @@ function copyOf(inbox: Buffer, offset: number, length: number): Buffer {
 
 /**
  * What the connections of one route share, per negotiated extensions: one object for them all,
- * so that a connection keeps only what is its own. @internal
+ * so that a connection keeps only what is its own. Not exported by the package.
  */
 export interface ConnectionKind {
   readonly engine: NativeEngine;
