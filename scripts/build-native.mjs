@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const required = process.env.CI === "true" || process.env.CATZILLA_ENGINE === "native";
@@ -21,6 +22,23 @@ function fail(message) {
 }
 
 if (process.platform !== "linux") fail(`the native engine is built on Linux only (it uses epoll), not on ${process.platform}`);
+
+// A package from the registry ships binaries (prebuilds/, scripts/prebuild.mjs): where one fits
+// this platform and loads, there is nothing to build. CATZILLA_BUILD_FROM_SOURCE=1 builds anyway
+// (the binary built here is used only where none of the package's fits).
+if (!asan && process.env.CATZILLA_BUILD_FROM_SOURCE !== "1") {
+  const report = process.report?.getReport();
+  const name = `linux-${process.arch}${report?.header?.glibcVersionRuntime === undefined ? "-musl" : ""}`;
+  const prebuilt = join(root, "prebuilds", name, "catzilla.node");
+  if (existsSync(prebuilt)) {
+    try {
+      createRequire(import.meta.url)(prebuilt);
+      process.exit(0);
+    } catch (error) {
+      console.warn(`catzilla: the package's binary for ${name} does not load here (${error.message}); building from source`);
+    }
+  }
+}
 
 /** node-gyp: the one npm hands to install scripts, the one beside npm, or one on the PATH. */
 function findNodeGyp() {

@@ -1,7 +1,8 @@
 // Makes sure what the tests need beyond npm is on the machine: Chromium and Firefox ESR for the
 // browser tests; nginx, HAProxy and python3-websockets for the proxy tests; redis-server for the
 // Redis broker tests; and clang with its sanitizer and libFuzzer runtimes for the native engine's
-// fuzz test (the AddressSanitizer run uses gcc's libasan). On Debian/Ubuntu it installs the
+// fuzz test (the AddressSanitizer run uses gcc's libasan); the cross compilers that build the
+// package's linux-arm64 and linux-x64-musl binaries (the consumer test packs it). On Debian/Ubuntu it installs the
 // distribution's packages (as root, or with sudo); elsewhere it says what to do. CHROMIUM_PATH and
 // FIREFOX_PATH point the tests at other browsers.
 import { existsSync } from "node:fs";
@@ -19,6 +20,8 @@ if (!existsSync("/usr/sbin/nginx")) missing.push("nginx");
 if (!existsSync("/usr/sbin/haproxy")) missing.push("haproxy");
 if (spawnSync("/usr/bin/python3", ["-c", "import websockets"]).status !== 0) missing.push("python3-websockets");
 if (process.platform === "linux" && !has("clang")) missing.push("clang", "libclang-rt-14-dev");
+if (process.platform === "linux" && !has("aarch64-linux-gnu-gcc")) missing.push("gcc-aarch64-linux-gnu");
+if (process.platform === "linux" && !has("musl-gcc")) missing.push("musl-tools");
 if (missing.length === 0) process.exit(0);
 
 if (process.platform !== "linux" || !has("apt-get")) {

@@ -1,5 +1,7 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { cpSync, mkdirSync, symlinkSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Catzilla, type AppOptions } from "../src/index.js";
 
@@ -150,4 +152,17 @@ export async function startScript(script: string, env: Record<string, string> = 
     throw error;
   }
   return { child, port };
+}
+
+/**
+ * What a fresh clone holds, copied into `dir`: the files git knows (as they are in the working
+ * tree), without dist/, build/ or prebuilds/; node_modules is this checkout's, linked.
+ */
+export function freshCheckout(dir: string): void {
+  const root = fileURLToPath(new URL("..", import.meta.url));
+  for (const file of execFileSync("git", ["ls-files", "-z"], { cwd: root, encoding: "utf8" }).split("\0").filter(Boolean)) {
+    mkdirSync(join(dir, dirname(file)), { recursive: true });
+    cpSync(join(root, file), join(dir, file));
+  }
+  symlinkSync(join(root, "node_modules"), join(dir, "node_modules"));
 }

@@ -6,29 +6,24 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freshCheckout } from "./helpers.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 test("npm pack of a fresh checkout ships dist/ (built by prepack) and nothing of the tests", { timeout: 120_000 }, () => {
   const checkout = mkdtempSync(join(tmpdir(), "catzilla-pack-"));
   try {
-    // The files git knows (what a clone has), without dist/ or build/; node_modules shared.
-    const tracked = execFileSync("git", ["ls-files", "-z"], { cwd: root, encoding: "utf8" }).split("\0").filter(Boolean);
-    for (const file of tracked) {
-      mkdirSync(join(checkout, dirname(file)), { recursive: true });
-      cpSync(join(root, file), join(checkout, file));
-    }
-    symlinkSync(join(root, "node_modules"), join(checkout, "node_modules"));
+    freshCheckout(checkout);
     const listing = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json"], {
       cwd: checkout, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, npm_config_loglevel: "error" },
     })) as Array<{ files: Array<{ path: string }> }>;
     const files = listing[0]!.files.map((f) => f.path);
     for (const needed of ["dist/index.js", "dist/index.d.ts", "dist/testing/index.js", "dist/redis/index.js", "dist/redis/index.d.ts",
-      "native/src/engine.c", "binding.gyp", "scripts/build-native.mjs", "package.json", "README.md"]) {
+      "native/src/engine.c", "binding.gyp", "scripts/build-native.mjs", "package.json", "README.md", "prebuilds/linux-x64/catzilla.node"]) {
       assert.ok(files.includes(needed), `${needed} is in the tarball`);
     }
     const unwanted = files.filter((f) => /^(test|bench|examples|docs)\//.test(f) || /\.test\.(ts|js)$/.test(f));

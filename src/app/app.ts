@@ -11,7 +11,7 @@ import { DependencyScope } from "./dependencies.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "./request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
-import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
+import { BUILD_HINT, WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
 import type { Broker } from "../rooms/broker.js";
 import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../node/cluster.js";
@@ -453,7 +453,13 @@ export class Catzilla extends Router {
     this.sampler = setInterval(() => this.collector.sample(), 1000).unref();
     if (this.websocketRoutes.length > 0 && !engineLogged) {
       engineLogged = true;
-      this.config.logger.info(`catzilla: WebSocket engine: ${this.websockets.engineName === "native" ? "native (C core)" : "node:net"}`);
+      const reason = this.websockets.fallbackReason;
+      if (this.websockets.engineName === "native") this.config.logger.info("catzilla: WebSocket engine: native (C core)");
+      else if (reason === null) this.config.logger.info("catzilla: WebSocket engine: node:net");
+      else {
+        this.config.logger.info(`catzilla: WebSocket engine: node:net, because the native engine cannot load: ${reason}. ` +
+          `${BUILD_HINT}; or choose node:net with engine: "node" (CATZILLA_ENGINE=node) to silence this.`);
+      }
     }
     if (this.config.handleSignals) {
       process.once("SIGTERM", this.signalHandler);

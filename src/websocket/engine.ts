@@ -16,7 +16,7 @@ import type { TransportEvents, WebSocketTransport } from "../transport.js";
 import { loadBinding } from "../node/native/binding.js";
 import { NativeEngine } from "../node/native/connection.js";
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from "./options.js";
-import { WebSocket, failSession, sessionEvents, type AcceptOptions, type SessionHost, type SessionRoute, type WebSocketListener } from "./session.js";
+import { WebSocket, failSession, sessionEvents, type AcceptOptions, type SessionRoute, type WebSocketListener } from "./session.js";
 
 /** WebSocket middleware: runs before accept; it may reject (HTTP status) or close (4xxx after accept). */
 export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => unknown;
@@ -41,7 +41,7 @@ interface Pending {
   closeRequested: [number, string] | null;
 }
 
-/** The app's side of the engine: shared state it reads. @internal */
+/** The app's side of the engine: shared state it reads. Not exported by the package. */
 export interface EngineHost {
   readonly stats: StatsCollector;
   readonly logger: Logger;
@@ -54,7 +54,7 @@ const GRACE_MS = 1_000;
  * Upgrades HTTP requests to WebSocket connections: routing, handshake checks, limits,
  * middleware and handlers, and the connections' lifecycle.
  */
-export class WebSocketEngine implements SessionHost {
+export class WebSocketEngine {
   readonly sessions = new Set<WebSocket<any>>();
   private table: CompiledRoute[] | null = null;
   private readonly pending = new WeakMap<WebSocket<any>, Pending>();
@@ -69,6 +69,8 @@ export class WebSocketEngine implements SessionHost {
   }
   /** Which engine owns the connections. */
   readonly engineName: "native" | "node";
+  /** @internal Why `"auto"` runs on node:net (the addon did not load), or null. */
+  readonly fallbackReason: string | null;
   readonly stats: StatsCollector;
 
   constructor(
@@ -80,6 +82,8 @@ export class WebSocketEngine implements SessionHost {
   ) {
     this.native = engine === "node" ? null : nativeEngine(engine === "native");
     this.engineName = this.native === null ? "node" : "native";
+    const loaded = engine === "auto" && this.native === null ? loadBinding() : null;
+    this.fallbackReason = loaded !== null && "error" in loaded ? loaded.error.message : null;
     this.stats = host.stats;
     this.registry = new ConnectionRegistry();
     this.events = sessionEvents(host.stats, (error) => host.logger.error("catzilla: a WebSocket handler threw", error), (ws) => this.ended(ws));
@@ -350,6 +354,9 @@ function destroySocket(socket: Socket): void {
 
 let sharedNative: NativeEngine | null = null;
 
+/** What to do where the package's binaries do not fit. @internal */
+export const BUILD_HINT = 'Build it from source with "npm rebuild catzilla" (needs python3, make and a C compiler; with npm\'s allowScripts, allow catzilla\'s install script)';
+
 /**
  * The process's native engine, or null when the addon cannot load (then `required` throws: an
  * explicit "native" never falls back silently).
@@ -361,7 +368,7 @@ function nativeEngine(required: boolean): NativeEngine | null {
     if (!required) return null;
     throw new Error(
       `The native WebSocket engine was asked for (engine: "native" or CATZILLA_ENGINE=native) but its addon cannot load: ${loaded.error.message}. ` +
-      'Build it with "npm rebuild catzilla" (needs python3, make and a C compiler), or use engine "auto" or "node".',
+      `${BUILD_HINT}, or use engine "auto" or "node".`,
     );
   }
   sharedNative = new NativeEngine(loaded.binding);

@@ -1,7 +1,10 @@
 /**
- * The native engine's addon (build/Release/catzilla.node, built by node-gyp from native/ at
- * install), loaded once. Everything that calls it goes through this typed surface.
+ * The native engine's addon, loaded once: the binary the package ships for this platform
+ * (prebuilds/<platform>-<arch>[-musl]/catzilla.node, built from native/ at pack time), else one
+ * built here from source (build/Release/catzilla.node, by the install script or
+ * `npm rebuild catzilla`). Everything that calls it goes through this typed surface.
  */
+import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
@@ -88,25 +91,55 @@ export interface NativeBinding {
   parse(chunks: readonly Uint8Array[], maxMessage: number, maxFrame: number): Array<[string, ...unknown[]]>;
 }
 
-/**
- * Where the addon is, from src/node/native or dist/node/native alike; `CATZILLA_ADDON` points
- * elsewhere (the sanitizer build of the tests).
- */
-export const ADDON_PATH = process.env.CATZILLA_ADDON || fileURLToPath(new URL("../../../build/Release/catzilla.node", import.meta.url));
+const packageRoot = fileURLToPath(new URL("../../../", import.meta.url));
+
+/** Whether this Linux runs musl (Alpine) rather than glibc: its Node.js reports no glibc version. */
+function isMusl(): boolean {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime === undefined;
+}
+
+/** The name of this platform's prebuilt binary, as scripts/prebuild.mjs names it: linux-x64, linux-arm64, linux-x64-musl. */
+export function platformName(): string {
+  return `${process.platform}-${process.arch}${process.platform === "linux" && isMusl() ? "-musl" : ""}`;
+}
+
+/** Where the addon may be, in the order they are tried; `CATZILLA_ADDON` names the only one (the tests' sanitizer build). */
+export function addonCandidates(): string[] {
+  if (process.env.CATZILLA_ADDON) return [process.env.CATZILLA_ADDON];
+  return [`${packageRoot}prebuilds/${platformName()}/catzilla.node`, `${packageRoot}build/Release/catzilla.node`];
+}
+
+/** The addon that was loaded, or null. */
+export let addonPath: string | null = null;
 
 let loaded: { binding: NativeBinding } | { error: Error } | null = null;
 
-/** The addon, or why it cannot be loaded (not built, no compiler at install, not Linux). */
+/**
+ * The addon, or why it cannot be loaded: not Linux, no binary for this platform and none built
+ * here, or a binary that failed to load (with the loader's error).
+ */
 export function loadBinding(): { binding: NativeBinding } | { error: Error } {
   if (loaded !== null) return loaded;
   if (process.platform !== "linux") {
-    loaded = { error: new Error(`The native engine runs on Linux (it uses epoll), not on ${process.platform}`) };
+    loaded = { error: new Error(`the native engine runs on Linux (it uses epoll), not on ${process.platform}`) };
     return loaded;
   }
-  try {
-    loaded = { binding: createRequire(import.meta.url)(ADDON_PATH) as NativeBinding };
-  } catch (error) {
-    loaded = { error: error instanceof Error ? error : new Error(String(error)) };
+  const failures: string[] = [];
+  for (const path of addonCandidates()) {
+    if (!existsSync(path)) continue;
+    try {
+      loaded = { binding: createRequire(import.meta.url)(path) as NativeBinding };
+      addonPath = path;
+      return loaded;
+    } catch (error) {
+      failures.push(`${path} failed to load: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
+  loaded = {
+    error: new Error(failures.length > 0
+      ? failures.join("; ")
+      : `the package has no binary for ${platformName()} and none was built here (the install script was skipped, or had no C compiler)`),
+  };
   return loaded;
 }
