@@ -8,7 +8,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freshCheckout } from "./helpers.js";
@@ -48,6 +48,7 @@ describe("the package in an app", { timeout: 600_000 }, () => {
   let work = "";
   let tarball = "";
   let app = "";
+  let appEnv: NodeJS.ProcessEnv = quiet;
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), "catzilla-consumer-"));
@@ -61,8 +62,14 @@ describe("the package in an app", { timeout: 600_000 }, () => {
     app = join(work, "app");
     mkdirSync(app);
     writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
-    execFileSync("npm", ["install", "--ignore-scripts", tarball, "ts5@npm:typescript@5", "tsnew@npm:typescript@latest"], {
-      cwd: app, env: quiet, stdio: ["ignore", "inherit", "inherit"], timeout: 300_000,
+    // The app's machine has Node.js and npm, and no compiler (nor python3 or make) on PATH.
+    const bin = join(work, "bin");
+    mkdirSync(bin);
+    symlinkSync(process.execPath, join(bin, "node"));
+    symlinkSync(realpathSync(execFileSync("sh", ["-c", "command -v npm"], { encoding: "utf8" }).trim()), join(bin, "npm"));
+    appEnv = { ...quiet, PATH: bin };
+    execFileSync(join(bin, "npm"), ["install", "--ignore-scripts", tarball, "ts5@npm:typescript@5", "tsnew@npm:typescript@latest"], {
+      cwd: app, env: appEnv, stdio: ["ignore", "inherit", "inherit"], timeout: 300_000,
     });
   });
   after(() => rmSync(work, { recursive: true, force: true }));
@@ -95,8 +102,9 @@ describe("the package in an app", { timeout: 600_000 }, () => {
     });
   }
 
-  test("runs on the native engine from the package's binary, without an install script", () => {
-    const run = spawnSync(process.execPath, [compiledApp(join(app, "tsnew"))], { cwd: app, encoding: "utf8", env: quiet, timeout: 30_000 });
+  test("runs on the native engine from the package's binary, without an install script or a compiler", () => {
+    assert.notEqual(spawnSync("/bin/sh", ["-c", "command -v gcc || command -v cc"], { env: appEnv }).status, 0, "no compiler on the app's PATH");
+    const run = spawnSync(process.execPath, [compiledApp(join(app, "tsnew"))], { cwd: app, encoding: "utf8", env: appEnv, timeout: 30_000 });
     assert.equal(run.status, 0, run.stderr);
     const result = JSON.parse(run.stdout.trim().split("\n").pop()!) as { body: string; engine: string };
     assert.deepEqual({ body: result.body, engine: result.engine }, { body: "Hello", engine: "native" });
@@ -106,7 +114,7 @@ describe("the package in an app", { timeout: 600_000 }, () => {
   test("without a binary for the platform it runs on node:net and says why and what to do", () => {
     const prebuilds = join(app, "node_modules", "catzilla", "prebuilds");
     rmSync(prebuilds, { recursive: true, force: true });
-    const run = spawnSync(process.execPath, [compiledApp(join(app, "ts5"))], { cwd: app, encoding: "utf8", env: quiet, timeout: 30_000 });
+    const run = spawnSync(process.execPath, [compiledApp(join(app, "ts5"))], { cwd: app, encoding: "utf8", env: appEnv, timeout: 30_000 });
     assert.equal(run.status, 0, run.stderr);
     const result = JSON.parse(run.stdout.trim().split("\n").pop()!) as { engine: string };
     assert.equal(result.engine, "node");
