@@ -9,7 +9,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { generatorResult, medians, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
+import { baselineTargets, generatorResult, medians, pinned, printTable, root, startServer, stopServer, type Row } from "./harness.js";
 
 const receivers = Number(process.env.BENCH_RECEIVERS ?? 10_000);
 const broadcasts = Number(process.env.BENCH_BROADCASTS ?? 100);
@@ -22,6 +22,7 @@ const targets = [
   { name: "ws", script: "bench/peers/ws-room.ts", protocol: "ws" },
   { name: "uWebSockets.js", script: "bench/peers/uws-room.ts", protocol: "ws" },
   { name: "socket.io", script: "bench/peers/socketio-room.ts", protocol: "socketio" },
+  ...baselineTargets(),
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 
 async function run(target: (typeof targets)[number]): Promise<Record<string, number>> {

@@ -217,3 +217,17 @@ export function printTable(results: Record<string, Record<string, number>>, name
     console.log(`| ${label} | ${cells.join(" | ")} |${ratios.map((r) => ` ${r} |`).join("")} ${target ?? ""} |`);
   }
 }
+
+/**
+ * BENCH_BASELINE=<another checkout, built (npm run build and its native addon)>: Catzilla from that
+ * checkout on both engines beside this one's, in the same run (an A/B of a change).
+ */
+export function baselineTargets(): Array<{ name: string; script: string; protocol: "ws"; env: Record<string, string> }> {
+  const baseline = process.env.BENCH_BASELINE;
+  if (baseline === undefined || baseline === "") return [];
+  const script = `${baseline}/examples/conformance.ts`;
+  return [
+    { name: "baseline native", script, protocol: "ws", env: { CATZILLA_ENGINE: "native" } },
+    { name: "baseline node", script, protocol: "ws", env: { CATZILLA_ENGINE: "node" } },
+  ];
+}

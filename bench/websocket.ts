@@ -8,7 +8,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpus, totalmem } from "node:os";
-import { MEMORY_SERVER, cpuMicros, firstLine, idleMemory, medians, pinned, printTable, root, startServer, stopServer, type IdleMemory, type Row } from "./harness.js";
+import { MEMORY_SERVER, baselineTargets, cpuMicros, firstLine, idleMemory, medians, pinned, printTable, root, startServer, stopServer, type IdleMemory, type Row } from "./harness.js";
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const idleConnections = Number(process.env.BENCH_IDLE_CONNECTIONS ?? 15_000);
@@ -29,6 +29,7 @@ const targets: Target[] = [
   { name: "ws", script: "bench/peers/ws-echo.ts", protocol: "ws", env: { WS_NO_BUFFER_UTIL: "1" } },
   { name: "uWebSockets.js", script: "bench/peers/uws-echo.ts", protocol: "ws" },
   { name: "socket.io", script: "bench/peers/socketio-echo.ts", protocol: "socketio" },
+  ...baselineTargets(),
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name)) as Target[];
 
 const wanted = (key: string): boolean => only === undefined || only.some((o) => key.startsWith(o));

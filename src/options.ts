@@ -3,6 +3,7 @@
  */
 
 import type { WebSocketOptions } from "./websocket/options.js";
+import { assertPositiveInteger } from "./validate.js";
 
 /** A per-client-address request rate limit. */
 export interface RateLimitOptions {
@@ -137,12 +138,6 @@ const POSITIVE_INTEGERS = [
   "maxHeaderBytes", "maxBodyBytes", "maxConnections", "maxStreamsPerClient", "maxRooms", "maxHistoryBytes", "shutdownTimeoutMs",
 ] as const;
 
-/** Check a positive integer option, naming it in the error. */
-export function assertPositiveInteger(name: string, value: unknown): asserts value is number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`Option ${name} must be a positive integer, got ${String(value)}`);
-  }
-}
 
 /** Fill in defaults and validate; bad options fail here, at construction. */
 export function resolveAppOptions(options: AppOptions = {}): ResolvedAppOptions {

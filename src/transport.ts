@@ -80,3 +80,23 @@ export interface WebSocketTransport {
   pause(): void;
   resume(): void;
 }
+
+/** Sends one event to many SSE streams of one engine in one call (the native engine). */
+export interface StreamBulkSender {
+  /**
+   * Write `event` to `streams[0..count)` (all of this sender's engine); those whose buffered bytes
+   * plus the event's would exceed `maxBufferedBytes` get nothing and are listed in `over`.
+   */
+  sendToStreams(streams: readonly EventStreamSink[], count: number, event: Uint8Array, maxBufferedBytes: number): { delivered: number; over: EventStreamSink[] };
+}
+
+/** Where a room writes an SSE member's events: node:http's stream writer, or a stream an engine owns. */
+export interface EventStreamSink {
+  /** Bytes not yet taken by the client's connection. */
+  readonly bufferedBytes: number;
+  /** Whether it still takes events. */
+  readonly isOpen: boolean;
+  /** Set when the engine writes one event to many streams in one call (room broadcasts). */
+  readonly bulk: StreamBulkSender | null;
+  write(text: string): void;
+}

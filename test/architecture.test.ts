@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const src = fileURLToPath(new URL("../src", import.meta.url));
@@ -38,4 +38,55 @@ test("node/ (I/O) does not depend on the framework layer", () => {
       assert.ok(!/\.\.\/(app|responses)\//.test(spec), `${file} imports ${spec}`);
     }
   }
+});
+
+/** src/ as a graph: each file and the files of src/ it imports (types included: they tie modules too). */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of sources(".")) {
+    const targets = imports(file).filter((spec) => spec.startsWith(".")).map((spec) => join(dirname(file), spec.replace(/\.js$/, ".ts")));
+    graph.set(file, targets);
+  }
+  return graph;
+}
+
+/** The strongly connected components of more than one file, or of one that imports itself (Tarjan). */
+function cycles(graph: Map<string, string[]>): string[][] {
+  let index = 0;
+  const stack: string[] = [];
+  const state = new Map<string, { index: number; low: number; onStack: boolean }>();
+  const found: string[][] = [];
+  const visit = (file: string): void => {
+    const own = { index, low: index, onStack: true };
+    index++;
+    state.set(file, own);
+    stack.push(file);
+    for (const next of graph.get(file) ?? []) {
+      if (!graph.has(next)) continue;
+      const seen = state.get(next);
+      if (seen === undefined) {
+        visit(next);
+        own.low = Math.min(own.low, state.get(next)!.low);
+      } else if (seen.onStack) {
+        own.low = Math.min(own.low, seen.index);
+      }
+    }
+    if (own.low !== own.index) return;
+    const component: string[] = [];
+    let member: string;
+    do {
+      member = stack.pop()!;
+      state.get(member)!.onStack = false;
+      component.push(member);
+    } while (member !== file);
+    if (component.length > 1 || (graph.get(file) ?? []).includes(file)) found.push(component.map((f) => relative(src, f)).sort());
+  };
+  for (const file of graph.keys()) if (!state.has(file)) visit(file);
+  return found;
+}
+
+test("no import cycles in src/ (type imports count)", () => {
+  const graph = importGraph();
+  assert.ok(graph.size > 40, `${graph.size} files read`);
+  assert.deepEqual(cycles(graph), []);
 });

@@ -10,6 +10,7 @@
 import type { Redis, RedisOptions } from "ioredis";
 import { firstLogId, type Broker, type BrokerLog, type LogEntry, type LogLimits } from "../rooms/broker.js";
 import type { Logger } from "../options.js";
+import { assertPositiveInteger } from "../validate.js";
 
 /** Options of {@link redisBroker}. */
 export interface RedisBrokerOptions {
@@ -110,9 +111,8 @@ class RedisBroker implements Broker {
     const max = options.maxRetryDelayMs ?? 5_000;
     const commandTimeout = options.commandTimeoutMs ?? 2_000;
     this.maxPending = options.maxPendingCommands ?? 1_000;
-    for (const [name, value] of [["commandTimeoutMs", commandTimeout], ["maxPendingCommands", this.maxPending]] as const) {
-      if (!Number.isSafeInteger(value) || value <= 0) throw new RangeError(`Option ${name} must be a positive integer, got ${String(value)}`);
-    }
+    assertPositiveInteger("commandTimeoutMs", commandTimeout);
+    assertPositiveInteger("maxPendingCommands", this.maxPending);
     this.logger = options.logger ?? console;
     const common: RedisOptions = {
       ...options.redis,

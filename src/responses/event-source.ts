@@ -3,24 +3,21 @@ import { TooManyRequestsError } from "../errors.js";
 import { encodeComment, encodeEvent, type ServerSentEvent } from "../protocol/sse.js";
 import type { StreamWriter } from "../node/stream-writer.js";
 import type { NativeEngine, NativeStream } from "../node/native/connection.js";
-import type { Joined, Room } from "../rooms/room.js";
+import { Room } from "../rooms/room.js";
+import { roomsOf, withRoom, withoutRoom, type Joined, type MemberRoom, type Memberships } from "../rooms/member.js";
+import type { EventStreamSink } from "../transport.js";
 import type { HeadersInit } from "./headers.js";
 import type { ResponseHeaders } from "./headers.js";
 import type { ResponseHost, SendContext } from "./response.js";
-import { StreamingResponse, type Chunk, type StreamBody } from "./streaming.js";
+import { StreamingResponse, type Chunk, type StreamBody, type StreamController } from "./streaming.js";
 import { intern } from "../intern.js";
-
-/** Where a room writes an SSE member's events. @internal */
-export interface EventSink {
-  /** Bytes not yet taken by the client's connection. */
-  readonly bufferedBytes: number;
-  /** Whether it still takes events. */
-  readonly isOpen: boolean;
-  write(text: string): void;
-}
+import { assertNonNegativeInteger } from "../validate.js";
 
 /** An SSE member served by node:http: events go through its stream writer. @internal */
-export class WriterSink implements EventSink {
+export class WriterSink implements EventStreamSink {
+  /** Each stream is written on its own. */
+  readonly bulk = null;
+
   constructor(private readonly writer: StreamWriter) {}
 
   get bufferedBytes(): number {
@@ -113,9 +110,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
       }),
     });
     this.pingMs = options.pingMs ?? 15_000;
-    if (!Number.isInteger(this.pingMs) || this.pingMs < 0) {
-      throw new RangeError(`Option pingMs must be a non-negative integer, got ${this.pingMs}`);
-    }
+    assertNonNegativeInteger("pingMs", this.pingMs);
     this.pingComment = options.pingComment ?? "ping";
     this.opening = OPENING;
   }
@@ -132,13 +127,14 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
     return headers;
   }
 
+  /** What it is to a room it joins. */
+  readonly memberKind = "sse";
   /** @internal Where room broadcasts go while it streams. */
   roomSink: WriterSink | NativeStream | null = null;
   /** @internal Set by `room.eventSource()`: the stream carries room broadcasts only. */
   roomOnly = false;
-  private pendingRooms: Array<[Room, string | number | undefined]> | null = null;
-  /** The rooms it is in: one room (the usual case) without a set. */
-  private joined: Room | Set<Room> | null = null;
+  private pendingRooms: Array<[MemberRoom, string | number | undefined]> | null = null;
+  private joined: Memberships<MemberRoom> = null;
   private requestLastEventId: string | undefined;
 
   /** @internal */
@@ -241,31 +237,25 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
 
   private stopped(): void {
     this.roomSink = null;
-    const joined = this.joined;
-    if (joined instanceof Set) for (const room of [...joined]) room.remove(this);
-    else joined?.remove(this);
+    for (const room of roomsOf(this.joined)) room.remove(this);
   }
 
   /**
    * @internal Join a room (via `room.add(sse)`): now if streaming, else when the stream starts.
    * Missed broadcasts after the last id (or the request's Last-Event-ID) are written first.
    */
-  joinRoom(room: Room, lastEventId: string | number | undefined): Joined {
+  joinRoom(room: MemberRoom, lastEventId: string | number | undefined): Joined {
     if (this.roomSink === null) {
       (this.pendingRooms ??= []).push([room, lastEventId]);
       return 0;
     }
-    const joined = this.joined;
-    if (joined === null || joined === room) this.joined = room;
-    else if (joined instanceof Set) joined.add(room);
-    else this.joined = new Set([joined, room]);
+    this.joined = withRoom(this.joined, room);
     return room.attach(this, lastEventId ?? this.requestLastEventId);
   }
 
   /** @internal */
-  leftRoom(room: Room): void {
-    if (this.joined === room) this.joined = null;
-    else if (this.joined instanceof Set) this.joined.delete(room);
+  leftRoom(room: MemberRoom): void {
+    this.joined = withoutRoom(this.joined, room);
   }
 
   /** @internal End this stream from the server side (room closed, or too slow for a room). */
@@ -336,4 +326,30 @@ function responseHead(status: number, headers: ResponseHeaders, res: ServerRespo
 /** Encode a JSON value as an SSE event; `data` is the JSON text. */
 export function jsonEvent(value: unknown, fields: Omit<ServerSentEvent, "data"> = {}): ServerSentEvent {
   return { ...fields, data: JSON.stringify(value) };
+}
+
+// A room's SSE members are made here, beside the response they are: rooms know members only
+// through rooms/member.ts.
+declare module "../rooms/room.js" {
+  interface Room {
+    /**
+     * An SSE response that is a member of this room: it receives every broadcast (`id:` is the
+     * broadcast id) until the client leaves, and on reconnect gets what it missed after its
+     * Last-Event-ID (or an `event: resync` when the history does not reach back).
+     * @example app.get("/live/{game}", (req) => app.rooms.getOrCreate(req.params.game).eventSource());
+     */
+    eventSource(options?: EventSourceOptions): EventSourceResponse;
+  }
+}
+
+Room.prototype.eventSource = function eventSource(this: Room, options: EventSourceOptions = {}): EventSourceResponse {
+  const response = new EventSourceResponse(untilClientLeaves, options);
+  response.roomOnly = true;
+  this.add(response);
+  return response;
+};
+
+/** The producer of a room-only SSE subscriber: nothing of its own until the client leaves. */
+async function* untilClientLeaves(stream: StreamController): AsyncGenerator<EventItem> {
+  if (!stream.signal.aborted) await new Promise((resolve) => stream.signal.addEventListener("abort", resolve, { once: true }));
 }

@@ -1,7 +1,7 @@
 import { Readable } from "node:stream";
 import { StreamingError, TooManyRequestsError } from "../errors.js";
 import { StreamWriter, SLAB_BYTES, negotiateEncoding, type AbortReason, type StreamEncoding } from "../node/stream-writer.js";
-import { assertPositiveInteger } from "../options.js";
+import { assertPositiveInteger } from "../validate.js";
 import { ResponseHeaders, type HeadersInit } from "./headers.js";
 import { Response, type SendContext } from "./response.js";
 

@@ -1,13 +1,13 @@
 import { deflateRaw, constants as zlibConstants } from "node:zlib";
-import { Opcode, CloseCode } from "../protocol/websocket/constants.js";
+import { CloseCode, DEFAULT_DEFLATE_LEVEL, DEFAULT_DEFLATE_THRESHOLD, Opcode } from "../protocol/websocket/constants.js";
 import { encodeFrame } from "../protocol/websocket/frame.js";
 import { encodeEvent } from "../protocol/sse.js";
-import type { WebSocket } from "../websocket/session.js";
-import { EventSourceResponse, type EventItem, type EventSourceOptions } from "../responses/event-source.js";
-import type { StreamController } from "../responses/streaming.js";
-import type { BulkSender, WebSocketTransport } from "../transport.js";
-import { NativeStream } from "../node/native/connection.js";
+import type { BulkSender, EventStreamSink, StreamBulkSender, WebSocketTransport } from "../transport.js";
+import { assertIntegerIn, assertPositiveInteger } from "../validate.js";
 import { sliceSpent, whenReady } from "./fan-out.js";
+import type { EventStreamMember, Joined, Member, RoomMember, WebSocketMember } from "./member.js";
+
+export type { Joined, Member, ReplayResult } from "./member.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -87,18 +87,6 @@ export interface BroadcastResult {
   skipped: number;
   closed: number;
 }
-
-/** Result of joining with a last-seen id: how many missed messages were replayed, or "resync". */
-export type ReplayResult = number | "resync";
-
-/**
- * What `room.add` returns: at once when this server's history answers, or a promise when the
- * room's shared history (in the broker) must be read first. `await` it either way.
- */
-export type Joined = ReplayResult | Promise<ReplayResult>;
-
-/** A room member: a WebSocket session or an SSE stream. */
-export type Member = WebSocket<any> | EventSourceResponse;
 
 /** One broadcast as history keeps it. */
 export interface RoomEntry {
@@ -187,7 +175,7 @@ export const PRESENCE_TTL_MS = 3 * PRESENCE_INTERVAL_MS;
 export class Room {
   readonly name: string;
   readonly stats: RoomStats = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, dropped: 0 };
-  private readonly members = new Set<Member>();
+  private readonly members = new Set<RoomMember>();
   private lastId = 0;
   private readonly history: Entry[] | null;
   /** What the history holds: characters of text and bytes of binary entries. */
@@ -212,7 +200,7 @@ export class Room {
   private readonly maxQueuedBytes: number;
   private readonly maxQueueMs: number;
   /** Members that joined while broadcasts waited, with the last id their replay sent them. */
-  private replayedTo: Map<Member, number> | null = null;
+  private replayedTo: Map<RoomMember, number> | null = null;
 
   /** @internal */
   constructor(name: string, readonly options: RoomOptions, private readonly link: RoomLink, private readonly totals: RoomTotals) {
@@ -224,22 +212,13 @@ export class Room {
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
     this.maxQueueMs = options.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
     for (const name of ["maxBufferedBytes", "maxQueuedBytes", "maxQueueMs"] as const) {
-      const value = options[name];
-      if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
-        throw new RangeError(`Room ${name} must be a positive integer, got ${String(value)}`);
-      }
+      if (options[name] !== undefined) assertPositiveInteger(`room.${name}`, options[name]);
     }
-    const level = options.compressionLevel ?? 6;
-    if (!Number.isInteger(level) || level < 0 || level > 9) {
-      throw new RangeError(`Room compressionLevel must be an integer in 0..9, got ${String(options.compressionLevel)}`);
-    }
-    if (options.history && (!Number.isInteger(options.history.maxMessages) || options.history.maxMessages <= 0)) {
-      throw new RangeError(`Room history.maxMessages must be a positive integer, got ${options.history.maxMessages}`);
-    }
-    for (const name of ["maxAgeMs", "maxBytes"] as const) {
-      const value = options.history?.[name];
-      if (value !== undefined && (!Number.isSafeInteger(value) || value <= 0)) {
-        throw new RangeError(`Room history.${name} must be a positive integer, got ${String(value)}`);
+    assertIntegerIn("room.compressionLevel", options.compressionLevel ?? DEFAULT_DEFLATE_LEVEL, 0, 9);
+    if (options.history) {
+      assertPositiveInteger("room.history.maxMessages", options.history.maxMessages);
+      for (const name of ["maxAgeMs", "maxBytes"] as const) {
+        if (options.history[name] !== undefined) assertPositiveInteger(`room.history.${name}`, options.history[name]);
       }
     }
     if (!["skip", "close"].includes(this.policy)) throw new TypeError(`Room slowMemberPolicy must be "skip" or "close"`);
@@ -279,7 +258,7 @@ export class Room {
   }
 
   has(member: Member): boolean {
-    return this.members.has(member);
+    return this.members.has(member as RoomMember);
   }
 
   /**
@@ -288,13 +267,14 @@ export class Room {
    * when the history no longer covers them. An SSE member that has not started streaming joins
    * when it starts, and resumes from its request's `Last-Event-ID`.
    */
-  add(member: Member, options: { lastEventId?: string | number } = {}): Joined {
+  add(joining: Member, options: { lastEventId?: string | number } = {}): Joined {
+    const member = joining as RoomMember;
     if (this.deleted) {
       // It went away (empty, nothing kept) while the app still held it: it comes back.
       if (!this.link.revive(this)) throw new Error(`Room ${this.name} was deleted, and another room has its name now`);
       this.deleted = false;
     }
-    if (isSse(member)) return member.joinRoom(this, options.lastEventId);
+    if (member.memberKind === "sse") return member.joinRoom(this, options.lastEventId);
     member.joinedRoom(this);
     return this.attach(member, options.lastEventId);
   }
@@ -303,7 +283,8 @@ export class Room {
    * @internal Make a member (an SSE one once it streams) receive broadcasts, after what it missed
    * since `lastEventId`.
    */
-  attach(member: Member, lastEventId: string | number | undefined): Joined {
+  attach(joining: Member, lastEventId: string | number | undefined): Joined {
+    const member = joining as RoomMember;
     this.members.add(member);
     if (lastEventId === undefined || lastEventId === "") return 0;
     const last = Number(lastEventId);
@@ -347,26 +328,13 @@ export class Room {
     });
   }
 
-  /**
-   * An SSE response that is a member of this room: it receives every broadcast (`id:` is the
-   * broadcast id) until the client leaves, and on reconnect gets what it missed after its
-   * Last-Event-ID (or an `event: resync` when the history does not reach back).
-   * @example app.get("/live/{game}", (req) => app.rooms.getOrCreate(req.params.game).eventSource());
-   */
-  eventSource(options: EventSourceOptions = {}): EventSourceResponse {
-    const response = new EventSourceResponse(untilClientLeaves, options);
-    response.roomOnly = true;
-    this.add(response);
-    return response;
-  }
-
   /** Remove a member (done for you on disconnect). */
-  remove(member: Member): void {
+  remove(leaving: Member): void {
+    const member = leaving as RoomMember;
     if (!this.members.delete(member)) return;
     this.catchingUp?.delete(member);
     this.replayedTo?.delete(member);
-    if (isSse(member)) member.leftRoom(this);
-    else member.leftRoom(this);
+    member.leftRoom(this);
     this.sweep(Date.now());
   }
 
@@ -480,7 +448,7 @@ export class Room {
 
   private deliver(id: number | null, text: string | null, bytes: Uint8Array | null, excluded: Set<Member> | null): BroadcastResult {
     const payloadBytes = text !== null ? Buffer.byteLength(text) : bytes!.byteLength;
-    const threshold = this.options.compressionThreshold ?? 1024;
+    const threshold = this.options.compressionThreshold ?? DEFAULT_DEFLATE_THRESHOLD;
     const windows = threshold !== false && payloadBytes >= threshold ? this.sharedWindows() : null;
     if (this.queue === null && windows === null && !sliceSpent()) return this.fanOut(id, text, bytes, excluded, payloadBytes, null);
     // Compressed, behind a broadcast that waits, or past this turn's fan-out slice: delivered in
@@ -510,7 +478,7 @@ export class Room {
     }
     const payload = job.text !== null ? Buffer.from(job.text) : job.bytes!;
     const windows = [...job.windows];
-    const level = this.options.compressionLevel ?? 6;
+    const level = this.options.compressionLevel ?? DEFAULT_DEFLATE_LEVEL;
     void Promise.all(windows.map((bits) => compress(payload, bits, level))).then((outputs) => {
       const frames = new Map<number, Buffer>();
       windows.forEach((bits, i) => frames.set(bits, encodeFrame(job.text !== null ? Opcode.Text : Opcode.Binary, outputs[i]!, { rsv1: true })));
@@ -557,7 +525,7 @@ export class Room {
   private sharedWindows(): Set<number> | null {
     let windows: Set<number> | null = null;
     for (const member of this.members) {
-      if (isSse(member)) continue;
+      if (member.memberKind === "sse") continue;
       const bits = member.transport?.sharedCompressionWindowBits ?? null;
       if (bits !== null) (windows ??= new Set()).add(bits);
     }
@@ -571,9 +539,11 @@ export class Room {
     const result: BroadcastResult = { id, queued: false, dropped: false, delivered: 0, skipped: 0, closed: 0 };
     let frame: Buffer | null = null;
     let event: string | null = null;
+    // Members of an engine that writes to many in one call are gathered for one call per kind. The
+    // lists are taken from a pool: a handler run by a close below may broadcast again meanwhile.
+    const gathered = gatherPool.pop() ?? { transports: [], streams: [], streamMembers: [] };
     let bulk: BulkSender | null = null;
-    let bulkCount = 0;
-    let streamCount = 0;
+    let streamBulk: StreamBulkSender | null = null;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
       const waiting = this.catchingUp?.get(member);
@@ -582,12 +552,17 @@ export class Room {
         continue;
       }
       if (this.replayedTo !== null && id !== null && id <= (this.replayedTo.get(member) ?? 0)) continue;
-      if (isSse(member)) {
+      if (member.memberKind === "sse") {
         event ??= sseEvent(id, text, bytes);
         const sink = member.roomSink;
-        // Streams the native engine owns get the event in one call for all of them.
-        if (sink instanceof NativeStream) nativeStreams[streamCount++] = sink;
-        else this.deliverSse(member, event, result);
+        const sender = sink?.bulk ?? null;
+        if (sender !== null && (streamBulk === null || streamBulk === sender)) {
+          streamBulk = sender;
+          gathered.streams.push(sink!);
+          gathered.streamMembers.push(member);
+        } else {
+          this.deliverSse(member, event, result);
+        }
         continue;
       }
       const transport = member.transport;
@@ -597,11 +572,10 @@ export class Room {
         this.deliverWs(member, shared, payloadBytes, result);
         continue;
       }
-      // Members of an engine that sends to many in one call are gathered for one call.
       const sender = transport?.bulk ?? null;
       if (sender !== null && (bulk === null || bulk === sender)) {
         bulk = sender;
-        bulkMembers[bulkCount++] = transport!;
+        gathered.transports.push(transport!);
         continue;
       }
       frame ??= text !== null ? encodeFrame(Opcode.Text, text) : encodeFrame(Opcode.Binary, bytes!);
@@ -609,25 +583,29 @@ export class Room {
     }
     if (bulk !== null) {
       frame ??= text !== null ? encodeFrame(Opcode.Text, text) : encodeFrame(Opcode.Binary, bytes!);
-      const { delivered, over } = bulk.sendToMany(bulkMembers, bulkCount, frame, payloadBytes, this.maxBufferedBytes);
-      bulkMembers.length = 0;
+      const { transports } = gathered;
+      const { delivered, over } = bulk.sendToMany(transports, transports.length, frame, payloadBytes, this.maxBufferedBytes);
       result.delivered += delivered;
-      for (const transport of over) this.tooSlow(transport.user as WebSocket<any>, result);
+      for (const transport of over) this.tooSlow(transport.user as WebSocketMember, result);
     }
-    if (streamCount > 0) this.deliverNativeSse(Buffer.from(event!), streamCount, result);
+    if (streamBulk !== null) this.deliverSseInBulk(streamBulk, Buffer.from(event!), gathered.streams, gathered.streamMembers, result);
+    gathered.transports.length = 0;
+    gathered.streams.length = 0;
+    gathered.streamMembers.length = 0;
+    gatherPool.push(gathered);
     this.tally(result);
     return result;
   }
 
-  /** One event to the first `count` of `nativeStreams`, one call into the engine; the slow-member policy for those over the limit. */
-  private deliverNativeSse(event: Buffer, count: number, result: BroadcastResult): void {
-    const first = nativeStreams[0]!;
-    const { delivered, over } = first.engine.sendToStreams(nativeStreams, count, event, this.maxBufferedBytes);
-    nativeStreams.length = 0;
-    if (first.counter !== null) first.counter.bytes += event.length * delivered;
+  /** One event to the streams of one engine in one call; the slow-member policy for those over the limit. */
+  private deliverSseInBulk(
+    sender: StreamBulkSender, event: Buffer, streams: readonly EventStreamSink[], members: readonly EventStreamMember[], result: BroadcastResult,
+  ): void {
+    const { delivered, over } = sender.sendToStreams(streams, streams.length, event, this.maxBufferedBytes);
     result.delivered += delivered;
     if (this.policy === "close") {
-      for (const stream of over) stream.end();
+      const slow = new Set(over);
+      for (const member of members) if (member.roomSink !== null && slow.has(member.roomSink)) member.endStream();
       result.closed += over.length;
     } else {
       result.skipped += over.length;
@@ -637,7 +615,7 @@ export class Room {
   /** Close every member: WebSockets with the code, SSE streams end. */
   close(code: number = CloseCode.Normal, reason = ""): void {
     for (const member of [...this.members]) {
-      if (isSse(member)) member.endStream();
+      if (member.memberKind === "sse") member.endStream();
       else member.close(code, reason);
     }
   }
@@ -658,11 +636,11 @@ export class Room {
     return this.history.filter((e) => e.id > last);
   }
 
-  private sendEntries(member: Member, entries: readonly Entry[]): void {
+  private sendEntries(member: RoomMember, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     // Broadcasts still waiting may be among these: the member does not get them twice.
     if (this.queue !== null) (this.replayedTo ??= new Map()).set(member, entries.at(-1)!.id);
-    if (isSse(member)) {
+    if (member.memberKind === "sse") {
       let out = "";
       for (const entry of entries) out += sseEvent(entry.id, entry.text, entry.bytes);
       member.roomSink?.write(out);
@@ -675,11 +653,11 @@ export class Room {
   }
 
   /** SSE members get `event: resync` (data: the last id); WebSocket members are told by the caller. */
-  private sendResync(member: Member): void {
-    if (isSse(member)) member.roomSink?.write(encodeEvent({ event: "resync", data: String(this.lastId) }));
+  private sendResync(member: RoomMember): void {
+    if (member.memberKind === "sse") member.roomSink?.write(encodeEvent({ event: "resync", data: String(this.lastId) }));
   }
 
-  private deliverWs(ws: WebSocket<any>, frame: Buffer, payloadBytes: number, result: BroadcastResult): void {
+  private deliverWs(ws: WebSocketMember, frame: Buffer, payloadBytes: number, result: BroadcastResult): void {
     const transport = ws.transport;
     if (transport === null || !transport.isOpen) return;
     if (transport.bufferedAmount + payloadBytes > this.maxBufferedBytes) {
@@ -692,7 +670,7 @@ export class Room {
   }
 
   /** A member over `maxBufferedBytes`: skipped, or closed with 1013, by the room's policy. */
-  private tooSlow(ws: WebSocket<any>, result: BroadcastResult): void {
+  private tooSlow(ws: WebSocketMember, result: BroadcastResult): void {
     if (this.policy === "close") {
       ws.close(CloseCode.TryAgainLater, "Too slow for the room");
       result.closed++;
@@ -701,7 +679,7 @@ export class Room {
     }
   }
 
-  private deliverSse(member: EventSourceResponse, event: string, result: BroadcastResult): void {
+  private deliverSse(member: EventStreamMember, event: string, result: BroadcastResult): void {
     const sink = member.roomSink;
     if (sink === null || !sink.isOpen) return;
     if (sink.bufferedBytes + event.length > this.maxBufferedBytes) {
@@ -774,23 +752,20 @@ function entrySize(entry: Entry): number {
   return entry.text !== null ? entry.text.length : entry.bytes?.byteLength ?? 0;
 }
 
-/** Reused by every broadcast: the members an engine sends to in one call. */
-const bulkMembers: WebSocketTransport[] = [];
-const nativeStreams: NativeStream[] = [];
-
-function isSse(member: Member): member is EventSourceResponse {
-  return "joinRoom" in member;
+/** What one fan-out gathers for the engines that write to many in one call (reused: see fanOut). */
+interface Gathered {
+  transports: WebSocketTransport[];
+  streams: EventStreamSink[];
+  streamMembers: EventStreamMember[];
 }
+const gatherPool: Gathered[] = [];
+
 
 function sseEvent(id: number | null, text: string | null, bytes: Uint8Array | null): string {
   const event = text !== null ? { data: text } : { event: "binary", data: Buffer.from(bytes!).toString("base64") };
   return encodeEvent(id === null ? event : { id, ...event });
 }
 
-/** The producer of a room-only SSE subscriber: nothing of its own until the client leaves. */
-async function* untilClientLeaves(stream: StreamController): AsyncGenerator<EventItem> {
-  if (!stream.signal.aborted) await new Promise((resolve) => stream.signal.addEventListener("abort", resolve, { once: true }));
-}
 
 const TRAILER_LENGTH = 4;
 

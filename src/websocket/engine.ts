@@ -7,7 +7,7 @@ import { RoutePattern } from "../app/route-pattern.js";
 import type { WebSocketRouteDefinition } from "../app/router.js";
 import type { EngineChoice, Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
-import { CloseCode } from "../protocol/websocket/constants.js";
+import { CloseCode, DEFAULT_DEFLATE_LEVEL } from "../protocol/websocket/constants.js";
 import { negotiateDeflate, type DeflateParams } from "../protocol/websocket/extensions.js";
 import { acceptResponse, checkHandshake, rejectResponse, selectProtocol, type HandshakeCheck } from "../protocol/websocket/handshake.js";
 import { acceptKey } from "../node/websocket/accept-key.js";
@@ -339,7 +339,7 @@ export class WebSocketEngine {
           closeTimeoutMs: options.closeTimeoutMs,
           maxMessagesPerSecond: options.maxMessagesPerSecond,
           compressionThreshold: options.perMessageDeflate?.threshold ?? Infinity,
-          compressionLevel: options.perMessageDeflate?.level ?? 6,
+          compressionLevel: options.perMessageDeflate?.level ?? DEFAULT_DEFLATE_LEVEL,
         },
       };
     });

@@ -1,6 +1,7 @@
 import type { DeflateOptions } from "../protocol/websocket/extensions.js";
 import type { OverLimitPolicy } from "../transport.js";
-import { assertPositiveInteger } from "../options.js";
+import { DEFAULT_DEFLATE_LEVEL, DEFAULT_DEFLATE_THRESHOLD } from "../protocol/websocket/constants.js";
+import { assertIntegerIn, assertNonNegativeInteger, assertPositiveInteger } from "../validate.js";
 
 /** permessage-deflate settings (RFC 7692). */
 export interface PerMessageDeflateOptions extends DeflateOptions {
@@ -104,12 +105,7 @@ export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | unde
   }
   merged.maxFrameBytes ??= merged.maxMessageBytes;
   for (const name of POSITIVE) assertPositiveInteger(`websocket.${name}`, merged[name]);
-  for (const name of NON_NEGATIVE) {
-    const value = merged[name];
-    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`Option websocket.${name} must be a non-negative integer, got ${String(value)}`);
-    }
-  }
+  for (const name of NON_NEGATIVE) assertNonNegativeInteger(`websocket.${name}`, merged[name]);
   const strings = (value: unknown): boolean => Array.isArray(value) && value.every((v) => typeof v === "string");
   if (merged.origins !== null && !strings(merged.origins)) throw new TypeError(`Option websocket.origins must be an array of strings or null, got ${String(merged.origins)}`);
   if (!strings(merged.subprotocols)) throw new TypeError(`Option websocket.subprotocols must be an array of strings, got ${String(merged.subprotocols)}`);
@@ -122,26 +118,18 @@ export function resolveWebSocketOptions(...layers: Array<WebSocketOptions | unde
   else if (deflate !== undefined && typeof deflate !== "boolean") {
     throw new TypeError(`Option websocket.perMessageDeflate must be a boolean or an object, got ${String(deflate)}`);
   }
-  const perMessageDeflate = deflate === true ? { threshold: 1024, level: 6 }
-    : deflate === false || deflate === undefined ? null : { threshold: 1024, level: 6, ...deflate };
+  const perMessageDeflate = deflate === true ? { threshold: DEFAULT_DEFLATE_THRESHOLD, level: DEFAULT_DEFLATE_LEVEL }
+    : deflate === false || deflate === undefined ? null : { threshold: DEFAULT_DEFLATE_THRESHOLD, level: DEFAULT_DEFLATE_LEVEL, ...deflate };
   if (perMessageDeflate !== null) {
-    const threshold = perMessageDeflate.threshold;
-    if (!Number.isSafeInteger(threshold) || threshold < 0) {
-      throw new RangeError(`Option websocket.perMessageDeflate.threshold must be a non-negative integer, got ${String(threshold)}`);
-    }
-    const level = perMessageDeflate.level;
-    if (!Number.isInteger(level) || level < 0 || level > 9) {
-      throw new RangeError(`Option websocket.perMessageDeflate.level must be an integer in 0..9, got ${String(level)}`);
-    }
+    assertNonNegativeInteger("websocket.perMessageDeflate.threshold", perMessageDeflate.threshold);
+    assertIntegerIn("websocket.perMessageDeflate.level", perMessageDeflate.level, 0, 9);
     for (const flag of ["serverNoContextTakeover", "clientNoContextTakeover"] as const) {
       const value = perMessageDeflate[flag];
       if (value !== undefined && typeof value !== "boolean") throw new TypeError(`Option websocket.perMessageDeflate.${flag} must be a boolean, got ${String(value)}`);
     }
     for (const bits of ["serverMaxWindowBits", "clientMaxWindowBits"] as const) {
       const value = perMessageDeflate[bits];
-      if (value !== undefined && (!Number.isInteger(value) || value < 9 || value > 15)) {
-        throw new RangeError(`Option websocket.perMessageDeflate.${bits} must be an integer in 9..15, got ${value}`);
-      }
+      if (value !== undefined) assertIntegerIn(`websocket.perMessageDeflate.${bits}`, value, 9, 15);
     }
   }
   return { ...(merged as Required<WebSocketOptions>), perMessageDeflate };

@@ -6,6 +6,7 @@ import type { SendStatus, TransportEvents, WebSocketTransport } from "../transpo
 import type { ResolvedWebSocketOptions } from "./options.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import type { Room } from "../rooms/room.js";
+import { roomsOf, withRoom, withoutRoom, type MemberRoom, type Memberships } from "../rooms/member.js";
 
 /** A received message: text as a string, binary as a Buffer. */
 export type Message = string | Buffer;
@@ -76,7 +77,9 @@ export class WebSocket<P = Record<string, string | number>> {
   private drainWaiters: Array<() => void> | null = null;
   /** Code and reason once the connection ended (or the detail of a refused handshake, code 0). */
   private ending: { code: number; reason: string } | null = null;
-  private joined: Set<Room> | null = null;
+  private joined: Memberships<Room> = null;
+  /** What it is to a room it joins. */
+  readonly memberKind = "websocket";
 
   constructor(request: Request<P>, route: SessionRoute) {
     this.serial = ++nextId;
@@ -324,24 +327,25 @@ export class WebSocket<P = Record<string, string | number>> {
 
   /** Rooms this connection is a member of. */
   get rooms(): ReadonlySet<Room> {
-    return this.joined ?? EMPTY_ROOMS;
+    const joined = this.joined;
+    return joined === null ? EMPTY_ROOMS : joined instanceof Set ? joined : new Set([joined]);
   }
 
   /** @internal */
-  joinedRoom(room: Room): void {
-    (this.joined ??= new Set()).add(room);
+  joinedRoom(room: MemberRoom): void {
+    this.joined = withRoom(this.joined, room as Room);
   }
 
   /** @internal */
-  leftRoom(room: Room): void {
-    this.joined?.delete(room);
+  leftRoom(room: MemberRoom): void {
+    this.joined = withoutRoom(this.joined, room as Room);
   }
 
   /** @internal The connection ended. */
   ended(code: number, reason: string): void {
     this.readyStateValue = ReadyState.Closed;
     this.ending = { code, reason };
-    if (this.joined !== null) for (const room of [...this.joined]) room.remove(this);
+    for (const room of roomsOf(this.joined)) room.remove(this);
     const inbox = this.inbox;
     const waiter = inbox === null ? null : inbox.waiter;
     if (waiter !== null) {

@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { CloseCode } from "../../protocol/websocket/constants.js";
-import type { BulkSender, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
+import type { BulkSender, EventStreamSink, SendStatus, StreamBulkSender, TransportEvents, WebSocketTransport } from "../../transport.js";
 import type { ConnectionOptions } from "../websocket/connection.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
@@ -23,7 +23,7 @@ type SocketInternals = Socket & {
  * owned by C from then on. One per process (the addon keeps one engine per Node.js environment);
  * events go to the connection's own `TransportEvents`.
  */
-export class NativeEngine implements NativeHandlers, BulkSender {
+export class NativeEngine implements NativeHandlers, BulkSender, StreamBulkSender {
   /** Connections and streams by slot (`id & SLOT_MASK`): the engine reuses slots, so this stays dense. */
   private readonly bySlot: Array<NativeConnection | NativeStream | undefined> = [];
   private connectionCount = 0;
@@ -198,8 +198,12 @@ export class NativeEngine implements NativeHandlers, BulkSender {
   }
 
   /** The same bytes to many streams in one call; those over `maxBufferedBytes` get nothing and are returned. */
-  sendToStreams(streams: readonly NativeStream[], count: number, bytes: Uint8Array, maxBufferedBytes: number): { delivered: number; over: NativeStream[] } {
-    return this.broadcast(NativeStream, streams, count, bytes, bytes.length, maxBufferedBytes);
+  /** Streams are this engine's (`bulk` of its NativeStreams); their counter counts what they got. */
+  sendToStreams(streams: readonly EventStreamSink[], count: number, bytes: Uint8Array, maxBufferedBytes: number): { delivered: number; over: NativeStream[] } {
+    const result = this.broadcast(NativeStream, streams as readonly NativeStream[], count, bytes, bytes.length, maxBufferedBytes);
+    const counter = (streams[0] as NativeStream | undefined)?.counter ?? null;
+    if (counter !== null) counter.bytes += bytes.length * result.delivered;
+    return result;
   }
 
   private broadcast<T extends NativeConnection | NativeStream>(
@@ -496,9 +500,14 @@ export class NativeConnection implements WebSocketTransport {
  * A response stream owned by the engine: an SSE subscriber after its headers. Writes go out as
  * they are (the response has no chunked framing: it ends when the connection does).
  */
-export class NativeStream {
+export class NativeStream implements EventStreamSink {
   /** Where the bytes written are counted, if anywhere. */
   counter: { bytes: number } | null = null;
+
+  /** Room broadcasts reach every stream of the engine in one call. */
+  get bulk(): StreamBulkSender {
+    return this.engine;
+  }
 
   constructor(
     /** @internal */

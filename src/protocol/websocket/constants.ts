@@ -67,3 +67,11 @@ export function isValidCloseCode(code: number): boolean {
 export function isSendableCloseCode(code: number): boolean {
   return Number.isInteger(code) && isValidCloseCode(code);
 }
+
+/**
+ * permessage-deflate defaults, for connections and room broadcasts alike: messages of at least
+ * this many bytes are compressed (smaller ones cost more to compress than they save)...
+ */
+export const DEFAULT_DEFLATE_THRESHOLD = 1024;
+/** ...at zlib level 6 (zlib's own default: most of level 9's ratio at a fraction of its time). */
+export const DEFAULT_DEFLATE_LEVEL = 6;
