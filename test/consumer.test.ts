@@ -22,6 +22,11 @@ const app = new Catzilla();
 app.get("/hello", () => "Hello");
 app.get("/rows", () => new StreamingResponse((function* () { yield "a,b\\n"; })(), { mediaType: "text/csv" }));
 app.websocket("/echo", { onMessage(ws, message) { ws.send(message); } });
+app.websocket("/chat/{room}", {
+  onOpen(ws) { app.rooms.getOrCreate(ws.params.room).add(ws); },
+  onMessage(ws, message) { app.rooms.getOrCreate(ws.params.room).broadcast(message, { except: ws }); },
+});
+app.get("/live/{room}", (req) => app.rooms.getOrCreate(req.params.room).eventSource());
 /** What a test of the app would use. */
 export const testClient = (): TestClient => new TestClient(app);
 const { url } = await app.listen({ port: 0 });
