@@ -8,55 +8,71 @@ interface Metric {
   labels?: string;
 }
 
+/** One series: where its value is in `Stats` (a dotted path), its name (after the prefix), its type and help. */
+type Series = readonly [path: string, name: string, type: "counter" | "gauge", help: string];
+
+/**
+ * Every number of `Stats` and the series it is exported as (`pid` and `engine` describe the
+ * process; `http.responses` and `websockets.closeCodes` are labelled families, below). A test
+ * checks that no number of `app.stats()` is left out.
+ */
+export const SERIES: readonly Series[] = [
+  ["uptimeMs", "uptime_seconds", "gauge", "Seconds since the app started."],
+  ["memory.rssBytes", "process_resident_memory_bytes", "gauge", "Resident set size of the process."],
+  ["memory.heapUsedBytes", "process_heap_used_bytes", "gauge", "V8 heap in use."],
+  ["memory.externalBytes", "process_external_memory_bytes", "gauge", "Memory of Buffers and other objects outside V8's heap."],
+  ["http.requests", "http_requests_total", "counter", "HTTP requests received."],
+  ["http.active", "http_requests_active", "gauge", "HTTP requests being handled."],
+  ["http.unhandledErrors", "http_unhandled_errors_total", "counter", "Errors answered with the default 500."],
+  ["http.rateLimited", "http_rate_limited_total", "counter", "Requests refused with 429."],
+  ["connections.active", "connections_active", "gauge", "Open client connections."],
+  ["connections.total", "connections_total", "counter", "Client connections accepted."],
+  ["streams.active", "streams_active", "gauge", "Streaming responses being sent."],
+  ["streams.created", "streams_created_total", "counter", "Streaming responses started."],
+  ["streams.completed", "streams_completed_total", "counter", "Streaming responses sent in full."],
+  ["streams.aborted", "streams_aborted_total", "counter", "Streaming responses cut short."],
+  ["streams.failed", "streams_failed_total", "counter", "Streaming responses whose source threw."],
+  ["streams.bytes", "streams_bytes_total", "counter", "Body bytes sent by streams."],
+  ["streams.backpressureEvents", "streams_backpressure_events_total", "counter", "Waits for a socket to drain."],
+  ["streams.peakBufferedBytes", "streams_peak_buffered_bytes", "gauge", "Largest buffer of a monitored stream."],
+  ["streams.throughputBytesPerSec", "streams_throughput_bytes_per_second", "gauge", "Stream bytes per second over the last second."],
+  ["websockets.active", "websockets_active", "gauge", "Open WebSocket connections."],
+  ["websockets.opened", "websockets_opened_total", "counter", "WebSocket connections accepted."],
+  ["websockets.closed", "websockets_closed_total", "counter", "WebSocket connections ended."],
+  ["websockets.messagesIn", "websockets_messages_in_total", "counter", "WebSocket messages received."],
+  ["websockets.messagesOut", "websockets_messages_out_total", "counter", "WebSocket messages sent."],
+  ["websockets.bytesIn", "websockets_bytes_in_total", "counter", "WebSocket payload bytes received."],
+  ["websockets.bytesOut", "websockets_bytes_out_total", "counter", "WebSocket payload bytes sent."],
+  ["websockets.messagesDropped", "websockets_messages_dropped_total", "counter", "Sends dropped by the drop policy."],
+  ["websockets.backpressureEvents", "websockets_backpressure_events_total", "counter", "Sends made over the buffer limit."],
+  ["websockets.pingTimeouts", "websockets_ping_timeouts_total", "counter", "Connections dropped for a missing pong."],
+  ["websockets.rejectedHandshakes", "websockets_rejected_handshakes_total", "counter", "Upgrades refused with an HTTP status."],
+  ["rooms.active", "rooms_active", "gauge", "Rooms that exist."],
+  ["rooms.members", "rooms_members", "gauge", "Room members on this process."],
+  ["rooms.broadcasts", "rooms_broadcasts_total", "counter", "Room broadcasts."],
+  ["rooms.compressed", "rooms_compressed_broadcasts_total", "counter", "Room broadcasts compressed once for shared-context members."],
+  ["rooms.deliveries", "rooms_deliveries_total", "counter", "Messages written to room members."],
+  ["rooms.skipped", "rooms_skipped_total", "counter", "Deliveries skipped for slow members."],
+  ["rooms.closedSlow", "rooms_closed_slow_total", "counter", "Members closed for being too slow."],
+  ["rooms.dropped", "rooms_dropped_total", "counter", "Broadcasts dropped by a room that got more than it could deliver."],
+  ["rooms.brokerFailures", "rooms_broker_failures_total", "counter", "Broadcasts that could not be handed to the broker."],
+  ["rooms.remoteBroadcasts", "rooms_remote_broadcasts_total", "counter", "Broadcasts received from other processes through the broker."],
+];
+
+function valueAt(stats: Stats, path: string): number | undefined {
+  let value: unknown = stats;
+  for (const key of path.split(".")) value = (value as Record<string, unknown> | undefined)?.[key];
+  return typeof value === "number" ? value : undefined;
+}
+
 /** Render statistics in the Prometheus text exposition format (version 0.0.4). */
 export function renderPrometheus(stats: Stats, prefix = "catzilla"): string {
-  const metrics: Metric[] = [
-    { name: "uptime_seconds", type: "gauge", help: "Seconds since the app started.", value: stats.uptimeMs / 1000 },
-    { name: "process_resident_memory_bytes", type: "gauge", help: "Resident set size of the process.", value: stats.memory.rssBytes },
-    { name: "http_requests_total", type: "counter", help: "HTTP requests received.", value: stats.http.requests },
-    { name: "http_requests_active", type: "gauge", help: "HTTP requests being handled.", value: stats.http.active },
-    { name: "http_unhandled_errors_total", type: "counter", help: "Errors answered with the default 500.", value: stats.http.unhandledErrors },
-    { name: "http_rate_limited_total", type: "counter", help: "Requests refused with 429.", value: stats.http.rateLimited },
-    { name: "connections_active", type: "gauge", help: "Open client connections.", value: stats.connections.active },
-    { name: "connections_total", type: "counter", help: "Client connections accepted.", value: stats.connections.total },
-    { name: "streams_active", type: "gauge", help: "Streaming responses being sent.", value: stats.streams.active },
-    { name: "streams_created_total", type: "counter", help: "Streaming responses started.", value: stats.streams.created },
-    { name: "streams_completed_total", type: "counter", help: "Streaming responses sent in full.", value: stats.streams.completed },
-    { name: "streams_aborted_total", type: "counter", help: "Streaming responses cut short.", value: stats.streams.aborted },
-    { name: "streams_failed_total", type: "counter", help: "Streaming responses whose source threw.", value: stats.streams.failed },
-    { name: "streams_bytes_total", type: "counter", help: "Body bytes sent by streams.", value: stats.streams.bytes },
-    { name: "streams_backpressure_events_total", type: "counter", help: "Waits for a socket to drain.", value: stats.streams.backpressureEvents },
-    { name: "streams_peak_buffered_bytes", type: "gauge", help: "Largest buffer of a monitored stream.", value: stats.streams.peakBufferedBytes },
-    { name: "streams_throughput_bytes_per_second", type: "gauge", help: "Stream bytes per second over the last second.", value: stats.streams.throughputBytesPerSec },
-  ];
-  const ws = stats.websockets;
-  metrics.push(
-    { name: "websockets_active", type: "gauge", help: "Open WebSocket connections.", value: ws.active },
-    { name: "websockets_opened_total", type: "counter", help: "WebSocket connections accepted.", value: ws.opened },
-    { name: "websockets_closed_total", type: "counter", help: "WebSocket connections ended.", value: ws.closed },
-    { name: "websockets_messages_in_total", type: "counter", help: "WebSocket messages received.", value: ws.messagesIn },
-    { name: "websockets_messages_out_total", type: "counter", help: "WebSocket messages sent.", value: ws.messagesOut },
-    { name: "websockets_bytes_in_total", type: "counter", help: "WebSocket payload bytes received.", value: ws.bytesIn },
-    { name: "websockets_bytes_out_total", type: "counter", help: "WebSocket payload bytes sent.", value: ws.bytesOut },
-    { name: "websockets_messages_dropped_total", type: "counter", help: "Sends dropped by the drop policy.", value: ws.messagesDropped },
-    { name: "websockets_backpressure_events_total", type: "counter", help: "Sends made over the buffer limit.", value: ws.backpressureEvents },
-    { name: "websockets_ping_timeouts_total", type: "counter", help: "Connections dropped for a missing pong.", value: ws.pingTimeouts },
-    { name: "websockets_rejected_handshakes_total", type: "counter", help: "Upgrades refused with an HTTP status.", value: ws.rejectedHandshakes },
-  );
-  if (stats.rooms !== undefined) {
-    const r = stats.rooms;
-    metrics.push(
-      { name: "rooms_active", type: "gauge", help: "Rooms that exist.", value: r.active },
-      { name: "rooms_members", type: "gauge", help: "Room members on this process.", value: r.members },
-      { name: "rooms_broadcasts_total", type: "counter", help: "Room broadcasts.", value: r.broadcasts },
-      { name: "rooms_compressed_broadcasts_total", type: "counter", help: "Room broadcasts compressed once for shared-context members.", value: r.compressed },
-      { name: "rooms_deliveries_total", type: "counter", help: "Messages written to room members.", value: r.deliveries },
-      { name: "rooms_skipped_total", type: "counter", help: "Deliveries skipped for slow members.", value: r.skipped },
-      { name: "rooms_closed_slow_total", type: "counter", help: "Members closed for being too slow.", value: r.closedSlow },
-      { name: "rooms_dropped_total", type: "counter", help: "Broadcasts dropped by a room that got more than it could deliver.", value: r.dropped },
-    );
+  const metrics: Metric[] = [];
+  for (const [path, name, type, help] of SERIES) {
+    const value = valueAt(stats, path);
+    if (value !== undefined) metrics.push({ name, type, help, value: path === "uptimeMs" ? value / 1000 : value });
   }
-  for (const [code, count] of Object.entries(ws.closeCodes)) {
+  for (const [code, count] of Object.entries(stats.websockets.closeCodes)) {
     metrics.push({ name: "websockets_close_codes_total", type: "counter", help: "Close codes at the end of connections.", value: count, labels: `code="${code}"` });
   }
   for (const [cls, count] of Object.entries(stats.http.responses)) {

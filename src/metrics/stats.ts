@@ -73,12 +73,8 @@ export interface MemoryStats {
   externalBytes: number;
 }
 
-/** Room statistics, as `app.stats().rooms`. */
-export interface RoomsStats {
-  /** Rooms that exist now. */
-  active: number;
-  /** Members on this process, over all rooms. */
-  members: number;
+/** Counters of a room, as `room.stats`. */
+export interface RoomStats {
   broadcasts: number;
   /** Broadcasts also sent compressed (once per window size) to members that share a context. */
   compressed: number;
@@ -90,10 +86,22 @@ export interface RoomsStats {
   closedSlow: number;
   /** Broadcasts no member here got: the room's queue was over `maxQueuedBytes`, or one waited longer than `maxQueueMs`. */
   dropped: number;
-  /** Broadcasts that could not be handed to the broker. */
+}
+
+/** The counters of every room of a registry together, and what only the registry counts. */
+export interface RoomTotals extends RoomStats {
+  /** Broadcasts that could not be handed to the broker (it was unreachable). */
   brokerFailures: number;
-  /** Broadcasts received from other processes. */
+  /** Broadcasts received from other processes through the broker. */
   remoteBroadcasts: number;
+}
+
+/** Room statistics, as `app.stats().rooms`. */
+export interface RoomsStats extends RoomTotals {
+  /** Rooms that exist now. */
+  active: number;
+  /** Members on this process, over all rooms. */
+  members: number;
 }
 
 /** Everything `app.stats()` returns. */

@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import { RoomLimitError } from "../errors.js";
 import type { Logger } from "../options.js";
 import type { Broker } from "./broker.js";
-import { PRESENCE_INTERVAL_MS, Room, type Member, type RoomEntry, type RoomOptions, type RoomTotals } from "./room.js";
+import { PRESENCE_INTERVAL_MS, Room, type Member, type RoomEntry, type RoomOptions } from "./room.js";
+import type { RoomsStats, RoomTotals } from "../metrics/stats.js";
 
 const CHANNEL_PREFIX = "catzilla:room:";
 const PRESENCE_PREFIX = "catzilla:presence:";
@@ -326,7 +327,7 @@ export class RoomRegistry {
   }
 
   /** Totals for statistics. */
-  summary(): { active: number; members: number } & RoomTotals {
+  summary(): RoomsStats {
     let members = 0;
     for (const room of this.rooms.values()) members += room.size;
     return { active: this.rooms.size, members, ...this.totals };

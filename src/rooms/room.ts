@@ -7,7 +7,10 @@ import { assertIntegerIn, assertPositiveInteger } from "../validate.js";
 import { sliceSpent, whenReady } from "./fan-out.js";
 import type { EventStreamMember, Joined, Member, RoomMember, WebSocketMember } from "./member.js";
 
+import type { RoomStats, RoomTotals } from "../metrics/stats.js";
+
 export type { Joined, Member, ReplayResult } from "./member.js";
+export type { RoomStats, RoomTotals } from "../metrics/stats.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -110,26 +113,6 @@ interface Job {
   frames: Map<number, Buffer> | null;
   /** When it was queued (performance.now()). */
   at: number;
-}
-
-/** Counters of a room. */
-export interface RoomStats {
-  broadcasts: number;
-  /** Broadcasts sent compressed to members with a shared compression context. */
-  compressed: number;
-  deliveries: number;
-  skipped: number;
-  closedSlow: number;
-  /** Broadcasts no member here got: over `maxQueuedBytes`, or waiting longer than `maxQueueMs`. */
-  dropped: number;
-}
-
-/** Room-level counters shared by a registry. Not exported by the package. */
-export interface RoomTotals extends RoomStats {
-  /** Broadcasts that could not be handed to the broker (it was unreachable). */
-  brokerFailures: number;
-  /** Broadcasts that arrived from other processes through the broker. */
-  remoteBroadcasts: number;
 }
 
 /** What a room needs from its registry to reach other processes. Not exported by the package. */
