@@ -90,3 +90,18 @@ test("no import cycles in src/ (type imports count)", () => {
   assert.ok(graph.size > 40, `${graph.size} files read`);
   assert.deepEqual(cycles(graph), []);
 });
+
+test("the native engine's policies and close codes are the TypeScript ones (src/node/policy.ts, CloseCode)", async () => {
+  const header = readFileSync(fileURLToPath(new URL("../native/src/engine.h", import.meta.url)), "utf8");
+  const frame = readFileSync(fileURLToPath(new URL("../native/src/frame.h", import.meta.url)), "utf8");
+  const defined = (name: string): number => Number(new RegExp(`#define ${name} (\\d+)`).exec(header)?.[1]);
+  const policy = await import("../src/node/policy.js");
+  assert.equal(defined("CZ_WAIT_CLOSE_FACTOR"), policy.WAIT_POLICY_CLOSE_FACTOR);
+  assert.equal(defined("CZ_RATE_WINDOW_MS"), policy.MESSAGE_RATE_WINDOW_MS);
+  assert.equal(defined("CZ_MAX_HEARTBEAT"), policy.MAX_HEARTBEAT_BYTES);
+  const { CloseCode } = await import("../src/protocol/websocket/constants.js");
+  const codes = [...frame.matchAll(/CZ_CLOSE_(\w+) = (\d+)/g)].map(([, name, code]) => [name!, Number(code)] as const);
+  assert.ok(codes.length >= 10, `${codes.length} close codes in frame.h`);
+  const ours = new Set(Object.values(CloseCode));
+  for (const [name, code] of codes) assert.ok(ours.has(code as never), `CZ_CLOSE_${name} = ${code} is a CloseCode`);
+});

@@ -607,7 +607,7 @@ static int count_message(cz_conn_t *c) {
   uint32_t limit = c->profile->max_per_second;
   if (limit == 0) return 1;
   uint32_t now = c->last_received;
-  if (now - c->rate_start >= 1000) {
+  if (now - c->rate_start >= CZ_RATE_WINDOW_MS) {
     c->rate_start = now;
     c->rate_count = 0;
   }
@@ -1464,7 +1464,7 @@ static int admit(cz_conn_t *c, size_t len) {
       cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Send buffer limit exceeded", 26);
       return CZ_SEND_CLOSED;
     default:
-      if (total > limit * 4) {
+      if (total > limit * CZ_WAIT_CLOSE_FACTOR) {
         cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Send buffer limit exceeded", 26);
         return CZ_SEND_CLOSED;
       }

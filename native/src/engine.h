@@ -22,7 +22,11 @@ enum { CZ_POLICY_WAIT = 0, CZ_POLICY_DROP = 1, CZ_POLICY_CLOSE = 2 };
  * its end is reported as a close with 1006, and a quiet stream gets the profile's heartbeat.
  */
 enum { CZ_KIND_WEBSOCKET = 0, CZ_KIND_STREAM = 1 };
-#define CZ_MAX_HEARTBEAT 64
+
+/* Policies the node:net engine keeps too: mirrors of src/node/policy.ts (a test checks they agree). */
+#define CZ_MAX_HEARTBEAT 64          /* MAX_HEARTBEAT_BYTES */
+#define CZ_WAIT_CLOSE_FACTOR 4       /* WAIT_POLICY_CLOSE_FACTOR */
+#define CZ_RATE_WINDOW_MS 1000       /* MESSAGE_RATE_WINDOW_MS */
 
 /* Limits and timers shared by the connections of one route. */
 typedef struct cz_profile {

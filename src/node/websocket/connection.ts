@@ -6,6 +6,7 @@ import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
 import { intern } from "../../intern.js";
+import { MESSAGE_RATE_WINDOW_MS, WAIT_POLICY_CLOSE_FACTOR } from "../policy.js";
 
 /** Limits and timers of WebSocket connections; resolved once per app, shared by all. */
 export interface ConnectionOptions {
@@ -429,7 +430,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
         this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
         return "closed";
       case "wait":
-        if (buffered > limit * 4) {
+        if (buffered > limit * WAIT_POLICY_CLOSE_FACTOR) {
           this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
           return "closed";
         }
@@ -440,7 +441,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
 
   private countMessage(): boolean {
     const now = this.lastReceivedAt;
-    if (now - this.rateWindowStartedAt >= 1000) {
+    if (now - this.rateWindowStartedAt >= MESSAGE_RATE_WINDOW_MS) {
       this.rateWindowStartedAt = now;
       this.rateCount = 0;
     }
