@@ -1,16 +1,18 @@
-import { deflateRaw, constants as zlibConstants } from "node:zlib";
 import { CloseCode, DEFAULT_DEFLATE_LEVEL, DEFAULT_DEFLATE_THRESHOLD, Opcode } from "../protocol/websocket/constants.js";
 import { encodeFrame } from "../protocol/websocket/frame.js";
 import { encodeEvent } from "../protocol/sse.js";
 import type { BulkSender, EventStreamSink, StreamBulkSender, WebSocketTransport } from "../transport.js";
 import { assertIntegerIn, assertPositiveInteger } from "../validate.js";
+import { compressMessage } from "../node/websocket/deflate.js";
 import { sliceSpent, whenReady } from "./fan-out.js";
+import { History, type RoomEntry } from "./history.js";
 import type { EventStreamMember, Joined, Member, RoomMember, WebSocketMember } from "./member.js";
 
 import type { RoomStats, RoomTotals } from "../metrics/stats.js";
 
 export type { Joined, Member, ReplayResult } from "./member.js";
 export type { RoomStats, RoomTotals } from "../metrics/stats.js";
+export type { RoomEntry } from "./history.js";
 
 /** What a room delivers: text, bytes, or a value sent as JSON text. */
 export type RoomMessage = string | Uint8Array | object | number | boolean | null;
@@ -91,14 +93,6 @@ export interface BroadcastResult {
   closed: number;
 }
 
-/** One broadcast as history keeps it. */
-export interface RoomEntry {
-  id: number;
-  /** When this server delivered it (ms since the epoch). */
-  at: number;
-  text: string | null;
-  bytes: Uint8Array | null;
-}
 type Entry = RoomEntry;
 
 /** A broadcast waiting for delivery. */
@@ -160,14 +154,7 @@ export class Room {
   readonly stats: RoomStats = { broadcasts: 0, compressed: 0, deliveries: 0, skipped: 0, closedSlow: 0, dropped: 0 };
   private readonly members = new Set<RoomMember>();
   private lastId = 0;
-  private readonly history: Entry[] | null;
-  /** What the history holds: characters of text and bytes of binary entries. */
-  private historyBytes = 0;
-  /** Beside `history`: when each entry came, in the registry's order of all rooms' entries. */
-  private readonly historyOrder: number[] = [];
-  private readonly maxHistoryBytes: number;
-  /** The history is complete from this id on (a gap that could not be filled moves it). */
-  private completeFrom = 0;
+  private readonly history: History | null;
   /** Whether this server has seen an entry of the shared log yet (the first sets the baseline). */
   private logSeen = false;
   /** Logged broadcasts that arrived while a gap before them is being filled, in arrival order. */
@@ -188,8 +175,6 @@ export class Room {
   /** @internal */
   constructor(name: string, readonly options: RoomOptions, private readonly link: RoomLink, private readonly totals: RoomTotals) {
     this.name = name;
-    this.history = options.history ? [] : null;
-    this.maxHistoryBytes = options.history?.maxBytes ?? DEFAULT_MAX_HISTORY_BYTES;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.policy = options.slowMemberPolicy ?? "skip";
     this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
@@ -205,6 +190,12 @@ export class Room {
       }
     }
     if (!["skip", "close"].includes(this.policy)) throw new TypeError(`Room slowMemberPolicy must be "skip" or "close"`);
+    this.history = options.history
+      ? new History(
+        { maxMessages: options.history.maxMessages, maxAgeMs: options.history.maxAgeMs, maxBytes: options.history.maxBytes ?? DEFAULT_MAX_HISTORY_BYTES },
+        { changed: (bytes) => link.historyChanged(this, bytes), nextOrder: () => link.nextEntryOrder() },
+      )
+      : null;
   }
 
   /** Members on this process. */
@@ -327,7 +318,7 @@ export class Room {
    */
   sweep(now: number): void {
     if (this.deleted) return;
-    this.prune(now);
+    this.history?.prune(now);
     if (this.members.size > 0 || this.options.keepWhenEmpty || (this.history !== null && this.history.length > 0)) return;
     if (this.inbox !== null || this.catchingUp !== null || this.queue !== null) return;
     this.deleted = true;
@@ -365,7 +356,7 @@ export class Room {
   /** The id of a broadcast this server numbers itself (no shared log), kept in the history. */
   private nextId(text: string | null, bytes: Uint8Array | null): number {
     const id = ++this.lastId;
-    if (this.history !== null) this.remember({ id, at: Date.now(), text, bytes });
+    this.history?.remember({ id, at: Date.now(), text, bytes });
     return id;
   }
 
@@ -393,7 +384,7 @@ export class Room {
     try {
       const { entries } = await this.link.read(this, this.lastId);
       const first = entries[0];
-      if (first !== undefined && first.id > this.lastId + 1) this.completeFrom = first.id;
+      if (first !== undefined && first.id > this.lastId + 1) this.markGap(first.id);
       for (const entry of entries) if (entry.id > this.lastId) this.acceptLogged(entry, null);
     } catch {
       // The log cannot be read: the gap stays, the history is complete only after it.
@@ -401,7 +392,7 @@ export class Room {
     const inbox = this.inbox!;
     this.inbox = null;
     for (const [entry, excluded] of inbox) {
-      if (entry.id > this.lastId + 1) this.completeFrom = entry.id;
+      if (entry.id > this.lastId + 1) this.markGap(entry.id);
       if (entry.id > this.lastId) this.acceptLogged(entry, excluded);
     }
   }
@@ -409,15 +400,12 @@ export class Room {
   private acceptLogged(entry: Entry, excluded: Set<Member> | null): void {
     if (!this.logSeen) {
       this.logSeen = true;
-      this.completeFrom = entry.id;
       // Entries this server numbered itself before it had a shared log do not mix with these.
-      this.history?.splice(0);
-      this.historyOrder.length = 0;
-      this.link.historyChanged(this, -this.historyBytes);
-      this.historyBytes = 0;
+      this.history?.clear();
+      this.markGap(entry.id);
     }
     this.lastId = entry.id;
-    if (this.history !== null) this.remember(entry);
+    this.history?.remember(entry);
     this.deliver(entry.id, entry.text, entry.bytes, excluded);
   }
 
@@ -462,7 +450,7 @@ export class Room {
     const payload = job.text !== null ? Buffer.from(job.text) : job.bytes!;
     const windows = [...job.windows];
     const level = this.options.compressionLevel ?? DEFAULT_DEFLATE_LEVEL;
-    void Promise.all(windows.map((bits) => compress(payload, bits, level))).then((outputs) => {
+    void Promise.all(windows.map((bits) => compressMessage(payload, bits, level))).then((outputs) => {
       const frames = new Map<number, Buffer>();
       windows.forEach((bits, i) => frames.set(bits, encodeFrame(job.text !== null ? Opcode.Text : Opcode.Binary, outputs[i]!, { rsv1: true })));
       job.frames = frames;
@@ -612,11 +600,7 @@ export class Room {
     const last = Number(lastEventId);
     if (!Number.isSafeInteger(last) || last < 0 || last > this.lastId) return "resync";
     if (last === this.lastId && (this.lastId > 0 || !this.link.logged(this))) return [];
-    if (this.history === null) return "resync";
-    this.prune(Date.now());
-    const first = this.history[0];
-    if (first === undefined || Math.max(first.id, this.completeFrom) > last + 1) return "resync";
-    return this.history.filter((e) => e.id > last);
+    return this.history === null ? "resync" : this.history.after(last);
   }
 
   private sendEntries(member: RoomMember, entries: readonly Entry[]): void {
@@ -678,44 +662,19 @@ export class Room {
     result.delivered++;
   }
 
-  private remember(entry: Entry): void {
-    this.history!.push(entry);
-    this.historyOrder.push(this.link.nextEntryOrder());
-    const size = entrySize(entry);
-    this.historyBytes += size;
-    this.trim(entry.at);
-    this.link.historyChanged(this, size);
-  }
-
   /** @internal Where its oldest entry stands in the registry's order (Infinity: none), for the registry's budget. */
   get oldestEntryOrder(): number {
-    return this.historyOrder[0] ?? Infinity;
+    return this.history?.oldestOrder ?? Infinity;
   }
 
   /** @internal Drop the oldest entry (the registry's budget is spent). */
   evictOldest(): void {
-    if (this.history !== null && this.history.length > 0) this.dropOldest();
+    this.history?.dropOldest();
   }
 
-  private trim(now: number): void {
-    const history = this.history;
-    if (history === null) return;
-    const maxMessages = this.options.history!.maxMessages;
-    while (history.length > maxMessages || (history.length > 1 && this.historyBytes > this.maxHistoryBytes)) this.dropOldest();
-    this.prune(now);
-  }
-
-  private prune(now: number): void {
-    const maxAge = this.options.history?.maxAgeMs;
-    if (maxAge === undefined || this.history === null) return;
-    while (this.history.length > 0 && now - this.history[0]!.at > maxAge) this.dropOldest();
-  }
-
-  private dropOldest(): void {
-    this.historyOrder.shift();
-    const size = entrySize(this.history!.shift()!);
-    this.historyBytes -= size;
-    this.link.historyChanged(this, -size);
+  /** The history is complete only from `id` on (what came before it could not be had). */
+  private markGap(id: number): void {
+    if (this.history !== null) this.history.completeFrom = id;
   }
 
   private tally(result: BroadcastResult): void {
@@ -730,10 +689,6 @@ export class Room {
   }
 }
 
-/** What an entry counts for in `history.maxBytes`. */
-function entrySize(entry: Entry): number {
-  return entry.text !== null ? entry.text.length : entry.bytes?.byteLength ?? 0;
-}
 
 /** What one fan-out gathers for the engines that write to many in one call (reused: see fanOut). */
 interface Gathered {
@@ -747,17 +702,4 @@ const gatherPool: Gathered[] = [];
 function sseEvent(id: number | null, text: string | null, bytes: Uint8Array | null): string {
   const event = text !== null ? { data: text } : { event: "binary", data: Buffer.from(bytes!).toString("base64") };
   return encodeEvent(id === null ? event : { id, ...event });
-}
-
-
-const TRAILER_LENGTH = 4;
-
-/** One message compressed on its own (no context takeover), as RFC 7692 §7.2.1 sends it. */
-function compress(payload: Uint8Array, windowBits: number, level: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    deflateRaw(payload, { windowBits, level, finishFlush: zlibConstants.Z_SYNC_FLUSH }, (error, output) => {
-      if (error !== null) reject(error);
-      else resolve(output.subarray(0, output.length - TRAILER_LENGTH));
-    });
-  });
 }

@@ -1,8 +1,27 @@
-import { constants, createDeflateRaw, createInflateRaw, type DeflateRaw, type InflateRaw } from "node:zlib";
+import { constants, createDeflateRaw, createInflateRaw, deflateRaw, type DeflateRaw, type InflateRaw } from "node:zlib";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 
 /** RFC 7692 §7.2.1: the empty stored block every flushed message ends with, stripped on the wire. */
 const TRAILER = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+/** A flushed message as it goes on the wire: without the trailer (RFC 7692 §7.2.1). */
+function withoutTrailer(payload: Buffer): Buffer {
+  return payload.length >= 4 && payload.subarray(payload.length - 4).equals(TRAILER) ? payload.subarray(0, payload.length - 4) : payload;
+}
+
+/**
+ * One message compressed on its own, as a connection without context takeover sends it (RFC 7692
+ * §7.2.1), on the libuv thread pool: the payload of a frame with RSV1 set. One result serves
+ * every such connection with this window (room broadcasts).
+ */
+export function compressMessage(data: Uint8Array, windowBits: number, level: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    deflateRaw(data, { windowBits, level, finishFlush: constants.Z_SYNC_FLUSH }, (error, output) => {
+      if (error !== null) reject(error);
+      else resolve(withoutTrailer(output));
+    });
+  });
+}
 
 /** Thrown into the callback when an inflated message goes over the limit. */
 export class InflateLimitError extends Error {}
@@ -44,8 +63,7 @@ export class PerMessageDeflate {
       deflate.flush(constants.Z_SYNC_FLUSH, () => {
         deflate.off("data", onData);
         if (this.closed) return;
-        let payload = out.length === 1 ? out[0]! : Buffer.concat(out, length);
-        if (payload.length >= 4 && payload.subarray(payload.length - 4).equals(TRAILER)) payload = payload.subarray(0, payload.length - 4);
+        const payload = withoutTrailer(out.length === 1 ? out[0]! : Buffer.concat(out, length));
         if (this.params.serverNoContextTakeover) deflate.reset();
         callback(null, payload);
         this.next("compress");
