@@ -16,6 +16,15 @@ export type SendStatus = "ok" | "backpressure" | "dropped" | "closed";
  */
 export type OverLimitPolicy = "wait" | "drop" | "close";
 
+/**
+ * Why a connection ended, as its engine saw it: the TCP connection ended without a closing
+ * handshake (`reset`), the peer closed first (`peer`), the server did (`server`: the app, a close
+ * policy, shutdown), no answer to a ping (`ping-timeout`), no message for `idleTimeoutMs`
+ * (`idle-timeout`), a limit of the server's (message size or rate, buffered bytes: `limit`), or
+ * the peer broke the protocol (`protocol-error`).
+ */
+export type EndReason = "reset" | "peer" | "server" | "ping-timeout" | "idle-timeout" | "limit" | "protocol-error";
+
 /** Events of connections, delivered to one shared object (no closures per connection). */
 export interface TransportEvents {
   /**
@@ -27,8 +36,8 @@ export interface TransportEvents {
   onPong(connection: WebSocketTransport, payload: Buffer): void;
   /** The buffered bytes fell below the limit again. */
   onDrain(connection: WebSocketTransport): void;
-  /** The connection ended: the peer's close code (1005 none, 1006 without a close frame). Once. */
-  onClose(connection: WebSocketTransport, code: number, reason: string): void;
+  /** The connection ended: the peer's close code (1005 none, 1006 without a close frame), and why. Once. */
+  onClose(connection: WebSocketTransport, code: number, reason: string, end: EndReason): void;
 }
 
 /** Sends one encoded frame to many connections of one engine in one call (the native engine). */

@@ -105,3 +105,13 @@ test("the native engine's policies and close codes are the TypeScript ones (src/
   const ours = new Set(Object.values(CloseCode));
   for (const [name, code] of codes) assert.ok(ours.has(code as never), `CZ_CLOSE_${name} = ${code} is a CloseCode`);
 });
+
+test("the native engine numbers why a connection ended as END_REASONS does", async () => {
+  const header = readFileSync(fileURLToPath(new URL("../native/src/engine.h", import.meta.url)), "utf8");
+  const { END_REASONS } = await import("../src/node/native/binding.js");
+  const numbered = [...header.matchAll(/CZ_END_(\w+) = (\d+)/g)].map(([, name, value]) => [name!.toLowerCase().replace(/_/g, "-"), Number(value)] as const);
+  assert.equal(numbered.length, END_REASONS.length);
+  for (const [name, value] of numbered) {
+    assert.equal(END_REASONS[value], name === "protocol" ? "protocol-error" : name, `CZ_END_${name} = ${value}`);
+  }
+});

@@ -205,8 +205,9 @@ static void ev_drain(void *ctx, uint32_t id) {
   record(ctx, R_DRAIN, id, NULL, 0, 0, NULL);
 }
 
-static void ev_close(void *ctx, uint32_t id, uint16_t code, const char *reason, size_t reason_len) {
-  record(ctx, R_CLOSE, id, (const uint8_t *)reason, reason_len, code, NULL);
+/* The close record's code field: the close code in the low 16 bits, why it ended (CZ_END_*) above them. */
+static void ev_close(void *ctx, uint32_t id, uint16_t code, int end, const char *reason, size_t reason_len) {
+  record(ctx, R_CLOSE, id, (const uint8_t *)reason, reason_len, (uint32_t)code | ((uint32_t)end << 16), NULL);
 }
 
 static const cz_engine_events_t events = {ev_begin, ev_deliver, ev_end, ev_message, ev_ping, ev_pong, ev_drain, ev_close};

@@ -132,6 +132,7 @@ struct cz_conn {
   uint32_t ping_sent;  /* when the ping went out, while F_PING_SENT */
   uint32_t rate_start;
   uint32_t rate_count;
+  uint8_t end;         /* why it ends (CZ_END_*), once known; 0 (reset) until then */
   cz_deflate_t *deflate; /* NULL unless permessage-deflate was negotiated */
   cz_parser_t parser;
 };
@@ -502,7 +503,12 @@ static void report_close_with(cz_conn_t *c, const uint8_t *peer_reason, size_t p
     reason = c->fail_reason;
     reason_len = strlen(reason);
   }
-  e->events.on_close(e->ctx, c->id, c->peer_code, reason, reason_len);
+  e->events.on_close(e->ctx, c->id, c->peer_code, is_stream(c) ? CZ_END_RESET : c->end, reason, reason_len);
+}
+
+/* The first cause of the end is the one reported (a stream has no such field). */
+static void set_end(cz_conn_t *c, int end) {
+  if (!is_stream(c) && c->end == CZ_END_RESET) c->end = (uint8_t)end;
 }
 
 static void report_close(cz_conn_t *c) {
@@ -612,6 +618,7 @@ static int count_message(cz_conn_t *c) {
     c->rate_count = 0;
   }
   if (++c->rate_count <= limit) return 1;
+  set_end(c, CZ_END_LIMIT);
   cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Message rate limit exceeded", 27);
   return 0;
 }
@@ -1080,6 +1087,7 @@ static void on_peer_close(void *user, uint16_t code, const uint8_t *reason, size
    */
   c->flags |= F_CLOSE_RECEIVED | F_ECHO_CLOSE;
   c->peer_code = code;
+  set_end(c, CZ_END_PEER);
   mark_dirty(c);
   /* The reason lives as long as this call: it is reported now. */
   report_close_with(c, reason, reason_len);
@@ -1087,6 +1095,7 @@ static void on_peer_close(void *user, uint16_t code, const uint8_t *reason, size
 
 static void on_error(void *user, uint16_t code, const char *reason) {
   cz_conn_t *c = user;
+  set_end(c, code == CZ_CLOSE_TOO_BIG || code == CZ_CLOSE_POLICY_VIOLATION ? CZ_END_LIMIT : CZ_END_PROTOCOL);
   c->peer_code = code;
   c->fail_reason = reason;
   send_close(c, code, reason, strlen(reason));
@@ -1208,6 +1217,7 @@ static void on_sweep(uv_timer_t *timer) {
       continue;
     }
     if (p->idle_ms > 0 && now - c->last_message >= p->idle_ms) {
+      set_end(c, CZ_END_IDLE_TIMEOUT);
       cz_close(e, c->id, CZ_CLOSE_GOING_AWAY, "Idle timeout", 12);
       continue;
     }
@@ -1218,6 +1228,7 @@ static void on_sweep(uv_timer_t *timer) {
       if (now - c->ping_sent >= p->ping_ms && !heard) {
         c->peer_code = CZ_CLOSE_ABNORMAL;
         c->fail_reason = "Ping timeout";
+        set_end(c, CZ_END_PING_TIMEOUT);
         do_close(c);
       } else if (heard) {
         c->flags &= ~F_PING_SENT;
@@ -1461,10 +1472,12 @@ static int admit(cz_conn_t *c, size_t len) {
       c->flags |= F_OVER_LIMIT;
       return CZ_SEND_DROPPED;
     case CZ_POLICY_CLOSE:
+      set_end(c, CZ_END_LIMIT);
       cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Send buffer limit exceeded", 26);
       return CZ_SEND_CLOSED;
     default:
       if (total > limit * CZ_WAIT_CLOSE_FACTOR) {
+        set_end(c, CZ_END_LIMIT);
         cz_close(c->engine, c->id, CZ_CLOSE_POLICY_VIOLATION, "Send buffer limit exceeded", 26);
         return CZ_SEND_CLOSED;
       }
@@ -1578,6 +1591,7 @@ void cz_close(cz_engine_t *e, uint32_t id, uint16_t code, const char *reason, si
     end_connection(c);
     return;
   }
+  set_end(c, CZ_END_SERVER);
   send_close(c, code, reason, reason_len);
   if (c->flags & F_CLOSE_RECEIVED) end_connection(c);
 }
@@ -1586,6 +1600,7 @@ void cz_terminate(cz_engine_t *e, uint32_t id) {
   cz_conn_t *c = find(e, id);
   if (c == NULL) return;
   if (c->peer_code == 0) c->peer_code = CZ_CLOSE_ABNORMAL;
+  set_end(c, CZ_END_SERVER);
   do_close(c);
 }
 

@@ -28,6 +28,17 @@ enum { CZ_KIND_WEBSOCKET = 0, CZ_KIND_STREAM = 1 };
 #define CZ_WAIT_CLOSE_FACTOR 4       /* WAIT_POLICY_CLOSE_FACTOR */
 #define CZ_RATE_WINDOW_MS 1000       /* MESSAGE_RATE_WINDOW_MS */
 
+/*
+ * Why a connection ended, in the order of END_REASONS in src/node/native/binding.ts: the
+ * TCP connection ended without a closing handshake, the peer closed first, the server did (the
+ * app, or shutdown), no answer to a ping, no message for idleTimeoutMs, a limit of ours (message
+ * size or rate, buffered bytes), the peer broke the protocol.
+ */
+enum {
+  CZ_END_RESET = 0, CZ_END_PEER = 1, CZ_END_SERVER = 2, CZ_END_PING_TIMEOUT = 3,
+  CZ_END_IDLE_TIMEOUT = 4, CZ_END_LIMIT = 5, CZ_END_PROTOCOL = 6,
+};
+
 /* Limits and timers shared by the connections of one route. */
 typedef struct cz_profile {
   uint64_t max_message;
@@ -68,8 +79,11 @@ typedef struct cz_engine_events {
   void (*on_ping)(void *ctx, uint32_t id, const uint8_t *data, size_t len);
   void (*on_pong)(void *ctx, uint32_t id, const uint8_t *data, size_t len);
   void (*on_drain)(void *ctx, uint32_t id);
-  /* Once per connection: the peer's close code (1005 none, 1006 no close frame) or ours on failure. */
-  void (*on_close)(void *ctx, uint32_t id, uint16_t code, const char *reason, size_t reason_len);
+  /*
+   * Once per connection: the peer's close code (1005 none, 1006 no close frame) or ours on
+   * failure, and why it ended (CZ_END_*).
+   */
+  void (*on_close)(void *ctx, uint32_t id, uint16_t code, int end, const char *reason, size_t reason_len);
 } cz_engine_events_t;
 
 typedef struct cz_engine cz_engine_t;

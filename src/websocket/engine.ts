@@ -211,7 +211,7 @@ export class WebSocketEngine {
   async shutdown(deadline: number): Promise<void> {
     for (const ws of this.sessions) {
       if (ws.readyState === 0) this.refuseIfConnecting(ws, 503, "Server is shutting down");
-      else ws.close(CloseCode.GoingAway, "Server shutting down");
+      else ws.closeForShutdown();
     }
     while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     for (const ws of this.sessions) ws.transport?.terminate();
@@ -296,7 +296,7 @@ export class WebSocketEngine {
     stats.active--;
     stats.closed++;
     stats.closeCodes[ws.closeCode] = (stats.closeCodes[ws.closeCode] ?? 0) + 1;
-    if (ws.closeReason === "Ping timeout") stats.pingTimeouts++;
+    if (ws.endReason === "ping-timeout") stats.pingTimeouts++;
     this.sessions.delete(ws);
     this.releaseClient(ws);
     const waiter = this.endWaiters.get(ws);

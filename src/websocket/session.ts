@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError } from "../errors.js";
 import { CloseCode, ReadyState, isSendableCloseCode } from "../protocol/websocket/constants.js";
 import type { Request, ClientAddress } from "../app/request.js";
-import type { SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
+import type { EndReason, SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
 import type { ResolvedWebSocketOptions } from "./options.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import type { Room } from "../rooms/room.js";
@@ -76,7 +76,8 @@ export class WebSocket<P = Record<string, string | number>> {
   private inbox: Inbox | null = null;
   private drainWaiters: Array<() => void> | null = null;
   /** Code and reason once the connection ended (or the detail of a refused handshake, code 0). */
-  private ending: { code: number; reason: string } | null = null;
+  private ending: { code: number; reason: string; end?: EndReason } | null = null;
+  private closedForShutdown = false;
   private joined: Memberships<Room> = null;
   /** What it is to a room it joins. */
   readonly memberKind = "websocket";
@@ -121,6 +122,21 @@ export class WebSocket<P = Record<string, string | number>> {
   /** The close reason the connection ended with (after `reject()`, its detail). */
   get closeReason(): string {
     return this.ending?.reason ?? "";
+  }
+
+  /**
+   * Why the connection ended (null while it is open, or after `reject()`): as its engine saw it
+   * (transport.ts, `EndReason`), and `"shutdown"` when the server closed it to shut down.
+   */
+  get endReason(): EndReason | "shutdown" | null {
+    const end = this.ending?.end ?? null;
+    return end === "server" && this.closedForShutdown ? "shutdown" : end;
+  }
+
+  /** @internal The app shuts down: 1001 to the client. */
+  closeForShutdown(): void {
+    this.closedForShutdown = true;
+    this.close(CloseCode.GoingAway, "Server shutting down");
   }
 
   /** A process-unique id. */
@@ -342,9 +358,9 @@ export class WebSocket<P = Record<string, string | number>> {
   }
 
   /** @internal The connection ended. */
-  ended(code: number, reason: string): void {
+  ended(code: number, reason: string, end: EndReason): void {
     this.readyStateValue = ReadyState.Closed;
-    this.ending = { code, reason };
+    this.ending = { code, reason, end };
     for (const room of roomsOf(this.joined)) room.remove(this);
     const inbox = this.inbox;
     const waiter = inbox === null ? null : inbox.waiter;
@@ -450,9 +466,9 @@ export function sessionEvents(stats: StatsCollector, onError: (error: unknown) =
         onError(error);
       }
     },
-    onClose(connection, code, reason) {
+    onClose(connection, code, reason, end) {
       const session = connection.user as WebSocket<any>;
-      session.ended(code, reason);
+      session.ended(code, reason, end);
       onEnded(session);
       try {
         session.listener?.onClose?.(session, code, reason);

@@ -538,6 +538,53 @@ describe("WebSocket over real sockets", () => {
 });
 
 describe("WebSocket limits and lifecycle", () => {
+  test("endReason tells why a connection ended: peer, server, reset, limit, protocol error, idle and ping timeouts, shutdown", { timeout: 30_000 }, async () => {
+    const app = testApp({ websocket: { maxMessageBytes: 1024 } });
+    const ended = new Map<string, string | null>();
+    const route = (path: string, options: Parameters<typeof app.websocket>[2] = {}, onOpen?: (ws: any) => void): void => {
+      app.websocket(path, {
+        onOpen: (ws) => onOpen?.(ws),
+        onClose: (ws) => void ended.set(path, ws.endReason),
+      }, options);
+    };
+    route("/peer");
+    route("/server", {}, (ws) => ws.close(4000, "bye"));
+    route("/reset");
+    route("/limit");
+    route("/protocol");
+    route("/idle", { idleTimeoutMs: 200 });
+    route("/ping", { pingIntervalMs: 100 });
+    route("/shutdown");
+    const served = await serve(app);
+    const url = (path: string): string => `ws://127.0.0.1:${served.port}${path}`;
+    try {
+      const peer = await open(url("/peer"));
+      peer.close(1000);
+      const server = await open(url("/server"));
+      const reset = await open(url("/reset"));
+      reset.terminate();
+      const limit = await open(url("/limit"));
+      limit.send("x".repeat(2048));
+      const protocol = await rawWebSocket(served.port, "/protocol");
+      protocol.write(clientFrame(0x1, "unmasked", { mask: false }));
+      const idle = await open(url("/idle"));
+      const ping = await rawWebSocket(served.port, "/ping");
+      await waitFor(() => ["/peer", "/server", "/reset", "/limit", "/protocol", "/idle", "/ping"].every((p) => ended.has(p)), 10_000, "every end");
+      await open(url("/shutdown"));
+      await served.close();
+      await waitFor(() => ended.has("/shutdown"), 5_000, "the shutdown's end");
+      assert.deepEqual(Object.fromEntries(ended), {
+        "/peer": "peer", "/server": "server", "/reset": "reset", "/limit": "limit", "/protocol": "protocol-error",
+        "/idle": "idle-timeout", "/ping": "ping-timeout", "/shutdown": "shutdown",
+      });
+      for (const client of [server, idle]) client.terminate();
+      ping.socket.destroy();
+      protocol.socket.destroy();
+    } finally {
+      await served.close().catch(() => undefined);
+    }
+  });
+
   test("a peer that never answers pings is dropped", async () => {
     const app = testApp({ websocket: { pingIntervalMs: 100 } });
     app.websocket("/x", async (ws) => {

@@ -5,6 +5,7 @@
  * `npm rebuild catzilla`). Everything that calls it goes through this typed surface.
  */
 import { existsSync } from "node:fs";
+import type { EndReason } from "../../transport.js";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
@@ -39,6 +40,8 @@ export const STATE_CLOSED = 0xffffffff;
 
 /** Fields per record, and the kinds of records (native/src/addon.c has the same numbers). */
 export const RECORD_FIELDS = 5;
+/** A close record's code field holds why the connection ended above its 16 bits: CZ_END_* of native/src/engine.h, in this order. */
+export const END_REASONS: readonly EndReason[] = ["reset", "peer", "server", "ping-timeout", "idle-timeout", "limit", "protocol-error"];
 export const RecordKind = { Text: 0, Binary: 1, Ping: 2, Pong: 3, Drain: 4, Close: 5 } as const;
 
 /** Counters of the native engine. */

@@ -4,7 +4,7 @@ import type { BulkSender, EventStreamSink, SendStatus, StreamBulkSender, Transpo
 import type { ConnectionOptions } from "../websocket/connection.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
-import { RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
+import { END_REASONS, RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 import { intern } from "../../intern.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
@@ -361,7 +361,8 @@ export class NativeEngine implements NativeHandlers, BulkSender, StreamBulkSende
       case RecordKind.Close:
         this.forget(connection.id);
         this.connectionCount--;
-        events.onClose(connection, code === 0 ? CloseCode.Abnormal : code, inbox.toString("utf8", offset, offset + length));
+        events.onClose(connection, (code & 0xffff) === 0 ? CloseCode.Abnormal : code & 0xffff, inbox.toString("utf8", offset, offset + length),
+          END_REASONS[code >>> 16] ?? "reset");
         return;
     }
   }

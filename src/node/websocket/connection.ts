@@ -3,7 +3,7 @@ import { CloseCode, Opcode } from "../../protocol/websocket/constants.js";
 import { encodeFrame, headerLength, writeHeader } from "../../protocol/websocket/frame.js";
 import { WebSocketProtocol, type ProtocolHandler, type ProtocolOptions } from "../../protocol/websocket/protocol.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
-import type { OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
+import type { EndReason, OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
 import { intern } from "../../intern.js";
 import { MESSAGE_RATE_WINDOW_MS, WAIT_POLICY_CLOSE_FACTOR } from "../policy.js";
@@ -135,6 +135,8 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   private wasOverLimit = false;
   private peerCode: number = CloseCode.Abnormal;
   private peerReason = "";
+  /** Why it ends, once the first cause is known (reported as "reset" when none is). */
+  private endReason: EndReason | null = null;
 
   constructor(
     private readonly socket: Socket,
@@ -216,6 +218,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
 
   close(code: number = CloseCode.Normal, reason = ""): void {
     if (this.finished || this.protocol.closeSent) return;
+    this.endReason ??= "server";
     if (this.sendQueue !== null) {
       // Messages still being compressed go first.
       this.pendingClose = [code, reason];
@@ -228,6 +231,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   }
 
   terminate(): void {
+    this.endReason ??= "server";
     this.socket.destroy();
   }
 
@@ -275,6 +279,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   }
 
   onClose(code: number, reason: string): void {
+    this.endReason ??= "peer";
     this.peerCode = code;
     this.peerReason = reason;
     // RFC 6455 §7.1.1: once both close frames passed, the server closes the TCP connection.
@@ -283,6 +288,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   }
 
   onError(code: number, reason: string): void {
+    this.endReason ??= code === CloseCode.MessageTooBig || code === CloseCode.PolicyViolation ? "limit" : "protocol-error";
     this.peerCode = code;
     this.peerReason = reason;
     this.endSocket();
@@ -339,6 +345,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     if (this.finished) return;
     const { pingIntervalMs, idleTimeoutMs } = this.options;
     if (idleTimeoutMs > 0 && now - this.lastMessageAt >= idleTimeoutMs) {
+      this.endReason ??= "idle-timeout";
       this.close(CloseCode.GoingAway, "Idle timeout");
       return;
     }
@@ -348,6 +355,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
       if (now - this.pingSentAt >= pingIntervalMs && this.lastReceivedAt < this.pingSentAt) {
         this.peerCode = CloseCode.Abnormal;
         this.peerReason = "Ping timeout";
+        this.endReason ??= "ping-timeout";
         this.terminate();
       } else if (this.lastReceivedAt >= this.pingSentAt) {
         this.pingSentAt = 0;
@@ -427,11 +435,13 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
         this.wasOverLimit = true;
         return "dropped";
       case "close":
+        this.endReason ??= "limit";
         this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
         return "closed";
       case "wait":
         if (buffered > limit * WAIT_POLICY_CLOSE_FACTOR) {
-          this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
+          this.endReason ??= "limit";
+        this.close(CloseCode.PolicyViolation, "Send buffer limit exceeded");
           return "closed";
         }
         this.wasOverLimit = true;
@@ -446,6 +456,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
       this.rateCount = 0;
     }
     if (++this.rateCount <= this.options.maxMessagesPerSecond) return true;
+    this.endReason ??= "limit";
     this.close(CloseCode.PolicyViolation, "Message rate limit exceeded");
     return false;
   }
@@ -478,7 +489,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     this.registry.delete(this);
     this.deflate?.close();
     this.deflate = null;
-    this.events.onClose(this, this.peerCode, this.peerReason);
+    this.events.onClose(this, this.peerCode, this.peerReason, this.endReason ?? "reset");
   }
 }
 
