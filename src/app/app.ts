@@ -75,6 +75,9 @@ export interface ListeningAddress {
   url: string;
 }
 
+/** The engine in use is logged once per process, by the first app with WebSocket routes. */
+let engineLogged = false;
+
 /**
  * The application: routes, middleware, lifecycle and the HTTP server.
  * @example
@@ -82,9 +85,6 @@ export interface ListeningAddress {
  * app.get("/hello", () => "Hello, World!");
  * await app.listen({ port: 8000 });
  */
-/** The engine in use is logged once per process, by the first app with WebSocket routes. */
-let engineLogged = false;
-
 export class Catzilla extends Router {
   /** The options in effect, defaults filled in. */
   readonly config: ResolvedAppOptions;
