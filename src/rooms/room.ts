@@ -157,14 +157,21 @@ export class Room {
   private readonly history: History | null;
   /** Whether this server has seen an entry of the shared log yet (the first sets the baseline). */
   private logSeen = false;
-  /** Logged broadcasts that arrived while a gap before them is being filled, in arrival order. */
+  /*
+   * Three queues keep the order of broadcasts, one stage each, in the order a broadcast passes them:
+   * - `inbox` (owned by receiveLogged/fillGap): entries of the shared log that came while a gap
+   *   before them is being read from the log. It keeps id order: they go on once the gap is in.
+   * - `queue` (owned by deliver/deliverNext): broadcasts past this turn's fan-out slice, or
+   *   behind a compression. It keeps publish order: one leaves only after the one before it.
+   * - `catchingUp` (owned by attach and fanOut): per member that reads the shared log, what the
+   *   fan-out delivered meanwhile. It keeps delivery order, after the entries read.
+   */
   private inbox: Array<[Entry, Set<Member> | null]> | null = null;
-  /** Members reading the shared history: live broadcasts wait here for them, in order. */
   private catchingUp: Map<Member, Entry[]> | null = null;
   private readonly maxBufferedBytes: number;
   private readonly policy: "skip" | "close";
   private deleted = false;
-  /** Broadcasts waiting for delivery, in publish order: the first may be being compressed. */
+  /** The first may be being compressed (see the three queues above). */
   private queue: Job[] | null = null;
   private queuedBytes = 0;
   private readonly maxQueuedBytes: number;
