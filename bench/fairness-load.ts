@@ -7,42 +7,15 @@
  */
 import { connect, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
+import { maskedFrame, openWs } from "./raw-ws.js";
 
 const url = new URL(process.env.URL ?? "http://127.0.0.1:8000");
 const port = Number(url.port);
 const streams = Number(process.env.STREAMS ?? 4);
 const members = Number(process.env.MEMBERS ?? 5_000);
 
-function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const key = randomBytes(4);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
-  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), key, body]);
-}
 const message = maskedFrame(0x2, randomBytes(64));
 
-/** Open a WebSocket; `onData` gets the bytes after the handshake. */
-function openWs(path: string, onData: (data: Buffer) => void): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.setNoDelay(true);
-    socket.on("error", reject);
-    let head: Buffer | null = Buffer.alloc(0);
-    socket.once("connect", () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
-    socket.on("data", (data: Buffer) => {
-      if (head === null) return onData(data);
-      head = Buffer.concat([head, data]);
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      if (!head.subarray(0, 12).toString().includes("101")) return reject(new Error(head.subarray(0, end).toString()));
-      const rest = head.subarray(end + 4);
-      head = null;
-      resolve(socket);
-      if (rest.length > 0) onData(rest);
-    });
-  });
-}
 
 /** Counts 64-byte binary frames (2-byte header) in a byte stream. */
 function frameCounter(): (data: Buffer) => number {
@@ -61,11 +34,11 @@ const sockets: Socket[] = [];
 for (let i = 0; i < members - 1; i += 200) {
   sockets.push(...await Promise.all(Array.from({ length: Math.min(200, members - 1 - i) }, () => {
     const count = frameCounter();
-    return openWs("/room/fair", (data) => void (figures.deliveries += count(data)));
+    return openWs(port, "/room/fair", (data) => void (figures.deliveries += count(data)));
   })));
 }
 const count = frameCounter();
-const sender = await openWs("/room/fair", (data) => {
+const sender = await openWs(port, "/room/fair", (data) => {
   const n = count(data);
   figures.deliveries += n;
   for (let i = 0; i < n; i++) {
@@ -76,7 +49,7 @@ const sender = await openWs("/room/fair", (data) => {
 sockets.push(sender);
 const floodCount = frameCounter();
 const window = Buffer.concat(Array.from({ length: 64 }, () => message));
-const flooder = await openWs("/echo", (data) => {
+const flooder = await openWs(port, "/echo", (data) => {
   const n = floodCount(data);
   figures.floodEchoes += n;
   if (n > 0) flooder.write(n === 64 ? window : window.subarray(0, n * message.length));

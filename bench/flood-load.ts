@@ -19,6 +19,7 @@
 import { connect, type Socket } from "node:net";
 import { request } from "node:http";
 import { randomBytes } from "node:crypto";
+import { maskedFrame, openWs } from "./raw-ws.js";
 
 const url = new URL(process.env.URL ?? "http://127.0.0.1:8000");
 const port = Number(url.port);
@@ -27,40 +28,6 @@ const seconds = Number(process.env.SECONDS ?? 5);
 const members = Number(process.env.MEMBERS ?? 2_000);
 const connections = Number(process.env.CONNECTIONS ?? 3);
 const interval = Number(process.env.INTERVAL_MS ?? 5);
-
-function maskedFrame(first: number, payload: Buffer): Buffer {
-  const key = randomBytes(4);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
-  const head = payload.length < 126 ? Buffer.from([first, 0x80 | payload.length]) : Buffer.from([first, 0x80 | 126, payload.length >> 8, payload.length & 255]);
-  return Buffer.concat([head, key, body]);
-}
-
-/** Open a WebSocket; `onData` gets the bytes after the handshake (none are read when it is null). */
-function openWs(path: string, onData: ((data: Buffer) => void) | null): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.setNoDelay(true);
-    socket.on("error", reject);
-    let head: Buffer | null = Buffer.alloc(0);
-    socket.once("connect", () => socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`));
-    socket.on("data", (data: Buffer) => {
-      if (head === null) return onData?.(data);
-      head = Buffer.concat([head, data]);
-      const end = head.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      if (!head.subarray(0, 12).toString().includes("101")) return reject(new Error(head.subarray(0, end).toString()));
-      const rest = head.subarray(end + 4);
-      head = null;
-      socket.removeListener("error", reject);
-      socket.on("error", () => undefined);
-      if (onData === null) socket.pause();
-      resolve(socket);
-      if (rest.length > 0) onData?.(rest);
-    });
-  });
-}
 
 /** Write `burst` again and again while the socket takes it, until `running()` says stop. */
 function flood(socket: Socket, burst: Buffer, running: () => boolean, sent: { bytes: number }): void {
@@ -84,27 +51,27 @@ const live = (): boolean => running;
 
 if (kind === "room") {
   for (let i = 0; i < members; i += 200) {
-    sockets.push(...await Promise.all(Array.from({ length: Math.min(200, members - i) }, () => openWs("/room/flood", null))));
+    sockets.push(...await Promise.all(Array.from({ length: Math.min(200, members - i) }, () => openWs(port, "/room/flood", null))));
   }
-  const sender = await openWs("/room/flood", (data) => void (figures.receivedBytes! += data.length));
+  const sender = await openWs(port, "/room/flood", (data) => void (figures.receivedBytes! += data.length));
   ending.add(sender);
-  const burst = Buffer.concat(Array.from({ length: 1000 }, () => maskedFrame(0x82, randomBytes(64))));
+  const burst = Buffer.concat(Array.from({ length: 1000 }, () => maskedFrame(0x2, randomBytes(64))));
   const messages = Number(process.env.MESSAGES ?? 200_000);
   for (let i = 0; i < messages; i += 1000) sender.write(burst);
   sent.bytes += burst.length * Math.ceil(messages / 1000);
 } else if (kind === "ping") {
-  const ping = Buffer.concat(Array.from({ length: 512 }, () => maskedFrame(0x89, randomBytes(125))));
+  const ping = Buffer.concat(Array.from({ length: 512 }, () => maskedFrame(0x9, randomBytes(125))));
   for (let i = 0; i < connections; i++) {
-    const socket = await openWs("/echo", null);
+    const socket = await openWs(port, "/echo", null);
     sockets.push(socket);
     flood(socket, ping, live, sent);
   }
 } else if (kind === "fragments") {
-  const first = maskedFrame(0x01, Buffer.from("x"));
-  const rest = Buffer.concat(Array.from({ length: 4096 }, () => maskedFrame(0x00, Buffer.from("x"))));
+  const first = maskedFrame(0x1, Buffer.from("x"), { fin: false });
+  const rest = Buffer.concat(Array.from({ length: 4096 }, () => maskedFrame(0x0, Buffer.from("x"), { fin: false })));
   const open = async (): Promise<void> => {
     if (!running) return;
-    const socket = await openWs("/echo", () => undefined).catch(() => null);
+    const socket = await openWs(port, "/echo", () => undefined).catch(() => null);
     if (socket === null) {
       figures.refused!++;
       setTimeout(() => void open(), 50);

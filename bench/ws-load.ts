@@ -12,6 +12,7 @@
  */
 import { connect, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
+import { maskedFrame } from "./raw-ws.js";
 
 const url = new URL(process.env.URL ?? "ws://127.0.0.1:8000/echo");
 const mode = process.env.MODE ?? "echo";
@@ -20,17 +21,6 @@ const connections = Number(process.env.CONNECTIONS ?? 100);
 const inflight = Number(process.env.INFLIGHT ?? 16);
 const size = Number(process.env.SIZE ?? 32);
 const seconds = Number(process.env.SECONDS ?? 5);
-
-function maskedFrame(opcode: number, payload: Buffer): Buffer {
-  const len = payload.length;
-  const header = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len])
-    : len < 65536 ? Buffer.from([0x80 | opcode, 0x80 | 126, len >> 8, len & 0xff])
-      : Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | 127, 0, 0, 0, 0]), Buffer.from([len >>> 24, (len >>> 16) & 0xff, (len >>> 8) & 0xff, len & 0xff])]);
-  const key = randomBytes(4);
-  const body = Buffer.from(payload);
-  for (let i = 0; i < body.length; i++) body[i]! ^= key[i & 3]!;
-  return Buffer.concat([header, key, body]);
-}
 
 const message = protocol === "socketio"
   ? maskedFrame(0x1, Buffer.from(`42["echo","${"x".repeat(Math.max(0, size - 12))}"]`))
