@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { createRequire } from "node:module";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -26,9 +26,11 @@ if (process.platform !== "linux") fail(`the native engine is built on Linux only
 // A package from the registry ships binaries (prebuilds/, scripts/prebuild.mjs): where one fits
 // this platform and loads, there is nothing to build. CATZILLA_BUILD_FROM_SOURCE=1 builds anyway
 // (the binary built here is used only where none of the package's fits).
-if (!asan && process.env.CATZILLA_BUILD_FROM_SOURCE !== "1") {
-  const report = process.report?.getReport();
-  const name = `linux-${process.arch}${report?.header?.glibcVersionRuntime === undefined ? "-musl" : ""}`;
+// The binary's name is the loader's own (platformName in src/node/native/binding.ts); a package
+// always has dist/, a checkout without it has no prebuilds either.
+const loader = join(root, "dist", "node", "native", "binding.js");
+if (!asan && process.env.CATZILLA_BUILD_FROM_SOURCE !== "1" && existsSync(loader)) {
+  const name = (await import(pathToFileURL(loader).href)).platformName();
   const prebuilt = join(root, "prebuilds", name, "catzilla.node");
   if (existsSync(prebuilt)) {
     try {
