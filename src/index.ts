@@ -3,10 +3,10 @@ export { Catzilla, toResponse } from "./app/app.js";
 export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress, RoomHandlers } from "./app/app.js";
 export { Router } from "./app/router.js";
 export type { Handler, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
-export type { PathParams } from "./app/route-pattern.js";
-export { Request, parseCookies } from "./app/request.js";
-export type { ClientAddress } from "./app/request.js";
-export type { Dependency, DependencyMap, Resolved, Resolve } from "./app/dependencies.js";
+export type { PathParams } from "./request/route-pattern.js";
+export { Request, parseCookies } from "./request/request.js";
+export type { ClientAddress } from "./request/request.js";
+export type { Dependency, DependencyMap, Resolved, Resolve } from "./request/dependencies.js";
 export {
   Response, TextResponse, HTMLResponse, JSONResponse, RedirectResponse,
 } from "./responses/response.js";

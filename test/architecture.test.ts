@@ -40,6 +40,24 @@ test("node/ (I/O) does not depend on the framework layer", () => {
   }
 });
 
+test("the request model (request/) sits below app/, websocket/ and responses/", () => {
+  const files = sources("request");
+  assert.ok(files.length >= 3);
+  for (const file of files) {
+    for (const spec of imports(file)) {
+      assert.ok(!/\.\.\/(app|websocket|responses|rooms|node)\//.test(spec), `${file} imports ${spec}`);
+    }
+  }
+});
+
+test("only app/ itself, testing/ and the package entry import app/", () => {
+  for (const file of sources(".")) {
+    const where = relative(src, file);
+    if (/^(app|testing)\//.test(where) || where === "index.ts") continue;
+    for (const spec of imports(file)) assert.ok(!/(^|\/)app\//.test(spec), `${where} imports ${spec}`);
+  }
+});
+
 /** src/ as a graph: each file and the files of src/ it imports (types included: they tie modules too). */
 function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();

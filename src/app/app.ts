@@ -7,9 +7,9 @@ import { createHttpServer } from "../node/server.js";
 import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../options.js";
 import { JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
 import { staticHandler, type StaticOptions } from "../responses/static.js";
-import { DependencyScope } from "./dependencies.js";
+import { DependencyScope } from "../request/dependencies.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
-import { Request } from "./request.js";
+import { Request } from "../request/request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
 import { BUILD_HINT, WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
@@ -18,7 +18,7 @@ import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../no
 import type { Room } from "../rooms/room.js";
 import type { WebSocket, Message } from "../websocket/session.js";
 import type { WebSocketRouteOptions } from "./router.js";
-import type { PathParams } from "./route-pattern.js";
+import type { PathParams } from "../request/route-pattern.js";
 
 /** One request in flight: what sending needs, plus the request's dependency scope. */
 interface Exchange extends SendContext {

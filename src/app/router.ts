@@ -1,9 +1,11 @@
 import type { Response } from "../responses/response.js";
-import type { WebSocket, WebSocketListener } from "../websocket/session.js";
-import { resolveWebSocketOptions, type WebSocketOptions } from "../websocket/options.js";
-import type { DependencyMap, Resolved } from "./dependencies.js";
-import type { Request } from "./request.js";
-import { RoutePattern, type PathParams } from "./route-pattern.js";
+import { resolveWebSocketOptions } from "../websocket/options.js";
+import type { WebSocketHandler, WebSocketRouteDefinition, WebSocketRouteOptions } from "../websocket/route.js";
+import type { DependencyMap, Resolved } from "../request/dependencies.js";
+import type { Request } from "../request/request.js";
+import { RoutePattern, type PathParams } from "../request/route-pattern.js";
+
+export type { WebSocketHandler, WebSocketRouteOptions } from "../websocket/route.js";
 
 /**
  * A value a handler returns as JSON: an object or array. Not a Promise, Map, Set or stream (they
@@ -37,27 +39,6 @@ export interface RouteDefinition {
   path: string;
   handler: Handler<string, DependencyMap>;
   dependencies: DependencyMap | undefined;
-}
-
-/**
- * A WebSocket route handler: a function (pull style, it owns the connection until it returns) or
- * an object of event handlers (event style, for very many connections).
- */
-export type WebSocketHandler<Path extends string = string, D extends DependencyMap = {}> =
-  | ((ws: WebSocket<PathParams<Path>>, deps: Resolved<D>) => unknown)
-  | WebSocketListener<PathParams<Path>>;
-
-/** Options of one WebSocket route: its dependencies and any WebSocket option to override. */
-export interface WebSocketRouteOptions<D extends DependencyMap = {}> extends WebSocketOptions {
-  dependencies?: D;
-}
-
-/** A registered WebSocket route. Not exported by the package. */
-export interface WebSocketRouteDefinition {
-  path: string;
-  handler: WebSocketHandler<string, DependencyMap>;
-  dependencies: DependencyMap | undefined;
-  options: WebSocketOptions;
 }
 
 /** Options of a {@link Router}. */

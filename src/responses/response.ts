@@ -1,5 +1,5 @@
 import type { ServerResponse } from "node:http";
-import type { Request } from "../app/request.js";
+import type { Request } from "../request/request.js";
 import type { Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import type { AbortReason } from "../node/stream-writer.js";

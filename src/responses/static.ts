@@ -1,7 +1,7 @@
 import { realpath, stat } from "node:fs/promises";
 import { isAbsolute, join, resolve, sep } from "node:path";
 import { HTTPError } from "../errors.js";
-import type { Request } from "../app/request.js";
+import type { Request } from "../request/request.js";
 import { FileResponse, type FileResponseOptions } from "./file.js";
 
 /** Options of `app.static()`. */

@@ -1,10 +1,10 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { HTTPError, WebSocketException, statusText } from "../errors.js";
-import { DependencyScope } from "../app/dependencies.js";
-import { Request } from "../app/request.js";
-import { RoutePattern } from "../app/route-pattern.js";
-import type { WebSocketRouteDefinition } from "../app/router.js";
+import { DependencyScope } from "../request/dependencies.js";
+import { Request } from "../request/request.js";
+import { RoutePattern } from "../request/route-pattern.js";
+import type { WebSocketRouteDefinition } from "./route.js";
 import type { EngineChoice, Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import { CloseCode, DEFAULT_DEFLATE_LEVEL } from "../protocol/websocket/constants.js";

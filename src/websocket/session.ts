@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError } from "../errors.js";
 import { CloseCode, ReadyState, isSendableCloseCode } from "../protocol/websocket/constants.js";
-import type { Request, ClientAddress } from "../app/request.js";
+import type { Request, ClientAddress } from "../request/request.js";
 import type { EndReason, SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
 import type { ResolvedWebSocketOptions } from "./options.js";
 import type { StatsCollector } from "../metrics/stats.js";
