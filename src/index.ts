@@ -1,6 +1,8 @@
 /// <reference types="node" preserve="true" />
-export { Catzilla, toResponse } from "./app/app.js";
-export type { Middleware, ErrorHandler, ListenOptions, ListeningAddress, RoomHandlers } from "./app/app.js";
+export { Catzilla } from "./app/app.js";
+export { toResponse } from "./app/to-response.js";
+export type { Middleware, ErrorHandler, RoomHandlers } from "./app/app.js";
+export type { ListenOptions, ListeningAddress } from "./app/server.js";
 export { Router } from "./app/router.js";
 export type { Handler, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
 export type { PathParams } from "./request/route-pattern.js";

@@ -1,9 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { AddressInfo, Socket } from "node:net";
-import { HTTPError, InvalidResponseError, TooManyRequestsError } from "../errors.js";
+import { HTTPError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
-import { createHttpServer } from "../node/server.js";
 import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../options.js";
 import { JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
 import { staticHandler, type StaticOptions } from "../responses/static.js";
@@ -11,10 +9,10 @@ import { DependencyScope } from "../request/dependencies.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "../request/request.js";
 import { RouteTable, Router, type ResponseLike } from "./router.js";
-import { BUILD_HINT, WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
+import { toResponse } from "./to-response.js";
+import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
-import type { Broker } from "../rooms/broker.js";
-import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../node/cluster.js";
+import { AppServer, type ListenOptions, type ListeningAddress } from "./server.js";
 import type { Room } from "../rooms/room.js";
 import type { WebSocket, Message } from "../websocket/session.js";
 import type { WebSocketRouteOptions } from "./router.js";
@@ -28,6 +26,7 @@ interface Exchange extends SendContext {
 }
 
 const NO_DEPENDENCIES = Object.freeze({}) as never;
+
 
 /** Event-style room handlers of `app.room()`; each gets the connection's room. */
 export interface RoomHandlers<P = Record<string, string | number>> {
@@ -45,39 +44,6 @@ export type Middleware = (req: Request, next: () => Promise<Response>) => Respon
  */
 export type ErrorHandler = (error: unknown, req: Request) => ResponseLike | Promise<ResponseLike>;
 
-/** Where to listen. */
-export interface ListenOptions {
-  /**
-   * Connects rooms across processes and machines: a broadcast on any server reaches members on
-   * every server once. `redisBroker({ url })` from `catzilla/redis`, or your own {@link Broker}.
-   * @default none (rooms span this process)
-   */
-  broker?: Broker;
-  /**
-   * Run this many worker processes (node:cluster) sharing the port; this process becomes their
-   * primary: it relays room broadcasts between them (unless `broker` connects them another way),
-   * restarts a worker that dies, and stops them on `close()`/SIGTERM. The script runs in every
-   * worker too, so it must be the one that calls `listen()`.
-   * @default 1 (no workers)
-   */
-  workers?: number;
-  /** @default 8000 */
-  port?: number;
-  /** @default "127.0.0.1" */
-  host?: string;
-}
-
-/** Where the server listens once `listen()` resolved. */
-export interface ListeningAddress {
-  host: string;
-  port: number;
-  /** `http://host:port` */
-  url: string;
-}
-
-/** The engine in use is logged once per process, by the first app with WebSocket routes. */
-let engineLogged = false;
-
 /**
  * The application: routes, middleware, lifecycle and the HTTP server.
  * @example
@@ -88,8 +54,6 @@ let engineLogged = false;
 export class Catzilla extends Router {
   /** The options in effect, defaults filled in. */
   readonly config: ResolvedAppOptions;
-  /** The node:http server, once `listen()` was called. */
-  server: Server | null = null;
   private table: RouteTable | null = null;
   private readonly middleware: Middleware[] = [];
   private readonly websocketMiddleware: WebSocketMiddleware[] = [];
@@ -105,14 +69,8 @@ export class Catzilla extends Router {
   private readonly streamSlots: StreamSlots;
   private readonly streams = new Set<TrackedStream>();
   private readonly host: ResponseHost;
-  /** Connections the native engine took from node:http that count toward `maxConnections`. */
-  private adoptedConnections = 0;
-  private shuttingDown = false;
-  private closing: Promise<void> | null = null;
-  private sampler: NodeJS.Timeout | null = null;
-  private readonly signalHandler = (): void => {
-    void this.close().finally(() => process.exit(0));
-  };
+  /** Listening, workers, signals, connection accounting and shutdown. */
+  private readonly appServer: AppServer;
 
   constructor(options: AppOptions = {}) {
     super();
@@ -128,7 +86,7 @@ export class Catzilla extends Router {
         stats: this.collector,
         logger: this.config.logger,
         get isShuttingDown() {
-          return app.shuttingDown;
+          return app.appServer.shuttingDown;
         },
       },
       () => this.websocketRoutes,
@@ -145,18 +103,25 @@ export class Catzilla extends Router {
       trackStream: (stream) => streams.add(stream),
       untrackStream: (stream) => streams.delete(stream),
       nativeStreams: this.websockets.nativeEngine,
-      keepConnection: () => {
-        // At least one connection stays for node:http, which reads 0 as "no limit".
-        if (this.adoptedConnections + 1 >= this.config.maxConnections) return false;
-        this.adoptedConnections++;
-        this.applyConnectionLimit();
-        return true;
-      },
-      dropConnection: () => {
-        this.adoptedConnections--;
-        this.applyConnectionLimit();
-      },
+      keepConnection: () => this.appServer.keepConnection(),
+      dropConnection: () => this.appServer.dropConnection(),
     };
+    this.appServer = new AppServer({
+      config: this.config,
+      collector: this.collector,
+      websockets: this.websockets,
+      rooms: this.rooms,
+      streams,
+      startupHooks: this.startupHooks,
+      shutdownHooks: this.shutdownHooks,
+      handle: this.handle,
+      hasWebSocketRoutes: () => this.websocketRoutes.length > 0,
+    });
+  }
+
+  /** The node:http server, once `listen()` was called (null in the primary of workers). */
+  get server(): Server | null {
+    return this.appServer.nodeServer;
   }
 
   /**
@@ -340,7 +305,7 @@ export class Catzilla extends Router {
   }
 
   private sendResponse(response: Response, exchange: Exchange): void | Promise<void> {
-    if (this.shuttingDown || this.abandonsBody(exchange.req)) response.headers.set("Connection", "close");
+    if (this.appServer.shuttingDown || this.abandonsBody(exchange.req)) response.headers.set("Connection", "close");
     return response.send(exchange);
   }
 
@@ -427,59 +392,8 @@ export class Catzilla extends Router {
    * Run the startup hooks and start listening.
    * @returns the address actually bound (useful with `port: 0`).
    */
-  async listen(options: ListenOptions = {}): Promise<ListeningAddress> {
-    if (this.server !== null || this.primary !== null) throw new Error("This app is already listening");
-    checkListenOptions(options);
-    const workers = options.workers ?? 1;
-    if (workers > 1 && cluster.isPrimary) {
-      // The workers make their own broker connections; the primary's copy is not used.
-      if (options.broker !== undefined) await options.broker.close();
-      return this.startWorkers(workers);
-    }
-    for (const hook of this.startupHooks) await hook();
-    const broker = options.broker ?? (workers > 1 && cluster.isWorker ? clusterBroker() : undefined);
-    if (broker !== undefined) this.rooms.attachBroker(broker, this.config.logger);
-    const server = createHttpServer(this.config, this.collector.connections, this.handle);
-    this.server = server;
-    this.applyConnectionLimit();
-    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => this.websockets.upgrade(raw, socket, head));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port ?? 8000, options.host ?? "127.0.0.1", () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    this.sampler = setInterval(() => this.collector.sample(), 1000).unref();
-    if (this.websocketRoutes.length > 0 && !engineLogged) {
-      engineLogged = true;
-      const reason = this.websockets.fallbackReason;
-      if (this.websockets.engineName === "native") this.config.logger.info("catzilla: WebSocket engine: native (C core)");
-      else if (reason === null) this.config.logger.info("catzilla: WebSocket engine: node:net");
-      else {
-        this.config.logger.info(`catzilla: WebSocket engine: node:net, because the native engine cannot load: ${reason}. ` +
-          `${BUILD_HINT}; or choose node:net with engine: "node" (CATZILLA_ENGINE=node) to silence this.`);
-      }
-    }
-    if (this.config.handleSignals) {
-      process.once("SIGTERM", this.signalHandler);
-      process.once("SIGINT", this.signalHandler);
-    }
-    const address = server.address() as AddressInfo;
-    if (cluster.isWorker) announceListening(address.port, address.address);
-    return addressOf(address.address, address.port);
-  }
-
-  private primary: ClusterPrimary | null = null;
-
-  private async startWorkers(count: number): Promise<ListeningAddress> {
-    const primary = (this.primary = new ClusterPrimary(count, this.config.logger));
-    const { port, host } = await primary.start();
-    if (this.config.handleSignals) {
-      process.once("SIGTERM", this.signalHandler);
-      process.once("SIGINT", this.signalHandler);
-    }
-    return addressOf(host, port);
+  listen(options: ListenOptions = {}): Promise<ListeningAddress> {
+    return this.appServer.listen(options);
   }
 
   /**
@@ -487,46 +401,7 @@ export class Catzilla extends Router {
    * for up to `shutdownTimeoutMs`, then cut what is left and run the shutdown hooks.
    */
   close(): Promise<void> {
-    return (this.closing ??= this.shutdown());
-  }
-
-  /** node:http accepts what `maxConnections` leaves beside the connections the engine took. */
-  private applyConnectionLimit(): void {
-    if (this.server !== null) this.server.maxConnections = this.config.maxConnections - this.adoptedConnections;
-  }
-
-  private async shutdown(): Promise<void> {
-    this.shuttingDown = true;
-    process.off("SIGTERM", this.signalHandler);
-    process.off("SIGINT", this.signalHandler);
-    if (this.primary !== null) await this.primary.stop();
-    const server = this.server;
-    if (server !== null) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const deadline = Date.now() + this.config.shutdownTimeoutMs;
-      const websockets = this.websockets.shutdown(deadline);
-      // Event streams never finish by themselves: they end now, cleanly, as WebSockets get 1001.
-      for (const stream of [...this.streams]) if (stream.shutdownAtOnce === true) stream.endNow?.();
-      while ((this.collector.http.active > 0 || this.streams.size > 0) && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-        server.closeIdleConnections();
-      }
-      for (const writer of [...this.streams]) writer.cut("shutdown");
-      await websockets;
-      server.closeAllConnections();
-      await closed;
-    }
-    if (this.sampler !== null) clearInterval(this.sampler);
-    this.rooms.stop();
-    await this.rooms.detachBroker()?.close().catch((error: unknown) => this.config.logger.error("catzilla: closing the broker failed", error));
-    for (const hook of this.shutdownHooks) {
-      try {
-        await hook();
-      } catch (error) {
-        this.config.logger.error("catzilla: a shutdown hook failed", error);
-      }
-    }
+    return this.appServer.close();
   }
 }
 
@@ -540,69 +415,4 @@ function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
     }
   }
   return false;
-}
-
-/** Bad listen options fail before anything starts, with the option's name. */
-function checkListenOptions(options: ListenOptions): void {
-  const { port, host, workers } = options;
-  if (port !== undefined && (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535)) {
-    throw new RangeError(`Option port must be an integer in 0..65535, got ${JSON.stringify(port)}`);
-  }
-  if (host !== undefined && (typeof host !== "string" || host === "")) throw new TypeError(`Option host must be a non-empty string, got ${JSON.stringify(host)}`);
-  if (workers !== undefined && (typeof workers !== "number" || !Number.isInteger(workers) || workers < 1)) {
-    throw new RangeError(`Option workers must be a positive integer, got ${JSON.stringify(workers)}`);
-  }
-}
-
-function addressOf(address: string, port: number): ListeningAddress {
-  const host = address.includes(":") ? `[${address}]` : address;
-  return { host: address, port, url: `http://${host}:${port}` };
-}
-
-/**
- * Turn what a handler returned into a Response.
- * @throws InvalidResponseError for what JSON would turn into `{}` or `null` (a generator, a Map,
- *   a function, a Promise in a field, ...): the request gets a 500 and the log says what it was.
- */
-export function toResponse(value: ResponseLike): Response {
-  if (value instanceof Response) return value;
-  if (value === undefined) return new Response(null, { status: 204 });
-  if (typeof value === "string" || value instanceof Uint8Array) return new Response(value);
-  assertJSONValue(value);
-  return new JSONResponse(value);
-}
-
-/** The value and its fields (one level: where a forgotten `await` puts a Promise) must be JSON. */
-function assertJSONValue(value: unknown): void {
-  const problem = notJSON(value);
-  if (problem !== null) throw new InvalidResponseError(problem[0], problem[1]);
-  if (typeof value !== "object" || value === null || Array.isArray(value) || typeof (value as { toJSON?: unknown }).toJSON === "function") return;
-  for (const key in value) {
-    const field = notJSON((value as Record<string, unknown>)[key]);
-    if (field !== null) throw new InvalidResponseError(`an object whose field ${JSON.stringify(key)} is ${field[0]}`, field[1]);
-  }
-}
-
-/** What a value is and what to do instead, when JSON would not carry it; null when it would. */
-function notJSON(value: unknown): [what: string, hint: string] | null {
-  switch (typeof value) {
-    case "function":
-      return ["a function", "call it and return its result"];
-    case "symbol":
-      return ["a symbol", ""];
-    case "bigint":
-      return ["a bigint", "return it as a number or a string"];
-    case "object": {
-      if (value === null || Array.isArray(value) || ArrayBuffer.isView(value)) return null;
-      if (typeof (value as { then?: unknown }).then === "function") return ["a Promise", "await it"];
-      if (value instanceof Map) return ["a Map", "return Object.fromEntries(map)"];
-      if (value instanceof Set) return ["a Set", "return [...set]"];
-      if (Symbol.asyncIterator in value || Symbol.iterator in value || value instanceof ReadableStream) {
-        return ["a generator, iterator or stream", "return new StreamingResponse(it) to stream it"];
-      }
-      return null;
-    }
-    default:
-      return null;
-  }
 }

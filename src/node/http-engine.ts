@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Socket } from "node:net";
+import type { BoundAddress, HttpEngine, HttpEvents } from "../http-engine.js";
 import type { ResolvedAppOptions } from "../options.js";
 import type { ConnectionStats } from "../metrics/stats.js";
 
@@ -9,8 +11,46 @@ import type { ConnectionStats } from "../metrics/stats.js";
  */
 const WRITE_HIGH_WATER_MARK = 256 * 1024;
 
-/** Create the node:http server with the app's limits and timeouts applied. */
-export function createHttpServer(
+/** The HTTP engine on node:http: its server with the app's limits and timeouts applied. */
+export class NodeHttpEngine implements HttpEngine {
+  readonly name = "node";
+  readonly nodeServer: Server;
+
+  constructor(options: ResolvedAppOptions, connections: ConnectionStats, events: HttpEvents) {
+    const server = (this.nodeServer = createHttpServer(options, connections, (raw, res) => events.request(raw, res)));
+    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => events.upgrade(raw, socket, head));
+  }
+
+  listen(port: number, host: string): Promise<BoundAddress> {
+    const server = this.nodeServer;
+    return new Promise((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, host, () => {
+        server.off("error", reject);
+        const { address, port } = server.address() as AddressInfo;
+        resolve({ address, port });
+      });
+    });
+  }
+
+  setConnectionLimit(limit: number): void {
+    this.nodeServer.maxConnections = limit;
+  }
+
+  stopAccepting(): Promise<void> {
+    return new Promise((resolve) => this.nodeServer.close(() => resolve()));
+  }
+
+  closeIdle(): void {
+    this.nodeServer.closeIdleConnections();
+  }
+
+  closeAll(): void {
+    this.nodeServer.closeAllConnections();
+  }
+}
+
+function createHttpServer(
   options: ResolvedAppOptions,
   connections: ConnectionStats,
   listener: (req: IncomingMessage, res: ServerResponse) => void,
