@@ -1,8 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { randomBytes } from "node:crypto";
 import { WebSocketDisconnect, WebSocketException, WebSocketTimeoutError } from "../errors.js";
-import { CloseCode, Opcode } from "../protocol/websocket/constants.js";
-import { encodeFrame } from "../protocol/websocket/frame.js";
+import { CloseCode } from "../protocol/websocket/constants.js";
 import { WebSocketProtocol } from "../protocol/websocket/protocol.js";
 import { acceptKey } from "../node/websocket/accept-key.js";
 
@@ -85,11 +84,11 @@ export class TestWebSocket {
   }
 
   sendText(text: string): void {
-    this.socket.write(encodeFrame(Opcode.Text, text, { mask: randomBytes(4) }));
+    this.protocol.sendText(text);
   }
 
   sendBytes(data: Uint8Array): void {
-    this.socket.write(encodeFrame(Opcode.Binary, data, { mask: randomBytes(4) }));
+    this.protocol.sendBinary(data);
   }
 
   sendJson(value: unknown): void {

@@ -1,7 +1,6 @@
 import type { Socket } from "node:net";
-import { CloseCode, Opcode } from "../../protocol/websocket/constants.js";
-import { encodeFrame, headerLength, writeHeader } from "../../protocol/websocket/frame.js";
-import { WebSocketProtocol, type ProtocolHandler, type ProtocolOptions } from "../../protocol/websocket/protocol.js";
+import { CloseCode } from "../../protocol/websocket/constants.js";
+import { WebSocketProtocol, type ProtocolError, type ProtocolHandler, type ProtocolOptions } from "../../protocol/websocket/protocol.js";
 import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { EndReason, OverLimitPolicy, SendStatus, TransportEvents, WebSocketTransport } from "../../transport.js";
 import { InflateLimitError, PerMessageDeflate } from "./deflate.js";
@@ -25,6 +24,17 @@ export interface ConnectionOptions {
   compressionThreshold: number;
   /** zlib level of the messages sent compressed (0–9). */
   compressionLevel: number;
+}
+
+/** A message waiting behind one being compressed; `payload` is null while compressing. */
+interface QueuedMessage {
+  isBinary: boolean;
+  payload: string | Uint8Array | null;
+  /** Deflated (RSV1). */
+  compressed: boolean;
+  /** A whole frame made by a room (`sendFrame`), written as it is. */
+  prepared: boolean;
+  length: number;
 }
 
 const kConnection = Symbol("catzilla.connection");
@@ -120,8 +130,8 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   readonly remotePort: number;
   private readonly protocol: WebSocketProtocol;
   private deflate: PerMessageDeflate | null;
-  /** Frames waiting behind a message being compressed, to keep their order; `null` = still compressing. */
-  private sendQueue: Array<{ frame: Buffer | null; length: number }> | null = null;
+  /** Messages waiting behind one being compressed, to keep their order. */
+  private sendQueue: QueuedMessage[] | null = null;
   private queuedBytes = 0;
   private pendingClose: [number, string] | null = null;
   private lastReceivedAt: number;
@@ -187,11 +197,11 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
   }
 
   sendText(text: string): SendStatus {
-    return this.send(Opcode.Text, text);
+    return this.send(false, text);
   }
 
   sendBinary(data: Uint8Array): SendStatus {
-    return this.send(Opcode.Binary, data);
+    return this.send(true, data);
   }
 
   sendFrame(frame: Uint8Array, payloadBytes: number): SendStatus {
@@ -199,7 +209,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     const status = this.admit(payloadBytes);
     if (status === "dropped" || status === "closed") return status;
     if (this.sendQueue !== null) {
-      this.sendQueue.push({ frame: frame as Buffer, length: payloadBytes });
+      this.sendQueue.push({ isBinary: true, payload: frame, compressed: false, prepared: true, length: payloadBytes });
       this.queuedBytes += payloadBytes;
       return status;
     }
@@ -287,8 +297,8 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     this.finish();
   }
 
-  onError(code: number, reason: string): void {
-    this.endReason ??= code === CloseCode.MessageTooBig || code === CloseCode.PolicyViolation ? "limit" : "protocol-error";
+  onError(code: number, reason: string, error: ProtocolError): void {
+    this.endReason ??= error === "frame-too-large" || error === "message-too-large" ? "limit" : "protocol-error";
     this.peerCode = code;
     this.peerReason = reason;
     this.endSocket();
@@ -301,8 +311,7 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
       if (this.finished) return;
       this.resume();
       if (error === null) this.protocol.completeInflate(data);
-      else if (error instanceof InflateLimitError) this.protocol.failInflate(CloseCode.MessageTooBig, "Message too large");
-      else this.protocol.failInflate(CloseCode.InvalidPayload, "Invalid compressed data");
+      else this.protocol.failInflate(error instanceof InflateLimitError ? "message-too-large" : "invalid-compressed-data");
     });
   }
 
@@ -368,53 +377,44 @@ export class NodeConnection implements WebSocketTransport, ProtocolHandler {
     }
   }
 
-  private send(opcode: typeof Opcode.Text | typeof Opcode.Binary, data: string | Uint8Array): SendStatus {
+  private send(isBinary: boolean, data: string | Uint8Array): SendStatus {
     if (!this.isOpen) return "closed";
     const length = typeof data === "string" ? Buffer.byteLength(data) : data.byteLength;
     const status = this.admit(length);
     if (status === "dropped" || status === "closed") return status;
     if (this.deflate !== null && length >= this.options.compressionThreshold) {
-      const job: { frame: Buffer | null; length: number } = { frame: null, length };
+      const job: QueuedMessage = { isBinary, payload: null, compressed: true, prepared: false, length };
       (this.sendQueue ??= []).push(job);
       this.queuedBytes += length;
       this.deflate.compress(typeof data === "string" ? Buffer.from(data) : data, (_error, payload) => {
-        job.frame = encodeFrame(opcode, payload, { rsv1: true });
+        job.payload = payload;
         this.drainQueue();
       });
       return status;
     }
     if (this.sendQueue !== null) {
-      // Behind a message being compressed: keep the order.
-      this.sendQueue.push({ frame: encodeFrame(opcode, data), length });
+      // Behind a message being compressed: keep the order, with a copy of bytes the caller may reuse.
+      this.sendQueue.push({ isBinary, payload: typeof data === "string" ? data : Buffer.from(data), compressed: false, prepared: false, length });
       this.queuedBytes += length;
       return status;
     }
+    // Inside a cork: a large payload and its header leave in one writev, without a copy.
     this.cork();
-    if (typeof data === "string") {
-      this.put(encodeFrame(opcode, data));
-    } else if (length < 16 * 1024) {
-      this.put(encodeFrame(opcode, data));
-    } else {
-      // Large payloads are not copied: the header and the payload go out in one writev.
-      const header = Buffer.allocUnsafe(headerLength(length, false));
-      writeHeader(header, 0, opcode, length, true, false);
-      this.socket.write(header);
-      this.put(data);
-    }
+    this.protocol.sendMessage(isBinary, data, false);
     return status;
   }
 
-  /** Write queued frames in order, up to the first one still being compressed. */
+  /** Write queued messages in order, up to the first one still being compressed. */
   private drainQueue(): void {
     const queue = this.sendQueue;
     if (queue === null) return;
-    while (queue.length > 0 && queue[0]!.frame !== null) {
-      const { frame, length } = queue.shift()!;
+    while (queue.length > 0 && queue[0]!.payload !== null) {
+      const { isBinary, payload, compressed, prepared, length } = queue.shift()!;
       this.queuedBytes -= length;
-      if (!this.finished && !this.protocol.closeSent && !this.socket.destroyed) {
-        this.cork();
-        this.put(frame!);
-      }
+      if (this.finished || this.socket.destroyed) continue;
+      this.cork();
+      if (!prepared) this.protocol.sendMessage(isBinary, payload!, compressed);
+      else if (!this.protocol.closeSent) this.put(payload as Uint8Array);
     }
     if (queue.length > 0) return;
     this.sendQueue = null;

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CloseCode, Opcode, compressedBound, isValidCloseCode } from "./constants.js";
 import { encodeClose, encodeFrame } from "./frame.js";
-import { WebSocketProtocol, type ProtocolOptions } from "./protocol.js";
+import { ConnectionState, PROTOCOL_ERROR_CODES, WebSocketProtocol, type ProtocolError, type ProtocolOptions } from "./protocol.js";
 
 const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
 const hex = (h: string): Buffer => Buffer.from(h.replace(/\s+/g, ""), "hex");
@@ -186,4 +186,134 @@ test("unmasking large payloads at every alignment matches the byte-wise definiti
       assert.ok(data.equals(expected), `offset ${offset}, length ${length}`);
     }
   }
+});
+
+/** A protocol endpoint that records what it wrote and what it decoded. */
+function endpoint(options: Partial<ProtocolOptions> = {}) {
+  const written: Buffer[] = [];
+  const events: Event[] = [];
+  const protocol = new WebSocketProtocol({
+    write: (data) => void written.push(Buffer.from(data)),
+    onMessage: (data, isBinary) => void events.push(["message", isBinary ? Buffer.from(data) : data.toString("utf8"), isBinary]),
+    onPing: (payload) => void events.push(["ping", payload.toString()]),
+    onPong: (payload) => void events.push(["pong", payload.toString()]),
+    onClose: (code, reason) => void events.push(["close", code, reason]),
+    onError: (code, _reason, error) => void events.push(["error", code, error]),
+    onCompressedMessage: (payload, isBinary) => void events.push(["compressed", Buffer.concat(payload), isBinary]),
+  }, { maxMessageBytes: 1 << 20, maxFrameBytes: 1 << 20, isServer: true, compression: false, ...options });
+  return { protocol, written, events };
+}
+
+test("the closing handshake: Open, Closing after our close, Closed after the peer's; nothing is sent after our close", () => {
+  const { protocol, written, events } = endpoint();
+  assert.equal(protocol.connectionState, ConnectionState.Open);
+  protocol.sendClose(CloseCode.GoingAway, "bye");
+  assert.equal(protocol.connectionState, ConnectionState.Closing);
+  assert.equal(protocol.closeSent, true);
+  assert.equal(protocol.closeReceived, false);
+  assert.equal(protocol.sendText("late"), false);
+  assert.equal(protocol.sendBinary(Buffer.from("late")), false);
+  assert.equal(protocol.sendPing(), false);
+  assert.equal(protocol.sendPong(), false);
+  protocol.sendClose(CloseCode.Normal);
+  assert.deepEqual(written.map((b) => b.toString("hex")), [encodeClose(CloseCode.GoingAway, "bye").toString("hex")]);
+  // A ping from the peer while closing is reported but not answered.
+  protocol.receiveData(client(Opcode.Ping, "p"));
+  protocol.receiveData(client(Opcode.Close, Buffer.from([0x03, 0xe9])));
+  assert.equal(protocol.connectionState, ConnectionState.Closed);
+  assert.equal(written.length, 1, "no pong and no second close");
+  assert.deepEqual(events, [["ping", "p"], ["close", CloseCode.GoingAway, ""]]);
+});
+
+test("the peer's close first: echoed at once, and the state is Closed", () => {
+  const { protocol, written } = endpoint();
+  protocol.receiveData(client(Opcode.Close, Buffer.from([0x0f, 0xa0])));
+  assert.equal(protocol.connectionState, ConnectionState.Closed);
+  assert.equal(protocol.closeReceived, true);
+  assert.deepEqual(written.map((b) => b.toString("hex")), [encodeClose(4000).toString("hex")]);
+  assert.equal(protocol.sendText("after"), false);
+});
+
+test("protocol errors carry a stable name with its close code, and fail the connection", () => {
+  const cases: Array<[Buffer, ProtocolError, Partial<ProtocolOptions>?]> = [
+    [Buffer.from([0xa1, 0x80, 1, 2, 3, 4]), "reserved-bits"],
+    [client(Opcode.Text, "x", true, true), "unnegotiated-rsv1"],
+    [client(0x3, "x"), "reserved-opcode"],
+    [client(0xb, "x"), "reserved-opcode"],
+    [client(Opcode.Ping, "x", false), "fragmented-control-frame"],
+    [Buffer.from([0x89, 0xfe, 0x00, 0x7e, 1, 2, 3, 4]), "control-frame-too-long"],
+    [client(Opcode.Continuation, "x"), "continuation-without-message"],
+    [Buffer.concat([client(Opcode.Text, "a", false), client(Opcode.Text, "b")]), "interleaved-message"],
+    [encodeFrame(Opcode.Text, "x"), "masking"],
+    [hex("82 ff 80 00 00 00 00 00 00 00 37 fa 21 3d"), "bad-length"],
+    [client(Opcode.Binary, Buffer.alloc(200)), "frame-too-large", { maxFrameBytes: 100 }],
+    [Buffer.concat([client(Opcode.Binary, Buffer.alloc(60), false), client(Opcode.Continuation, Buffer.alloc(60))]), "message-too-large", { maxMessageBytes: 100 }],
+    [client(Opcode.Text, Buffer.from([0xc3, 0x28])), "invalid-utf8"],
+    [client(Opcode.Close, Buffer.from([0x03])), "bad-close-frame"],
+    [client(Opcode.Close, Buffer.from([0x03, 0xe7])), "bad-close-frame"],
+  ];
+  for (const [bytes, error, options] of cases) {
+    const { protocol, written, events } = endpoint(options);
+    protocol.receiveData(Buffer.from(bytes));
+    const code = PROTOCOL_ERROR_CODES[error];
+    assert.deepEqual(events, [["error", code, error]], error);
+    assert.equal(protocol.connectionState, ConnectionState.Closed, error);
+    assert.equal(written.at(-1)!.readUInt16BE(2), code, `${error}: the close frame carries ${code}`);
+    // Nothing more is read or sent.
+    protocol.receiveData(client(Opcode.Text, "more"));
+    assert.equal(events.length, 1, error);
+    assert.equal(protocol.sendText("more"), false, error);
+  }
+});
+
+test("a failed inflate fails with its name: invalid data 1007, over the limit 1009", () => {
+  for (const error of ["invalid-compressed-data", "message-too-large"] as const) {
+    const { protocol, events } = endpoint({ compression: true });
+    protocol.receiveData(client(Opcode.Text, Buffer.from([1, 2, 3]), true, true));
+    assert.equal(events[0]![0], "compressed");
+    protocol.failInflate(error);
+    assert.deepEqual(events.slice(1), [["error", PROTOCOL_ERROR_CODES[error], error]]);
+    assert.equal(PROTOCOL_ERROR_CODES[error], error === "message-too-large" ? CloseCode.MessageTooBig : CloseCode.InvalidPayload);
+  }
+});
+
+test("what one endpoint sends, the other reads back: text, binary at every length form, compressed, masked", () => {
+  const payloads = [0, 1, 125, 126, 65535, 65536, 100_000].map((size) => Buffer.alloc(size, size & 0xff));
+  for (const fromClient of [false, true]) {
+    const sender = endpoint(fromClient ? { isServer: false, maskKey: () => Buffer.from([9, 8, 7, 6]) } : {});
+    const receiver = endpoint({ isServer: fromClient, compression: true });
+    assert.equal(sender.protocol.sendText("héllo"), true);
+    for (const payload of payloads) sender.protocol.sendBinary(payload);
+    sender.protocol.sendMessage(true, Buffer.from([0xaa]), true);
+    sender.protocol.sendPing("p");
+    sender.protocol.sendPong("q");
+    for (const bytes of sender.written) receiver.protocol.receiveData(bytes);
+    const side = fromClient ? "client" : "server";
+    assert.deepEqual(receiver.events[0], ["message", "héllo", false], side);
+    for (let i = 0; i < payloads.length; i++) {
+      const [kind, data, isBinary] = receiver.events[1 + i]!;
+      assert.equal(kind, "message");
+      assert.equal(isBinary, true);
+      assert.ok((data as Buffer).equals(payloads[i]!), `${side}: ${payloads[i]!.length} bytes`);
+    }
+    assert.deepEqual(receiver.events[1 + payloads.length], ["compressed", Buffer.from([0xaa]), true], side);
+  }
+});
+
+test("a large unmasked payload is written after its header, not copied; a masked one is copied and masked", () => {
+  const payload = Buffer.alloc(20_000, 0x41);
+  const server = endpoint();
+  server.protocol.sendBinary(payload);
+  assert.equal(server.written.length, 2);
+  assert.equal(server.written[0]!.length, 4);
+  const seen: Uint8Array[] = [];
+  const direct = new WebSocketProtocol({
+    write: (data) => void seen.push(data), onMessage() {}, onPing() {}, onPong() {}, onClose() {}, onError() {},
+  }, { maxMessageBytes: 1 << 20, maxFrameBytes: 1 << 20, isServer: true, compression: false });
+  direct.sendBinary(payload);
+  assert.equal(seen[1], payload, "the caller's buffer itself");
+  const client = endpoint({ isServer: false, maskKey: () => Buffer.from([1, 2, 3, 4]) });
+  client.protocol.sendBinary(payload);
+  assert.equal(client.written.length, 1);
+  assert.equal(payload[0], 0x41, "the caller's bytes are not masked in place");
 });

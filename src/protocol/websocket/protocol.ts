@@ -1,11 +1,13 @@
 /**
- * The WebSocket connection state machine of one endpoint, without I/O (RFC 6455 §5–§7).
- * Bytes go in with `receiveData`; messages, control frames and protocol errors come out through a
- * {@link ProtocolHandler}, and so do the bytes to send (automatic pongs, close frames).
+ * The WebSocket connection state machine of one endpoint, without I/O (RFC 6455 §5–§7), in both
+ * directions. Bytes go in with `receiveData`; messages, control frames and protocol errors come
+ * out through a {@link ProtocolHandler}. Messages, pings, pongs and close frames go out with the
+ * `send*` methods, and every byte to send (automatic pongs and close echoes too) leaves through
+ * the handler's `write`. The transport owns the socket, timers and compression.
  */
 import { isUtf8 } from "node:buffer";
 import { CloseCode, MAX_CONTROL_PAYLOAD, Opcode, compressedBound, isValidCloseCode } from "./constants.js";
-import { encodeClose, encodeFrame, truncateReason, unmask } from "./frame.js";
+import { encodeClose, encodeFrame, headerLength, truncateReason, unmask, writeHeader } from "./frame.js";
 import { Utf8Validator } from "./utf8.js";
 
 /** Where the protocol delivers what it decoded, and the bytes it wants sent. */
@@ -18,14 +20,16 @@ export interface ProtocolHandler {
   onPong(payload: Buffer): void;
   /**
    * The peer's close frame arrived (its code, or 1005 for none). If the close was not sent by us
-   * first, the echo has been written already. The transport closes the connection next.
+   * first, the echo has been written already. The state is Closed: the transport should end the
+   * TCP connection now (a server, RFC 6455 §7.1.1) or wait for the peer to (a client).
    */
   onClose(code: number, reason: string): void;
   /**
-   * The peer broke the protocol or a limit. A close frame with `code` has been written; the
-   * transport closes the connection once it is flushed.
+   * The peer broke the protocol or a limit (`error` says which, in a name that stays the same;
+   * `reason` says it in words, with details). A close frame with `code` has been written and the
+   * state is Closed: the transport ends the connection once it is flushed.
    */
-  onError(code: number, reason: string): void;
+  onError(code: number, reason: string, error: ProtocolError): void;
   /**
    * A compressed message is complete (RFC 7692). The transport inflates it and answers with
    * `completeInflate` or `failInflate`; until then the protocol holds further frames back.
@@ -54,6 +58,57 @@ export interface ProtocolOptions {
   maskKey?: () => Uint8Array;
 }
 
+/**
+ * Where the connection is in its closing handshake (RFC 6455 §7): Open; Closing once one side's
+ * close frame passed (ours sent, the peer's not yet received); Closed once both passed or the
+ * protocol failed the connection. Nothing is sent after Open, except an echo of the peer's close.
+ */
+export const ConnectionState = { Open: 0, Closing: 1, Closed: 2 } as const;
+export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+
+/**
+ * Why the protocol failed a connection, in stable names (the reason text may change and carries
+ * details); each has its close code in {@link PROTOCOL_ERROR_CODES}.
+ */
+export type ProtocolError =
+  | "reserved-bits"
+  | "unnegotiated-rsv1"
+  | "reserved-opcode"
+  | "fragmented-control-frame"
+  | "control-frame-too-long"
+  | "continuation-without-message"
+  | "interleaved-message"
+  | "masking"
+  | "bad-length"
+  | "frame-too-large"
+  | "message-too-large"
+  | "invalid-utf8"
+  | "bad-close-frame"
+  | "invalid-compressed-data"
+  | "no-inflater";
+
+/** The close code a connection failed with for each protocol error. */
+export const PROTOCOL_ERROR_CODES: Readonly<Record<ProtocolError, CloseCode>> = {
+  "reserved-bits": CloseCode.ProtocolError,
+  "unnegotiated-rsv1": CloseCode.ProtocolError,
+  "reserved-opcode": CloseCode.ProtocolError,
+  "fragmented-control-frame": CloseCode.ProtocolError,
+  "control-frame-too-long": CloseCode.ProtocolError,
+  "continuation-without-message": CloseCode.ProtocolError,
+  "interleaved-message": CloseCode.ProtocolError,
+  masking: CloseCode.ProtocolError,
+  "bad-length": CloseCode.ProtocolError,
+  "frame-too-large": CloseCode.MessageTooBig,
+  "message-too-large": CloseCode.MessageTooBig,
+  "invalid-utf8": CloseCode.InvalidPayload,
+  "bad-close-frame": CloseCode.ProtocolError,
+  "invalid-compressed-data": CloseCode.InvalidPayload,
+  "no-inflater": CloseCode.InternalError,
+};
+
+/** Payloads from this size are written after their header, not copied into one frame. */
+const COPY_LIMIT = 16 * 1024;
+
 /** Parser states, named after what the next bytes are. */
 const State = {
   Header: 0,
@@ -77,10 +132,9 @@ const MASK = Buffer.alloc(4);
  * handler is shared by reference, not a closure per connection.
  */
 export class WebSocketProtocol {
-  /** Whether we sent a close frame. */
-  closeSent = false;
-  /** Whether the peer's close frame arrived. */
-  closeReceived = false;
+  private sent = false;
+  private received = false;
+  private failed = false;
   private state: State = State.Header;
   private readonly chunks: Buffer[] = [];
   private buffered = 0;
@@ -114,21 +168,80 @@ export class WebSocketProtocol {
     if (this.state !== State.Inflating) this.process();
   }
 
+  /** Where the closing handshake is. */
+  get connectionState(): ConnectionState {
+    if (this.failed || (this.sent && this.received)) return ConnectionState.Closed;
+    return this.sent || this.received ? ConnectionState.Closing : ConnectionState.Open;
+  }
+
+  /** Whether we sent a close frame. */
+  get closeSent(): boolean {
+    return this.sent;
+  }
+
+  /** Whether the peer's close frame arrived. */
+  get closeReceived(): boolean {
+    return this.received;
+  }
+
   /** Whether nothing more will be read. */
   get isDone(): boolean {
     return this.state === State.Done;
   }
 
-  /** Send a close frame (once). */
-  sendClose(code?: number, reason = ""): void {
-    if (this.closeSent) return;
-    this.closeSent = true;
-    this.handler.write(encodeClose(code, truncateReason(reason), this.options.maskKey?.()));
+  /** Send a text message. False (nothing written) once our close was sent. */
+  sendText(text: string): boolean {
+    return this.sendMessage(false, text, false);
   }
 
-  /** Send a ping (payload at most 125 bytes). */
-  sendPing(payload: string | Uint8Array = EMPTY): void {
-    if (!this.closeSent) this.handler.write(this.frame(Opcode.Ping, payload));
+  /** Send a binary message. False (nothing written) once our close was sent. */
+  sendBinary(data: Uint8Array): boolean {
+    return this.sendMessage(true, data, false);
+  }
+
+  /**
+   * Send a message in one frame; with `compressed`, a payload the transport deflated (RFC 7692:
+   * RSV1 set, the 4 trailing bytes already removed). An unmasked payload of 16 KiB or more is
+   * written after its header, not copied: the transport should write both in one call (cork).
+   * False (nothing written) once our close was sent.
+   */
+  sendMessage(isBinary: boolean, payload: string | Uint8Array, compressed: boolean): boolean {
+    if (this.sent) return false;
+    const opcode = isBinary ? Opcode.Binary : Opcode.Text;
+    const mask = this.options.maskKey?.();
+    if (mask === undefined && typeof payload !== "string" && payload.byteLength >= COPY_LIMIT) {
+      const header = Buffer.allocUnsafe(headerLength(payload.byteLength, false));
+      writeHeader(header, 0, opcode, payload.byteLength, true, compressed);
+      this.handler.write(header);
+      this.handler.write(payload);
+      return true;
+    }
+    this.handler.write(encodeFrame(opcode, payload, mask === undefined ? { rsv1: compressed } : { rsv1: compressed, mask }));
+    return true;
+  }
+
+  /** Send a ping (payload at most 125 bytes). False once our close was sent. */
+  sendPing(payload: string | Uint8Array = EMPTY): boolean {
+    if (this.sent) return false;
+    this.handler.write(this.frame(Opcode.Ping, payload));
+    return true;
+  }
+
+  /** Send an unsolicited pong (a heartbeat; RFC 6455 §5.5.3). False once our close was sent. */
+  sendPong(payload: string | Uint8Array = EMPTY): boolean {
+    if (this.sent) return false;
+    this.handler.write(this.frame(Opcode.Pong, payload));
+    return true;
+  }
+
+  /**
+   * Send a close frame (once; later calls do nothing). The reason is cut to 123 bytes. Unless
+   * the peer's close came first, the transport should wait for it, then end the connection.
+   */
+  sendClose(code?: number, reason = ""): void {
+    if (this.sent) return;
+    this.sent = true;
+    this.handler.write(encodeClose(code, truncateReason(reason), this.options.maskKey?.()));
   }
 
   /** The transport inflated a compressed message. */
@@ -138,17 +251,17 @@ export class WebSocketProtocol {
     const isBinary = this.messageOpcode === Opcode.Binary;
     this.resetMessage();
     if (!isBinary && !isUtf8(data)) {
-      this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
+      this.fail("invalid-utf8", "Invalid UTF-8 in text message");
       return;
     }
     this.handler.onMessage(data, isBinary);
     if (this.state === State.Header) this.process();
   }
 
-  /** Inflating failed or went over the limit. */
-  failInflate(code: number, reason: string): void {
+  /** Inflating failed: the data was not valid deflate, or it inflated past the message limit. */
+  failInflate(error: "invalid-compressed-data" | "message-too-large"): void {
     if (this.state !== State.Inflating) return;
-    this.fail(code, reason);
+    this.fail(error, error === "message-too-large" ? "Message too large" : "Invalid compressed data");
   }
 
   private process(): void {
@@ -168,7 +281,8 @@ export class WebSocketProtocol {
           const high = bytes.readUInt32BE(0);
           // §5.2: the most significant bit must be 0; above 2^53 is beyond any limit anyway.
           if (high > 0x1fffff) {
-            this.fail(high >= 0x80000000 ? CloseCode.ProtocolError : CloseCode.MessageTooBig, "Frame too large");
+            if (high >= 0x80000000) this.fail("bad-length", "Frame length with the most significant bit set");
+            else this.fail("frame-too-large", "Frame too large");
             return;
           }
           this.payloadLength = high * 0x1_0000_0000 + bytes.readUInt32BE(4);
@@ -210,28 +324,28 @@ export class WebSocketProtocol {
     const opcode = this.opcode;
     const isControl = opcode >= 0x8;
     // §5.2: RSV2 and RSV3 need an extension that defines them; none is supported.
-    if ((first & 0x30) !== 0) return this.fail(CloseCode.ProtocolError, "Reserved bits set");
+    if ((first & 0x30) !== 0) return this.fail("reserved-bits", "Reserved bits set");
     if (this.rsv1) {
       // RFC 7692 §6: RSV1 marks the first frame of a compressed data message, only when negotiated.
       if (!this.options.compression || isControl || opcode === Opcode.Continuation) {
-        return this.fail(CloseCode.ProtocolError, "RSV1 set without a negotiated extension");
+        return this.fail("unnegotiated-rsv1", "RSV1 set without a negotiated extension");
       }
     }
     if (isControl) {
-      if (opcode > Opcode.Pong) return this.fail(CloseCode.ProtocolError, `Reserved opcode ${opcode}`);
+      if (opcode > Opcode.Pong) return this.fail("reserved-opcode", `Reserved opcode ${opcode}`);
       // §5.5: control frames are never fragmented and carry at most 125 bytes.
-      if (!this.fin) return this.fail(CloseCode.ProtocolError, "Fragmented control frame");
-      if (this.payloadLength > MAX_CONTROL_PAYLOAD) return this.fail(CloseCode.ProtocolError, "Control frame too long");
+      if (!this.fin) return this.fail("fragmented-control-frame", "Fragmented control frame");
+      if (this.payloadLength > MAX_CONTROL_PAYLOAD) return this.fail("control-frame-too-long", "Control frame too long");
     } else if (opcode > Opcode.Binary) {
-      return this.fail(CloseCode.ProtocolError, `Reserved opcode ${opcode}`);
+      return this.fail("reserved-opcode", `Reserved opcode ${opcode}`);
     } else if (opcode === Opcode.Continuation) {
-      if (this.messageOpcode === 0) return this.fail(CloseCode.ProtocolError, "Continuation frame without a message");
+      if (this.messageOpcode === 0) return this.fail("continuation-without-message", "Continuation frame without a message");
     } else if (this.messageOpcode !== 0) {
-      return this.fail(CloseCode.ProtocolError, "New data frame inside a fragmented message");
+      return this.fail("interleaved-message", "New data frame inside a fragmented message");
     }
     // §5.1: a server must close on an unmasked client frame; a client on a masked server frame.
     if (this.masked !== this.options.isServer) {
-      return this.fail(CloseCode.ProtocolError, this.options.isServer ? "Client frame not masked" : "Server frame masked");
+      return this.fail("masking", this.options.isServer ? "Client frame not masked" : "Server frame masked");
     }
     if (this.payloadLength === 126) this.state = State.Length16;
     else if (this.payloadLength === 127) this.state = State.Length64;
@@ -247,9 +361,9 @@ export class WebSocketProtocol {
       // A compressed message's limits hold for it inflated (checked while inflating); its bytes
       // on the wire may be more by what deflate adds.
       const compressed = this.opcode === Opcode.Continuation ? this.messageCompressed : this.rsv1;
-      if (length > (compressed ? compressedBound(maxFrameBytes) : maxFrameBytes)) return this.fail(CloseCode.MessageTooBig, "Frame too large");
+      if (length > (compressed ? compressedBound(maxFrameBytes) : maxFrameBytes)) return this.fail("frame-too-large", "Frame too large");
       if (this.messageLength + length > (compressed ? compressedBound(maxMessageBytes) : maxMessageBytes)) {
-        return this.fail(CloseCode.MessageTooBig, "Message too large");
+        return this.fail("message-too-large", "Message too large");
       }
     }
     this.state = this.masked ? State.MaskKey : State.Payload;
@@ -266,7 +380,7 @@ export class WebSocketProtocol {
       case Opcode.Ping:
         // §5.5.2: answer with a pong carrying the same payload, unless closing (or, §5.5.3,
         // while earlier answers still wait to go out).
-        if (!this.closeSent && this.handler.canAnswerPing?.() !== false) this.handler.write(this.frame(Opcode.Pong, payload));
+        if (!this.sent && this.handler.canAnswerPing?.() !== false) this.handler.write(this.frame(Opcode.Pong, payload));
         this.handler.onPing(payload);
         return;
       case Opcode.Pong:
@@ -291,7 +405,7 @@ export class WebSocketProtocol {
       this.gathered = null;
       this.state = State.Inflating;
       if (this.handler.onCompressedMessage === undefined) {
-        this.fail(CloseCode.InternalError, "No inflater");
+        this.fail("no-inflater", "No inflater");
         return;
       }
       this.handler.onCompressedMessage([whole], !isText);
@@ -302,7 +416,7 @@ export class WebSocketProtocol {
       this.messageOpcode = 0;
       this.messageLength = 0;
       if (isText && !isUtf8(payload)) {
-        this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
+        this.fail("invalid-utf8", "Invalid UTF-8 in text message");
         return;
       }
       this.handler.onMessage(payload, !isText);
@@ -310,13 +424,13 @@ export class WebSocketProtocol {
     }
     // §8.1: a fragmented text message fails as soon as a fragment cannot be valid UTF-8.
     if (isText && !(this.utf8 ??= new Utf8Validator()).feed(payload)) {
-      this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in text message");
+      this.fail("invalid-utf8", "Invalid UTF-8 in text message");
       return;
     }
     const data = this.gather(payload);
     if (!this.fin) return;
     if (isText && !this.utf8!.isComplete) {
-      this.fail(CloseCode.InvalidPayload, "Text message ends inside a character");
+      this.fail("invalid-utf8", "Text message ends inside a character");
       return;
     }
     this.resetMessage();
@@ -342,22 +456,22 @@ export class WebSocketProtocol {
   }
 
   private handleClose(payload: Buffer): void {
-    this.closeReceived = true;
+    this.received = true;
     let code: number = CloseCode.NoStatus;
     let reason = "";
     if (payload.length === 1) {
-      this.fail(CloseCode.ProtocolError, "Close frame with a one-byte payload");
+      this.fail("bad-close-frame", "Close frame with a one-byte payload");
       return;
     }
     if (payload.length >= 2) {
       code = payload.readUInt16BE(0);
       if (!isValidCloseCode(code)) {
-        this.fail(CloseCode.ProtocolError, `Invalid close code ${code}`);
+        this.fail("bad-close-frame", `Invalid close code ${code}`);
         return;
       }
       const reasonBytes = payload.subarray(2);
       if (!isUtf8(reasonBytes)) {
-        this.fail(CloseCode.InvalidPayload, "Invalid UTF-8 in close reason");
+        this.fail("invalid-utf8", "Invalid UTF-8 in close reason");
         return;
       }
       reason = reasonBytes.toString("utf8");
@@ -365,7 +479,7 @@ export class WebSocketProtocol {
     this.state = State.Done;
     this.dropBuffered();
     // §5.5.1: echo the close; without a code in the peer's frame, answer with none either.
-    if (!this.closeSent) this.sendClose(code === CloseCode.NoStatus ? undefined : code);
+    if (!this.sent) this.sendClose(code === CloseCode.NoStatus ? undefined : code);
     this.handler.onClose(code, reason);
   }
 
@@ -382,13 +496,15 @@ export class WebSocketProtocol {
     this.utf8?.reset();
   }
 
-  /** Fail the connection (§7.1.7): send a close frame with the code; read nothing more. */
-  private fail(code: number, reason: string): false {
+  /** Fail the connection (§7.1.7): send a close frame with the error's code; read nothing more. */
+  private fail(error: ProtocolError, reason: string): false {
+    const code = PROTOCOL_ERROR_CODES[error];
     this.state = State.Done;
+    this.failed = true;
     this.dropBuffered();
     this.resetMessage();
     this.sendClose(code, reason);
-    this.handler.onError(code, reason);
+    this.handler.onError(code, reason, error);
     return false;
   }
 
