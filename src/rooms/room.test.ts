@@ -155,3 +155,84 @@ test("a member that joins with a last id while broadcasts wait gets each of them
   await turn();
   assert.deepEqual(late.got, ["replay m2", "replay m3"]);
 });
+
+/** A link whose history is a shared log held here; `read` answers when `release()` is called. */
+function loggedLink(log: Array<{ id: number; text: string }>) {
+  let order = 0;
+  const reads: Array<() => void> = [];
+  const emptied: string[] = [];
+  const linked: RoomLink = {
+    ...link(),
+    onEmpty: (r) => void emptied.push(r.name),
+    nextEntryOrder: () => ++order,
+    logged: () => true,
+    read: (_room, afterId) => new Promise((resolve) => {
+      reads.push(() => {
+        const entries = log.filter((e) => e.id > afterId).map((e) => ({ id: e.id, at: Date.now(), text: e.text, bytes: null }));
+        resolve({ lastId: log.at(-1)?.id ?? 0, entries });
+      });
+    }),
+  };
+  return { linked, emptied, reads, release: () => reads.splice(0).forEach((answer) => answer()) };
+}
+
+const entry = (id: number, text = `m${id}`) => ({ id, at: Date.now(), text, bytes: null });
+
+test("shared log: an entry past a gap waits while the gap is read, and all arrive in id order", { timeout: 10_000 }, async () => {
+  const log = [1, 2, 3, 4, 5].map((id) => ({ id, text: `m${id}` }));
+  const { linked, reads, release } = loggedLink(log);
+  const r = new Room("r", { history: { maxMessages: 10 } }, linked, totals());
+  const m = member();
+  r.add(m);
+  await turn();
+  r.receiveLogged(entry(1), null, false);
+  r.receiveLogged(entry(4), null, false);
+  assert.equal(reads.length, 1, "the gap (2, 3) is read from the log");
+  r.receiveLogged(entry(5), null, false);
+  r.receiveLogged(entry(3), null, false);
+  assert.deepEqual(m.got, ["m1"], "nothing after the gap goes before it");
+  release();
+  await until(() => m.got.length === 5, "the gap and what waited");
+  assert.deepEqual(m.got, ["m1", "m2", "m3", "m4", "m5"]);
+  assert.equal(r.lastEventId, 5);
+  const kept = r.since(1);
+  assert.ok(kept !== "resync");
+  assert.deepEqual(kept.map((e) => e.id), [2, 3, 4, 5], "the history holds the gap's entries too");
+});
+
+test("shared log: a member catching up from the log gets what was broadcast meanwhile after it, once each", { timeout: 10_000 }, async () => {
+  const log = [1, 2, 3].map((id) => ({ id, text: `m${id}` }));
+  const { linked, release, emptied } = loggedLink(log);
+  const r = new Room("r", { history: { maxMessages: 10 } }, linked, totals());
+  const late = member();
+  // This server has seen nothing yet: a member that saw m1 reads m2 and m3 from the log.
+  const joined = r.add(late, { lastEventId: 1 }) as Promise<number | "resync">;
+  assert.ok(joined instanceof Promise);
+  // Meanwhile m3 (already in the log) and m4 reach the room live.
+  r.receiveLogged(entry(3), null, false);
+  log.push({ id: 4, text: "m4" });
+  r.receiveLogged(entry(4), null, false);
+  assert.deepEqual(late.got, [], "live broadcasts wait for the member's catch-up");
+  release();
+  assert.equal(await joined, 3, "the log holds m2, m3 and m4 by the time it is read");
+  await until(() => late.got.length === 3, "the catch-up and the live broadcast after it");
+  assert.deepEqual(late.got, ["replay m2", "replay m3", "replay m4"], "m3 and m4 came live too, and are not sent twice");
+  // Once it leaves, the room (no history kept here beyond the log's, no members) may go away.
+  r.remove(late);
+  assert.equal(r.size, 0);
+  assert.deepEqual(emptied, [], "the history still keeps entries");
+});
+
+test("shared log: a room whose catch-ups are over goes away when its last member leaves", { timeout: 10_000 }, async () => {
+  const log = [{ id: 1, text: "m1" }, { id: 2, text: "m2" }];
+  const { linked, release, emptied } = loggedLink(log);
+  const r = new Room("r", {}, linked, totals());
+  const late = member();
+  const joined = r.add(late, { lastEventId: 0 });
+  release();
+  await joined;
+  await turn();
+  await turn();
+  r.remove(late);
+  assert.deepEqual(emptied, ["r"]);
+});

@@ -3,8 +3,9 @@ import { encodeFrame } from "../protocol/websocket/frame.js";
 import { encodeEvent } from "../protocol/sse.js";
 import type { BulkSender, EventStreamSink, StreamBulkSender, WebSocketTransport } from "../transport.js";
 import { assertIntegerIn, assertPositiveInteger } from "../validate.js";
-import { compressMessage } from "../node/websocket/deflate.js";
-import { sliceSpent, whenReady } from "./fan-out.js";
+import { BroadcastQueue, type QueuedBroadcast } from "./broadcast-queue.js";
+import { CatchUp, LogOrder } from "./catch-up.js";
+import { sliceSpent } from "./fan-out.js";
 import { History, type RoomEntry } from "./history.js";
 import type { EventStreamMember, Joined, Member, RoomMember, WebSocketMember } from "./member.js";
 
@@ -95,20 +96,6 @@ export interface BroadcastResult {
 
 type Entry = RoomEntry;
 
-/** A broadcast waiting for delivery. */
-interface Job {
-  id: number | null;
-  text: string | null;
-  bytes: Uint8Array | null;
-  excluded: Set<Member> | null;
-  payloadBytes: number;
-  /** Window sizes it is compressed for, or null; `frames` holds the compressed frames once done. */
-  windows: Set<number> | null;
-  frames: Map<number, Buffer> | null;
-  /** When it was queued (performance.now()). */
-  at: number;
-}
-
 /** What a room needs from its registry to reach other processes. Not exported by the package. */
 export interface RoomLink {
   onEmpty(room: Room): void;
@@ -134,8 +121,6 @@ export interface RoomLink {
 const DEFAULT_MAX_BUFFERED = 1_048_576;
 const DEFAULT_MAX_QUEUED_BYTES = 4 * 1_048_576;
 const DEFAULT_MAX_QUEUE_MS = 1_000;
-/** What a waiting broadcast counts for in `maxQueuedBytes` beyond its payload. */
-const JOB_OVERHEAD_BYTES = 96;
 /** history.maxBytes when not given: what one room keeps, whatever its maxMessages. */
 const DEFAULT_MAX_HISTORY_BYTES = 1_048_576;
 
@@ -155,27 +140,21 @@ export class Room {
   private readonly members = new Set<RoomMember>();
   private lastId = 0;
   private readonly history: History | null;
-  /** Whether this server has seen an entry of the shared log yet (the first sets the baseline). */
-  private logSeen = false;
   /*
-   * Three queues keep the order of broadcasts, one stage each, in the order a broadcast passes them:
-   * - `inbox` (owned by receiveLogged/fillGap): entries of the shared log that came while a gap
-   *   before them is being read from the log. It keeps id order: they go on once the gap is in.
-   * - `queue` (owned by deliver/deliverNext): broadcasts past this turn's fan-out slice, or
-   *   behind a compression. It keeps publish order: one leaves only after the one before it.
-   * - `catchingUp` (owned by attach and fanOut): per member that reads the shared log, what the
-   *   fan-out delivered meanwhile. It keeps delivery order, after the entries read.
+   * Three queues keep the order of broadcasts, one owner each, in the order a broadcast passes them:
+   * - `logOrder` (catch-up.ts): entries of the shared log, in id order; a gap is read from the log
+   *   first, and what comes meanwhile waits in its inbox.
+   * - `queue` (broadcast-queue.ts): broadcasts past this turn's fan-out slice, or behind a
+   *   compression, in publish order: one leaves only after the one before it.
+   * - `catchUp` (catch-up.ts): per member that reads the shared log, what the fan-out delivered
+   *   meanwhile, in delivery order; it gets that after the entries read.
    */
-  private inbox: Array<[Entry, Set<Member> | null]> | null = null;
-  private catchingUp: Map<Member, Entry[]> | null = null;
+  private readonly logOrder: LogOrder;
+  private readonly queue: BroadcastQueue;
+  private readonly catchUp = new CatchUp();
   private readonly maxBufferedBytes: number;
   private readonly policy: "skip" | "close";
   private deleted = false;
-  /** The first may be being compressed (see the three queues above). */
-  private queue: Job[] | null = null;
-  private queuedBytes = 0;
-  private readonly maxQueuedBytes: number;
-  private readonly maxQueueMs: number;
   /** Members that joined while broadcasts waited, with the last id their replay sent them. */
   private replayedTo: Map<RoomMember, number> | null = null;
 
@@ -184,8 +163,6 @@ export class Room {
     this.name = name;
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED;
     this.policy = options.slowMemberPolicy ?? "skip";
-    this.maxQueuedBytes = options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
-    this.maxQueueMs = options.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS;
     for (const name of ["maxBufferedBytes", "maxQueuedBytes", "maxQueueMs"] as const) {
       if (options[name] !== undefined) assertPositiveInteger(`room.${name}`, options[name]);
     }
@@ -203,6 +180,33 @@ export class Room {
         { changed: (bytes) => link.historyChanged(this, bytes), nextOrder: () => link.nextEntryOrder() },
       )
       : null;
+    this.queue = new BroadcastQueue({
+      maxQueuedBytes: options.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+      maxQueueMs: options.maxQueueMs ?? DEFAULT_MAX_QUEUE_MS,
+      compressionLevel: options.compressionLevel ?? DEFAULT_DEFLATE_LEVEL,
+    }, {
+      fanOutQueued: (broadcast) => this.fanOutQueued(broadcast),
+      dropped: () => this.dropped(),
+      drained: () => {
+        this.replayedTo = null;
+        this.sweep(Date.now());
+      },
+    });
+    this.logOrder = new LogOrder({
+      lastId: () => this.lastId,
+      read: (afterId) => link.read(this, afterId),
+      first: (id) => {
+        // Entries this server numbered itself before it had a shared log do not mix with these.
+        this.history?.clear();
+        this.markGap(id);
+      },
+      accept: (entry, excluded) => {
+        this.lastId = entry.id;
+        this.history?.remember(entry);
+        this.deliver(entry.id, entry.text, entry.bytes, excluded);
+      },
+      gap: (id) => this.markGap(id),
+    });
   }
 
   /** Members on this process. */
@@ -277,19 +281,16 @@ export class Room {
     }
     // This server's history does not reach back far enough (or the client saw more than it has
     // yet): read the shared log; live broadcasts wait for this member meanwhile.
-    const waiting: Entry[] = [];
-    (this.catchingUp ??= new Map()).set(member, waiting);
+    const ticket = this.catchUp.begin(member);
     const caughtUp = (): void => {
       setImmediate(() => {
         // After the caller's continuation (it may tell the client to resync first).
-        if (this.catchingUp?.get(member) !== waiting) return;
-        this.catchingUp.delete(member);
-        this.sendEntries(member, waiting.filter((e) => e.id > upTo));
+        if (this.catchUp.current(member, ticket)) this.sendEntries(member, this.catchUp.finish(member, ticket, upTo));
       });
     };
     let upTo = last;
     return this.link.read(this, last).then(({ lastId, entries }) => {
-      if (this.catchingUp?.get(member) !== waiting) return 0;
+      if (!this.catchUp.current(member, ticket)) return 0;
       const first = entries[0];
       if (last > lastId || (last < lastId && (first === undefined || first.id > last + 1))) {
         upTo = Math.max(last, lastId);
@@ -313,7 +314,7 @@ export class Room {
   remove(leaving: Member): void {
     const member = leaving as RoomMember;
     if (!this.members.delete(member)) return;
-    this.catchingUp?.delete(member);
+    this.catchUp.drop(member);
     this.replayedTo?.delete(member);
     member.leftRoom(this);
     this.sweep(Date.now());
@@ -327,7 +328,7 @@ export class Room {
     if (this.deleted) return;
     this.history?.prune(now);
     if (this.members.size > 0 || this.options.keepWhenEmpty || (this.history !== null && this.history.length > 0)) return;
-    if (this.inbox !== null || this.catchingUp !== null || this.queue !== null) return;
+    if (this.logOrder.busy || this.catchUp.busy || this.queue.busy) return;
     this.deleted = true;
     this.link.onEmpty(this);
   }
@@ -374,46 +375,7 @@ export class Room {
    */
   receiveLogged(entry: Entry, excluded: Set<Member> | null, local: boolean): void {
     if (!local) this.totals.remoteBroadcasts++;
-    if (this.inbox !== null) {
-      this.inbox.push([entry, excluded]);
-      return;
-    }
-    if (this.logSeen && entry.id <= this.lastId) return;
-    if (this.logSeen && entry.id > this.lastId + 1) {
-      this.inbox = [[entry, excluded]];
-      void this.fillGap();
-      return;
-    }
-    this.acceptLogged(entry, excluded);
-  }
-
-  private async fillGap(): Promise<void> {
-    try {
-      const { entries } = await this.link.read(this, this.lastId);
-      const first = entries[0];
-      if (first !== undefined && first.id > this.lastId + 1) this.markGap(first.id);
-      for (const entry of entries) if (entry.id > this.lastId) this.acceptLogged(entry, null);
-    } catch {
-      // The log cannot be read: the gap stays, the history is complete only after it.
-    }
-    const inbox = this.inbox!;
-    this.inbox = null;
-    for (const [entry, excluded] of inbox) {
-      if (entry.id > this.lastId + 1) this.markGap(entry.id);
-      if (entry.id > this.lastId) this.acceptLogged(entry, excluded);
-    }
-  }
-
-  private acceptLogged(entry: Entry, excluded: Set<Member> | null): void {
-    if (!this.logSeen) {
-      this.logSeen = true;
-      // Entries this server numbered itself before it had a shared log do not mix with these.
-      this.history?.clear();
-      this.markGap(entry.id);
-    }
-    this.lastId = entry.id;
-    this.history?.remember(entry);
-    this.deliver(entry.id, entry.text, entry.bytes, excluded);
+    this.logOrder.receive(entry, excluded);
   }
 
   /**
@@ -428,70 +390,20 @@ export class Room {
     const payloadBytes = text !== null ? Buffer.byteLength(text) : bytes!.byteLength;
     const threshold = this.options.compressionThreshold ?? DEFAULT_DEFLATE_THRESHOLD;
     const windows = threshold !== false && payloadBytes >= threshold ? this.sharedWindows() : null;
-    if (this.queue === null && windows === null && !sliceSpent()) return this.fanOut(id, text, bytes, excluded, payloadBytes, null);
+    if (!this.queue.busy && windows === null && !sliceSpent()) return this.fanOut(id, text, bytes, excluded, payloadBytes, null);
     // Compressed, behind a broadcast that waits, or past this turn's fan-out slice: delivered in
     // order on a later turn.
-    const cost = payloadBytes + JOB_OVERHEAD_BYTES;
-    if (this.queue !== null && this.queuedBytes + cost > this.maxQueuedBytes) {
-      this.dropped();
-      return { id, queued: false, dropped: true, delivered: 0, skipped: 0, closed: 0 };
-    }
-    const job: Job = { id, text, bytes, excluded, payloadBytes, windows, frames: null, at: performance.now() };
-    this.queuedBytes += cost;
-    if (this.queue === null) {
-      this.queue = [job];
-      this.prepare();
-    } else {
-      this.queue.push(job);
-    }
+    if (!this.queue.push(id, text, bytes, excluded, payloadBytes, windows)) return { id, queued: false, dropped: true, delivered: 0, skipped: 0, closed: 0 };
     return { id, queued: true, dropped: false, delivered: 0, skipped: 0, closed: 0 };
   }
 
-  /** The first waiting broadcast: compressed first if it needs to be, then handed to the fan-out scheduler. */
-  private prepare(): void {
-    const job = this.queue![0]!;
-    if (job.windows === null || job.frames !== null) {
-      whenReady(this);
-      return;
+  /** A broadcast of the queue whose turn came. */
+  private fanOutQueued(broadcast: QueuedBroadcast): void {
+    this.fanOut(broadcast.id, broadcast.text, broadcast.bytes, broadcast.excluded, broadcast.payloadBytes, broadcast.frames);
+    if (broadcast.frames !== null && broadcast.frames.size > 0) {
+      this.stats.compressed++;
+      this.totals.compressed++;
     }
-    const payload = job.text !== null ? Buffer.from(job.text) : job.bytes!;
-    const windows = [...job.windows];
-    const level = this.options.compressionLevel ?? DEFAULT_DEFLATE_LEVEL;
-    void Promise.all(windows.map((bits) => compressMessage(payload, bits, level))).then((outputs) => {
-      const frames = new Map<number, Buffer>();
-      windows.forEach((bits, i) => frames.set(bits, encodeFrame(job.text !== null ? Opcode.Text : Opcode.Binary, outputs[i]!, { rsv1: true })));
-      job.frames = frames;
-      whenReady(this);
-    }, () => {
-      // Compression failed (it should not): deliver uncompressed rather than lose the message.
-      job.frames = new Map();
-      whenReady(this);
-    });
-  }
-
-  /** @internal The fan-out scheduler's turn: deliver the first waiting broadcast; whether the next is ready. */
-  deliverNext(): boolean {
-    const job = this.queue!.shift()!;
-    this.queuedBytes -= job.payloadBytes + JOB_OVERHEAD_BYTES;
-    if (performance.now() - job.at > this.maxQueueMs) {
-      this.dropped();
-    } else {
-      this.fanOut(job.id, job.text, job.bytes, job.excluded, job.payloadBytes, job.frames);
-      if (job.frames !== null && job.frames.size > 0) {
-        this.stats.compressed++;
-        this.totals.compressed++;
-      }
-    }
-    if (this.queue!.length === 0) {
-      this.queue = null;
-      this.replayedTo = null;
-      this.sweep(Date.now());
-      return false;
-    }
-    const next = this.queue![0]!;
-    if (next.windows === null) return true;
-    this.prepare();
-    return false;
   }
 
   private dropped(): void {
@@ -524,11 +436,7 @@ export class Room {
     let streamBulk: StreamBulkSender | null = null;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
-      const waiting = this.catchingUp?.get(member);
-      if (waiting !== undefined) {
-        if (id !== null) waiting.push({ id, at: 0, text, bytes });
-        continue;
-      }
+      if (this.catchUp.busy && this.catchUp.hold(member, id, text, bytes)) continue;
       if (this.replayedTo !== null && id !== null && id <= (this.replayedTo.get(member) ?? 0)) continue;
       if (member.memberKind === "sse") {
         event ??= sseEvent(id, text, bytes);
@@ -613,7 +521,7 @@ export class Room {
   private sendEntries(member: RoomMember, entries: readonly Entry[]): void {
     if (entries.length === 0) return;
     // Broadcasts still waiting may be among these: the member does not get them twice.
-    if (this.queue !== null) (this.replayedTo ??= new Map()).set(member, entries.at(-1)!.id);
+    if (this.queue.busy) (this.replayedTo ??= new Map()).set(member, entries.at(-1)!.id);
     if (member.memberKind === "sse") {
       let out = "";
       for (const entry of entries) out += sseEvent(entry.id, entry.text, entry.bytes);
