@@ -4,7 +4,7 @@ export { toResponse } from "./app/to-response.js";
 export type { Middleware, ErrorHandler, RoomHandlers } from "./app/app.js";
 export type { ListenOptions, ListeningAddress } from "./app/server.js";
 export { Router } from "./app/router.js";
-export type { Handler, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
+export type { Handler, IncludeOptions, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
 export type { PathParams } from "./request/route-pattern.js";
 export { Request, parseCookies } from "./request/request.js";
 export type { ClientAddress } from "./request/request.js";

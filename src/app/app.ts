@@ -8,7 +8,7 @@ import { staticHandler, type StaticOptions } from "../responses/static.js";
 import { DependencyScope } from "../request/dependencies.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "../request/request.js";
-import { RouteTable, Router, type ResponseLike } from "./router.js";
+import { RouteTable, Router, type Middleware, type ResponseLike, type RouteDefinition } from "./router.js";
 import { toResponse } from "./to-response.js";
 import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
@@ -17,6 +17,8 @@ import type { Room } from "../rooms/room.js";
 import type { WebSocket, Message } from "../websocket/session.js";
 import type { WebSocketRouteOptions } from "./router.js";
 import type { PathParams } from "../request/route-pattern.js";
+
+export type { Middleware } from "./router.js";
 
 /** One request in flight: what sending needs, plus the request's dependency scope. */
 interface Exchange extends SendContext {
@@ -35,8 +37,6 @@ export interface RoomHandlers<P = Record<string, string | number>> {
   onDisconnect?(ws: WebSocket<P>, room: Room, code: number, reason: string): void;
 }
 
-/** HTTP middleware: runs around the route handler and returns the response. */
-export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
 
 /**
  * Turns an error into a response. Return `undefined` to fall back to the default handling
@@ -166,8 +166,12 @@ export class Catzilla extends Router {
     }, options);
   }
 
-  /** Add HTTP middleware; they run in the order added, around every request. */
-  use(middleware: Middleware): this {
+  /**
+   * Add HTTP middleware; they run in the order added, around every request, before the route is
+   * matched (so they also see 404s and preflight requests). A router's `use()` runs inside these,
+   * around its own routes only.
+   */
+  override use(middleware: Middleware): this {
     this.middleware.push(middleware);
     return this;
   }
@@ -339,6 +343,20 @@ export class Catzilla extends Router {
     return next();
   }
 
+  /** A matched route with middleware of its routers or its own: they run around its handler. */
+  private throughChain(chain: readonly Middleware[], route: RouteDefinition, exchange: Exchange): Promise<Response> {
+    const req = exchange.req;
+    let index = 0;
+    const next = async (): Promise<Response> => {
+      const middleware = chain[index++];
+      if (middleware !== undefined) return toResponse(await middleware(req, next));
+      if (route.dependencies === undefined) return toResponse(await route.handler(req as never, NO_DEPENDENCIES));
+      const scope = (exchange.scope ??= new DependencyScope(req));
+      return toResponse(await route.handler(req as never, await scope.resolveAll(route.dependencies)));
+    };
+    return next();
+  }
+
   private endpoint(exchange: Exchange): Response | Promise<Response> {
     const req = exchange.req;
     const table = (this.table ??= new RouteTable(this.routes));
@@ -347,6 +365,7 @@ export class Catzilla extends Router {
       case "found": {
         req.params = match.params;
         const route = match.route;
+        if (match.chain !== null) return this.throughChain(match.chain, route, exchange);
         if (route.dependencies === undefined) {
           const value = route.handler(req as never, NO_DEPENDENCIES);
           return value instanceof Promise ? value.then(toResponse) : toResponse(value);

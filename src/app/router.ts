@@ -27,10 +27,25 @@ export type Handler<Path extends string = string, D extends DependencyMap = {}> 
   deps: Resolved<D>,
 ) => ResponseLike | Promise<ResponseLike>;
 
+/**
+ * HTTP middleware: runs around the handler and returns the response. Added with `app.use()` it
+ * runs around every request (before the route is matched); with `router.use()` or a route's
+ * `middleware` option, around that router's or that route's handler only, after the route matched.
+ */
+export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
+
 /** Options of one route. */
 export interface RouteOptions<D extends DependencyMap = {}> {
   /** Dependencies resolved once per request and passed to the handler as its second argument. */
   dependencies?: D;
+  /** Middleware around this route's handler only, inside its routers' middleware, in this order. */
+  middleware?: readonly Middleware[];
+}
+
+/** Options of `include()`. */
+export interface IncludeOptions {
+  /** A prefix for the included routes, after this router's own and before the included router's. */
+  prefix?: string;
 }
 
 /** A registered route. @internal */
@@ -39,6 +54,11 @@ export interface RouteDefinition {
   path: string;
   handler: Handler<string, DependencyMap>;
   dependencies: DependencyMap | undefined;
+  /**
+   * The middleware lists around the handler, outermost first: each router's own list (the live
+   * array, so that `use()` after a route still applies to it), then the route's.
+   */
+  middleware: ReadonlyArray<readonly Middleware[]>;
 }
 
 /** Options of a {@link Router}. */
@@ -60,13 +80,24 @@ export class Router {
   readonly routes: RouteDefinition[] = [];
   /** @internal */
   readonly websocketRoutes: WebSocketRouteDefinition[] = [];
+  /** Middleware around the handlers of this router's routes. */
+  private readonly routerMiddleware: Middleware[] = [];
 
   constructor(options: RouterOptions = {}) {
-    const prefix = options.prefix ?? "";
-    if (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/"))) {
-      throw new TypeError(`Router prefix must start with "/" and not end with one: ${JSON.stringify(prefix)}`);
-    }
-    this.prefix = prefix;
+    this.prefix = checkPrefix("Router prefix", options.prefix ?? "");
+  }
+
+  /**
+   * Add middleware around the handlers of this router's routes (those added before and after),
+   * in the order added, inside the app's middleware. Routes the router includes get it too.
+   * Add it before the app serves requests.
+   * @example
+   * const admin = new Router({ prefix: "/admin" }).use(requireAdmin);
+   */
+  use(middleware: Middleware): this {
+    this.routerMiddleware.push(middleware);
+    this.changed();
+    return this;
   }
 
   /** Add a route for several methods. */
@@ -81,6 +112,7 @@ export class Router {
       path: this.prefix + path,
       handler: handler as unknown as Handler<string, DependencyMap>,
       dependencies: options.dependencies,
+      middleware: options.middleware === undefined ? [this.routerMiddleware] : [this.routerMiddleware, [...options.middleware]],
     });
     this.changed();
     return this;
@@ -134,10 +166,17 @@ export class Router {
     return this;
   }
 
-  /** Mount every route of another router under this router's prefix. */
-  include(router: Router): this {
-    for (const route of router.routes) this.addRoute({ ...route, path: this.prefix + route.path });
-    for (const route of router.websocketRoutes) this.addWebSocketRoute({ ...route, path: this.prefix + route.path });
+  /**
+   * Mount every route of another router under this router's prefix and `options.prefix`; this
+   * router's middleware runs around the included routes' own.
+   * @example app.include(users, { prefix: "/api/v1" });
+   */
+  include(router: Router, options: IncludeOptions = {}): this {
+    const prefix = this.prefix + checkPrefix("include() prefix", options.prefix ?? "");
+    for (const route of router.routes) {
+      this.addRoute({ ...route, path: prefix + route.path, middleware: [this.routerMiddleware, ...route.middleware] });
+    }
+    for (const route of router.websocketRoutes) this.addWebSocketRoute({ ...route, path: prefix + route.path });
     this.changed();
     return this;
   }
@@ -170,6 +209,13 @@ export class Router {
   protected changed(): void {}
 }
 
+function checkPrefix(what: string, prefix: string): string {
+  if (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/"))) {
+    throw new TypeError(`${what} must start with "/" and not end with one: ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}
+
 const shapes = new Map<string, string>();
 
 /** The shape of a route path (RoutePattern.shape); a malformed pattern fails here, at registration. */
@@ -181,7 +227,7 @@ function shapeOf(path: string): string {
 
 /** Outcome of matching a request against a {@link RouteTable}. @internal */
 export type RouteMatch =
-  | { kind: "found"; route: RouteDefinition; params: Record<string, string | number> }
+  | { kind: "found"; route: RouteDefinition; params: Record<string, string | number>; chain: readonly Middleware[] | null }
   | { kind: "not-found" }
   | { kind: "method-not-allowed"; allow: string }
   | { kind: "bad-path" };
@@ -197,10 +243,14 @@ const NO_PARAMS: Record<string, string | number> = Object.freeze({}) as Record<s
 export class RouteTable {
   private readonly statics = new Map<string, CompiledRoute>();
   private readonly dynamics: CompiledRoute[] = [];
+  /** Each route's middleware, flattened when the table is made; null for none. */
+  private readonly chains = new Map<RouteDefinition, readonly Middleware[] | null>();
 
   constructor(routes: readonly RouteDefinition[]) {
     const byPath = new Map<string, CompiledRoute>();
     for (const route of routes) {
+      const chain = route.middleware.flat();
+      this.chains.set(route, chain.length === 0 ? null : chain);
       let compiled = byPath.get(route.path);
       if (compiled === undefined) {
         compiled = { pattern: new RoutePattern(route.path), byMethod: new Map() };
@@ -219,7 +269,7 @@ export class RouteTable {
     const exact = this.statics.get(path);
     if (exact !== undefined) {
       const route = pick(exact.byMethod, method);
-      if (route !== undefined) return { kind: "found", route, params: NO_PARAMS };
+      if (route !== undefined) return { kind: "found", route, params: NO_PARAMS, chain: this.chains.get(route)! };
     }
     const allowed = new Set<string>();
     if (exact !== undefined) for (const m of exact.byMethod.keys()) allowed.add(m);
@@ -228,7 +278,7 @@ export class RouteTable {
       if (params === null) continue;
       if (params === undefined) return { kind: "bad-path" };
       const route = pick(compiled.byMethod, method);
-      if (route !== undefined) return { kind: "found", route, params };
+      if (route !== undefined) return { kind: "found", route, params, chain: this.chains.get(route)! };
       for (const m of compiled.byMethod.keys()) allowed.add(m);
     }
     if (allowed.size === 0) return { kind: "not-found" };

@@ -1,0 +1,89 @@
+/**
+ * Routers over real sockets: include() with a prefix, and middleware of the app, of routers and of
+ * one route, each around what it should wrap and nothing else.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { HTTPError, Response, Router, type Middleware } from "../../src/index.js";
+import { serve, testApp, type Served } from "../helpers.js";
+
+/** Middleware that records entering and leaving, and marks the response. */
+function traced(name: string, trace: string[]): Middleware {
+  return async (req, next) => {
+    trace.push(`${name}>${req.path}`);
+    const response = await next();
+    trace.push(`<${name}`);
+    response.headers.append("X-Through", name);
+    return response;
+  };
+}
+
+const trace: string[] = [];
+let served: Served;
+
+before(async () => {
+  const app = testApp();
+  app.use(traced("app", trace));
+
+  const users = new Router({ prefix: "/users" });
+  users.get("/{id:int}", (req) => ({ id: req.params.id }));
+  users.get("/{id:int}/secret", () => "secret", { middleware: [traced("route", trace)] });
+  users.use(traced("users", trace)); // after its routes: still theirs
+  const api = new Router().use(traced("api", trace));
+  api.include(users);
+  api.get("/status", () => "up");
+
+  const admin = new Router({ prefix: "/admin" }).use((req, next) => (req.header("authorization") === "Bearer ok" ? next() : new Response("no", { status: 401 })));
+  admin.get("/panel", () => "panel");
+  admin.get("/forbidden", () => "never", { middleware: [() => { throw new HTTPError(403, "Not for you"); }] });
+
+  app.include(api, { prefix: "/api/v1" });
+  app.include(admin);
+  app.get("/plain", () => "plain");
+  served = await serve(app);
+});
+
+after(() => served.close());
+
+async function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; through: string | null }> {
+  trace.length = 0;
+  const res = await fetch(served.url + path, { headers });
+  return { status: res.status, body: await res.text(), through: res.headers.get("x-through") };
+}
+
+test("include() with a prefix mounts a router's routes (and the routers it includes) under it", { timeout: 10_000 }, async () => {
+  assert.deepEqual(await get("/api/v1/users/7"), { status: 200, body: '{"id":7}', through: "users, api, app" });
+  assert.equal((await get("/api/v1/status")).body, "up");
+  assert.equal((await get("/users/7")).status, 404, "not without the prefix");
+  assert.equal((await get("/api/v1/users/x")).status, 404, "the {id:int} converter still applies");
+});
+
+test("middleware nests app → outer router → inner router → route, and wraps only what it belongs to", { timeout: 10_000 }, async () => {
+  const secret = await get("/api/v1/users/7/secret");
+  assert.equal(secret.body, "secret");
+  assert.deepEqual(trace, [
+    "app>/api/v1/users/7/secret", "api>/api/v1/users/7/secret", "users>/api/v1/users/7/secret", "route>/api/v1/users/7/secret",
+    "<route", "<users", "<api", "<app",
+  ]);
+  assert.equal(secret.through, "route, users, api, app");
+  await get("/api/v1/status");
+  assert.deepEqual(trace, ["app>/api/v1/status", "api>/api/v1/status", "<api", "<app"], "the users router's middleware is not the api router's");
+  const plain = await get("/plain");
+  assert.deepEqual([plain.body, plain.through], ["plain", "app"]);
+  const missing = await get("/api/v1/nothing");
+  assert.equal(missing.status, 404);
+  assert.deepEqual(trace, ["app>/api/v1/nothing"], "no route matched: only the app's middleware ran");
+});
+
+test("a router's middleware can answer instead of its routes; an error it throws is answered like a handler's", { timeout: 10_000 }, async () => {
+  assert.deepEqual(await get("/admin/panel"), { status: 401, body: "no", through: "app" });
+  assert.deepEqual(await get("/admin/panel", { authorization: "Bearer ok" }), { status: 200, body: "panel", through: "app" });
+  const forbidden = await get("/admin/forbidden", { authorization: "Bearer ok" });
+  assert.equal(forbidden.status, 403);
+  assert.match(forbidden.body, /Not for you/);
+});
+
+test("a prefix that does not start with / or ends with one is refused when included", () => {
+  const app = testApp();
+  for (const prefix of ["api", "/api/"]) assert.throws(() => app.include(new Router(), { prefix }), { name: "TypeError", message: /include\(\) prefix must start with "\/"/ });
+});
