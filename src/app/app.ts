@@ -334,27 +334,7 @@ export class Catzilla extends Router {
       }
     }
     if (this.middleware.length === 0) return this.endpoint(exchange);
-    let index = 0;
-    const next = async (): Promise<Response> => {
-      const middleware = this.middleware[index++];
-      if (middleware === undefined) return this.endpoint(exchange);
-      return toResponse(await middleware(exchange.req, next));
-    };
-    return next();
-  }
-
-  /** A matched route with middleware of its routers or its own: they run around its handler. */
-  private throughChain(chain: readonly Middleware[], route: RouteDefinition, exchange: Exchange): Promise<Response> {
-    const req = exchange.req;
-    let index = 0;
-    const next = async (): Promise<Response> => {
-      const middleware = chain[index++];
-      if (middleware !== undefined) return toResponse(await middleware(req, next));
-      if (route.dependencies === undefined) return toResponse(await route.handler(req as never, NO_DEPENDENCIES));
-      const scope = (exchange.scope ??= new DependencyScope(req));
-      return toResponse(await route.handler(req as never, await scope.resolveAll(route.dependencies)));
-    };
-    return next();
+    return around(this.middleware, exchange.req, () => this.endpoint(exchange));
   }
 
   private endpoint(exchange: Exchange): Response | Promise<Response> {
@@ -365,15 +345,9 @@ export class Catzilla extends Router {
       case "found": {
         req.params = match.params;
         const route = match.route;
-        if (match.chain !== null) return this.throughChain(match.chain, route, exchange);
-        if (route.dependencies === undefined) {
-          const value = route.handler(req as never, NO_DEPENDENCIES);
-          return value instanceof Promise ? value.then(toResponse) : toResponse(value);
-        }
-        const scope = (exchange.scope = new DependencyScope(req));
-        return scope.resolveAll(route.dependencies)
-          .then((deps) => route.handler(req as never, deps))
-          .then(toResponse);
+        // The middleware of the route's routers and its own run around its handler.
+        if (match.chain !== null) return around(match.chain, req, () => this.callHandler(route, exchange));
+        return this.callHandler(route, exchange);
       }
       case "not-found":
         throw new HTTPError(404);
@@ -382,6 +356,19 @@ export class Catzilla extends Router {
       case "bad-path":
         throw new HTTPError(400, "Malformed percent-encoding in path");
     }
+  }
+
+  /** Run a matched route's handler with its dependencies. */
+  private callHandler(route: RouteDefinition, exchange: Exchange): Response | Promise<Response> {
+    const req = exchange.req;
+    if (route.dependencies === undefined) {
+      const value = route.handler(req as never, NO_DEPENDENCIES);
+      return value instanceof Promise ? value.then(toResponse) : toResponse(value);
+    }
+    const scope = (exchange.scope = new DependencyScope(req));
+    return scope.resolveAll(route.dependencies)
+      .then((deps) => route.handler(req as never, deps))
+      .then(toResponse);
   }
 
   private async renderError(error: unknown, req: Request): Promise<Response> {
@@ -434,4 +421,14 @@ function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
     }
   }
   return false;
+}
+
+/** Run middleware in order around `inner`; what each returns becomes a Response. */
+function around(list: readonly Middleware[], req: Request, inner: () => Response | Promise<Response>): Promise<Response> {
+  let index = 0;
+  const next = async (): Promise<Response> => {
+    const middleware = list[index++];
+    return middleware === undefined ? inner() : toResponse(await middleware(req, next));
+  };
+  return next();
 }

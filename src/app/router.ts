@@ -232,9 +232,15 @@ export type RouteMatch =
   | { kind: "method-not-allowed"; allow: string }
   | { kind: "bad-path" };
 
+/** A route as the table keeps it: with its middleware flattened when the table is made (null: none). */
+interface TableEntry {
+  route: RouteDefinition;
+  chain: readonly Middleware[] | null;
+}
+
 interface CompiledRoute {
   pattern: RoutePattern;
-  byMethod: Map<string, RouteDefinition>;
+  byMethod: Map<string, TableEntry>;
 }
 
 const NO_PARAMS: Record<string, string | number> = Object.freeze({}) as Record<string, string | number>;
@@ -243,14 +249,12 @@ const NO_PARAMS: Record<string, string | number> = Object.freeze({}) as Record<s
 export class RouteTable {
   private readonly statics = new Map<string, CompiledRoute>();
   private readonly dynamics: CompiledRoute[] = [];
-  /** Each route's middleware, flattened when the table is made; null for none. */
-  private readonly chains = new Map<RouteDefinition, readonly Middleware[] | null>();
 
   constructor(routes: readonly RouteDefinition[]) {
     const byPath = new Map<string, CompiledRoute>();
     for (const route of routes) {
       const chain = route.middleware.flat();
-      this.chains.set(route, chain.length === 0 ? null : chain);
+      const entry: TableEntry = { route, chain: chain.length === 0 ? null : chain };
       let compiled = byPath.get(route.path);
       if (compiled === undefined) {
         compiled = { pattern: new RoutePattern(route.path), byMethod: new Map() };
@@ -260,7 +264,7 @@ export class RouteTable {
       }
       for (const method of route.methods) {
         // The first registration wins, as it would with ordered matching.
-        if (!compiled.byMethod.has(method)) compiled.byMethod.set(method, route);
+        if (!compiled.byMethod.has(method)) compiled.byMethod.set(method, entry);
       }
     }
   }
@@ -268,8 +272,8 @@ export class RouteTable {
   match(method: string, path: string): RouteMatch {
     const exact = this.statics.get(path);
     if (exact !== undefined) {
-      const route = pick(exact.byMethod, method);
-      if (route !== undefined) return { kind: "found", route, params: NO_PARAMS, chain: this.chains.get(route)! };
+      const entry = pick(exact.byMethod, method);
+      if (entry !== undefined) return { kind: "found", route: entry.route, params: NO_PARAMS, chain: entry.chain };
     }
     const allowed = new Set<string>();
     if (exact !== undefined) for (const m of exact.byMethod.keys()) allowed.add(m);
@@ -277,8 +281,8 @@ export class RouteTable {
       const params = compiled.pattern.match(path);
       if (params === null) continue;
       if (params === undefined) return { kind: "bad-path" };
-      const route = pick(compiled.byMethod, method);
-      if (route !== undefined) return { kind: "found", route, params, chain: this.chains.get(route)! };
+      const entry = pick(compiled.byMethod, method);
+      if (entry !== undefined) return { kind: "found", route: entry.route, params, chain: entry.chain };
       for (const m of compiled.byMethod.keys()) allowed.add(m);
     }
     if (allowed.size === 0) return { kind: "not-found" };
@@ -287,6 +291,6 @@ export class RouteTable {
   }
 }
 
-function pick(byMethod: Map<string, RouteDefinition>, method: string): RouteDefinition | undefined {
+function pick(byMethod: Map<string, TableEntry>, method: string): TableEntry | undefined {
   return byMethod.get(method) ?? (method === "HEAD" ? byMethod.get("GET") : undefined);
 }
