@@ -285,7 +285,7 @@ export class Room {
     const caughtUp = (): void => {
       setImmediate(() => {
         // After the caller's continuation (it may tell the client to resync first).
-        if (this.catchUp.current(member, ticket)) this.sendEntries(member, this.catchUp.finish(member, ticket, upTo));
+        this.sendEntries(member, this.catchUp.finish(member, ticket, upTo));
       });
     };
     let upTo = last;
@@ -436,7 +436,7 @@ export class Room {
     let streamBulk: StreamBulkSender | null = null;
     for (const member of this.members) {
       if (excluded !== null && excluded.has(member)) continue;
-      if (this.catchUp.busy && this.catchUp.hold(member, id, text, bytes)) continue;
+      if (this.catchUp.hold(member, id, text, bytes)) continue;
       if (this.replayedTo !== null && id !== null && id <= (this.replayedTo.get(member) ?? 0)) continue;
       if (member.memberKind === "sse") {
         event ??= sseEvent(id, text, bytes);

@@ -222,15 +222,17 @@ export class WebSocketProtocol {
 
   /** Send a ping (payload at most 125 bytes). False once our close was sent. */
   sendPing(payload: string | Uint8Array = EMPTY): boolean {
-    if (this.sent) return false;
-    this.handler.write(this.frame(Opcode.Ping, payload));
-    return true;
+    return this.sendControl(Opcode.Ping, payload);
   }
 
   /** Send an unsolicited pong (a heartbeat; RFC 6455 §5.5.3). False once our close was sent. */
   sendPong(payload: string | Uint8Array = EMPTY): boolean {
+    return this.sendControl(Opcode.Pong, payload);
+  }
+
+  private sendControl(opcode: typeof Opcode.Ping | typeof Opcode.Pong, payload: string | Uint8Array): boolean {
     if (this.sent) return false;
-    this.handler.write(this.frame(Opcode.Pong, payload));
+    this.handler.write(this.frame(opcode, payload));
     return true;
   }
 
