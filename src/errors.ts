@@ -158,6 +158,49 @@ export class WebSocketInvalidJSONError extends WebSocketException {
   }
 }
 
+/**
+ * A message did not match its schema (`receiveJson({ schema })`, a route's `schema.message`): the
+ * connection closes with 1007 and the first issue as reason. `issues` lists every one.
+ */
+export class WebSocketValidationError extends WebSocketException {
+  constructor(readonly issues: readonly ValidationIssue[]) {
+    super(`Invalid message: ${summarizeIssues(issues)}`, "CZ_WS_INVALID_MESSAGE", 1007);
+  }
+}
+
+/** One validation issue, in the shape FastAPI answers with. */
+export interface ValidationIssue {
+  /** Where: the input (`"path"`, `"query"`, `"header"`, `"body"`, `"message"`), then the keys down to the value. */
+  loc: Array<string | number>;
+  /** The schema library's message. */
+  msg: string;
+  /** The library's issue code where it gives one (zod `code`, valibot `type`), else `"invalid"`. */
+  type: string;
+}
+
+/**
+ * A request did not match its route's schemas: answered with 422 and
+ * `{"detail": [{"loc": [...], "msg": "...", "type": "..."}, ...]}`, every issue of every input.
+ * On a WebSocket route the upgrade is refused with the same status and body.
+ */
+export class RequestValidationError extends HTTPError {
+  override readonly code = "CZ_VALIDATION_FAILED";
+  declare readonly detail: ValidationIssue[];
+  constructor(readonly issues: ValidationIssue[]) {
+    super(422, issues);
+    this.message = `Request validation failed: ${summarizeIssues(issues)}`;
+  }
+}
+
+/** The first issue in one line (and how many more), for a close reason or a log line. */
+function summarizeIssues(issues: readonly ValidationIssue[]): string {
+  const first = issues[0];
+  if (first === undefined) return "";
+  const where = first.loc.slice(1).join(".");
+  const text = where === "" ? first.msg : `${where}: ${first.msg}`;
+  return issues.length === 1 ? text : `${text} (and ${issues.length - 1} more)`;
+}
+
 /** A `receive*({ timeout })` call got no message in time. The connection stays open. */
 export class WebSocketTimeoutError extends WebSocketException {
   constructor(timeoutMs: number) {

@@ -4,7 +4,9 @@ export { toResponse } from "./app/to-response.js";
 export type { Middleware, ErrorHandler, RoomHandlers } from "./app/app.js";
 export type { ListenOptions, ListeningAddress } from "./app/server.js";
 export { Router } from "./app/router.js";
-export type { Handler, IncludeOptions, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions } from "./app/router.js";
+export type { Handler, IncludeOptions, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions, WebSocketSchemas } from "./app/router.js";
+export type { StandardSchemaV1, InferInput, InferOutput, JSONSchema } from "./request/standard-schema.js";
+export type { RequestSchemas, Validated } from "./request/validation.js";
 export type { PathParams } from "./request/route-pattern.js";
 export { Request, parseCookies } from "./request/request.js";
 export type { ClientAddress } from "./request/request.js";
@@ -28,20 +30,21 @@ export { parseRange } from "./protocol/range.js";
 export type { ByteRange, RangeResult } from "./protocol/range.js";
 export {
   CatzillaError, HTTPError, BodyTooLargeError, InvalidJSONError, TooManyRequestsError,
-  StreamingError, ClientDisconnectError, InvalidResponseError, RoomLimitError,
+  StreamingError, ClientDisconnectError, InvalidResponseError, RoomLimitError, RequestValidationError,
 } from "./errors.js";
+export type { ValidationIssue } from "./errors.js";
 export { DEFAULTS } from "./options.js";
 export type { AppOptions, RateLimitOptions, Logger } from "./options.js";
 export type { Stats, StreamStats, HttpStats, ConnectionStats, MemoryStats } from "./metrics/stats.js";
 export { renderPrometheus } from "./metrics/prometheus.js";
 export { WebSocket } from "./websocket/session.js";
-export type { Message, AcceptOptions, ReceiveOptions, WebSocketListener } from "./websocket/session.js";
+export type { Message, AcceptOptions, ReceiveOptions, ReceiveJsonOptions, WebSocketListener } from "./websocket/session.js";
 export type { WebSocketMiddleware } from "./websocket/engine.js";
 export { WEBSOCKET_DEFAULTS } from "./websocket/options.js";
 export type { WebSocketOptions, PerMessageDeflateOptions } from "./websocket/options.js";
 export type { SendStatus, OverLimitPolicy, WebSocketTransport, TransportEvents } from "./transport.js";
 export { CloseCode, Opcode, ReadyState } from "./protocol/websocket/constants.js";
-export { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError } from "./errors.js";
+export { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError, WebSocketValidationError } from "./errors.js";
 export type { WebSocketStats } from "./metrics/stats.js";
 export { Room } from "./rooms/room.js";
 export type { RoomOptions, RoomMessage, BroadcastOptions, BroadcastResult, ReplayResult, Joined, RoomEntry, Member, RoomStats } from "./rooms/room.js";

@@ -1,11 +1,13 @@
 import type { Response } from "../responses/response.js";
 import { resolveWebSocketOptions } from "../websocket/options.js";
-import type { WebSocketHandler, WebSocketRouteDefinition, WebSocketRouteOptions } from "../websocket/route.js";
+import type { WebSocketHandler, WebSocketRouteDefinition, WebSocketRouteOptions, WebSocketSchemas } from "../websocket/route.js";
 import type { DependencyMap, Resolved } from "../request/dependencies.js";
 import type { Request } from "../request/request.js";
 import { RoutePattern, type PathParams } from "../request/route-pattern.js";
+import { RequestValidator, type RequestSchemas, type Validated } from "../request/validation.js";
+import { isStandardSchema } from "../request/standard-schema.js";
 
-export type { WebSocketHandler, WebSocketRouteOptions } from "../websocket/route.js";
+export type { WebSocketHandler, WebSocketRouteOptions, WebSocketSchemas } from "../websocket/route.js";
 
 /**
  * A value a handler returns as JSON: an object or array. Not a Promise, Map, Set or stream (they
@@ -21,9 +23,12 @@ export type JSONValueLike = object & {
 /** What a handler may return: a Response, text, bytes, a JSON-serialisable value, or nothing (204). */
 export type ResponseLike = Response | string | Uint8Array | JSONValueLike | number | boolean | null | undefined;
 
-/** A route handler. `deps` holds the route's resolved dependencies. */
-export type Handler<Path extends string = string, D extends DependencyMap = {}> = (
-  req: Request<PathParams<Path>>,
+/**
+ * A route handler. `deps` holds the route's resolved dependencies; `req.valid` what its schemas
+ * validated.
+ */
+export type Handler<Path extends string = string, D extends DependencyMap = {}, S extends RequestSchemas = {}> = (
+  req: Request<PathParams<Path>, Validated<S>>,
   deps: Resolved<D>,
 ) => ResponseLike | Promise<ResponseLike>;
 
@@ -35,9 +40,15 @@ export type Handler<Path extends string = string, D extends DependencyMap = {}> 
 export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
 
 /** Options of one route. */
-export interface RouteOptions<D extends DependencyMap = {}> {
+export interface RouteOptions<D extends DependencyMap = {}, S extends RequestSchemas = {}> {
   /** Dependencies resolved once per request and passed to the handler as its second argument. */
   dependencies?: D;
+  /**
+   * Standard Schemas (zod, valibot, arktype, ...) of the route's params, query, headers and body.
+   * They run after the route's middleware and before its dependencies; what they output is
+   * `req.valid`. A request that fails gets 422 with every issue (see RequestValidationError).
+   */
+  schema?: S;
   /** Middleware around this route's handler only, inside its routers' middleware, in this order. */
   middleware?: readonly Middleware[];
 }
@@ -54,6 +65,8 @@ export interface RouteDefinition {
   path: string;
   handler: Handler<string, DependencyMap>;
   dependencies: DependencyMap | undefined;
+  /** The route's input validation; null without schemas. */
+  validator: RequestValidator | null;
   /**
    * The middleware lists around the handler, outermost first: each router's own list (the live
    * array, so that `use()` after a route still applies to it), then the route's.
@@ -101,42 +114,43 @@ export class Router {
   }
 
   /** Add a route for several methods. */
-  route<P extends string, D extends DependencyMap = {}>(
+  route<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(
     methods: readonly string[],
     path: P,
-    handler: Handler<P, D>,
-    options: RouteOptions<D> = {},
+    handler: Handler<P, D, S>,
+    options: RouteOptions<D, S> = {},
   ): this {
     this.addRoute({
       methods: methods.map((m) => m.toUpperCase()),
       path: this.prefix + path,
       handler: handler as unknown as Handler<string, DependencyMap>,
       dependencies: options.dependencies,
+      validator: options.schema === undefined ? null : new RequestValidator(options.schema),
       middleware: options.middleware === undefined ? [this.routerMiddleware] : [this.routerMiddleware, [...options.middleware]],
     });
     this.changed();
     return this;
   }
 
-  get<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  get<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["GET"], path, handler, options);
   }
-  post<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  post<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["POST"], path, handler, options);
   }
-  put<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  put<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["PUT"], path, handler, options);
   }
-  patch<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  patch<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["PATCH"], path, handler, options);
   }
-  delete<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  delete<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["DELETE"], path, handler, options);
   }
-  head<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  head<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["HEAD"], path, handler, options);
   }
-  options<P extends string, D extends DependencyMap = {}>(path: P, handler: Handler<P, D>, options?: RouteOptions<D>): this {
+  options<P extends string, D extends DependencyMap = {}, S extends RequestSchemas = {}>(path: P, handler: Handler<P, D, S>, options?: RouteOptions<D, S>): this {
     return this.route(["OPTIONS"], path, handler, options);
   }
 
@@ -148,18 +162,23 @@ export class Router {
    *   for await (const message of ws) ws.send(message);
    * });
    */
-  websocket<P extends string, D extends DependencyMap = {}>(
+  websocket<P extends string, D extends DependencyMap = {}, S extends WebSocketSchemas = {}>(
     path: P,
-    handler: WebSocketHandler<P, D>,
-    options: WebSocketRouteOptions<D> = {},
+    handler: WebSocketHandler<P, D, S>,
+    options: WebSocketRouteOptions<D, S> = {},
   ): this {
-    const { dependencies, ...rest } = options;
+    const { dependencies, schema, ...rest } = options;
     // Bad or unknown options fail here, as app-wide ones fail in the constructor.
     resolveWebSocketOptions(rest);
+    const { message, ...upgrade } = schema ?? {};
+    if ("body" in upgrade) throw new TypeError("A WebSocket route has no body to validate: use schema.message for its messages");
+    if (message !== undefined && !isStandardSchema(message)) throw new TypeError("schema.message is not a Standard Schema (zod, valibot, arktype, ...)");
     this.addWebSocketRoute({
       path: this.prefix + path,
       handler: handler as unknown as WebSocketHandler<string, DependencyMap>,
       dependencies,
+      validator: Object.keys(upgrade).length === 0 ? null : new RequestValidator(upgrade),
+      message: message ?? null,
       options: rest,
     });
     this.changed();

@@ -10,12 +10,15 @@ export interface ClientAddress {
 
 /** Params of a request before routing. */
 const NO_PARAMS = Object.freeze({});
+/** What `valid` holds on a route without schemas. */
+const NOTHING_VALIDATED = Object.freeze({});
 
 /**
  * An incoming HTTP request. Query, cookies and the full URL are parsed on first use.
  * @typeParam P - the path params, inferred from the route pattern.
+ * @typeParam V - what the route's schemas validated, by input (`req.valid.query`, `req.valid.body`).
  */
-export class Request<P = Record<string, string | number>> {
+export class Request<P = Record<string, string | number>, V = {}> {
   /** Request headers, names in lower case. */
   readonly headers: IncomingHttpHeaders;
   /** Request method, upper case. */
@@ -24,6 +27,11 @@ export class Request<P = Record<string, string | number>> {
   readonly path: string;
   /** Path params decoded and converted per the route pattern. */
   params: P;
+  /**
+   * The inputs the route's schemas validated, as the schemas output them: `params`, `query`,
+   * `headers`, `body` (WebSocket routes: no body). Set before the dependencies and the handler run.
+   */
+  valid: V;
   private stateValue: Record<string, unknown> | undefined;
   private readonly rawQuery: string;
   private readonly maxBodyBytes: number;
@@ -46,6 +54,7 @@ export class Request<P = Record<string, string | number>> {
     this.path = q < 0 ? url : url.slice(0, q);
     this.rawQuery = q < 0 ? "" : url.slice(q + 1);
     this.params = NO_PARAMS as P;
+    this.valid = NOTHING_VALIDATED as V;
     this.maxBodyBytes = maxBodyBytes;
   }
 

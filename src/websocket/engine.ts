@@ -4,6 +4,7 @@ import { HTTPError, WebSocketException, statusText } from "../errors.js";
 import { DependencyScope } from "../request/dependencies.js";
 import { Request } from "../request/request.js";
 import { RoutePattern } from "../request/route-pattern.js";
+import type { RequestValidator } from "../request/validation.js";
 import type { WebSocketRouteDefinition } from "./route.js";
 import type { EngineChoice, Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
@@ -24,6 +25,8 @@ export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => 
 interface CompiledRoute {
   pattern: RoutePattern;
   route: WebSocketRouteDefinition;
+  /** The upgrade request's schemas, checked after the middleware and before the handler. */
+  validator: RequestValidator | null;
   options: ResolvedWebSocketOptions;
   connection: ConnectionOptions;
   session: SessionRoute;
@@ -55,9 +58,9 @@ const GRACE_MS = 1_000;
  * middleware and handlers, and the connections' lifecycle.
  */
 export class WebSocketEngine {
-  readonly sessions = new Set<WebSocket<any>>();
+  readonly sessions = new Set<WebSocket<any, any>>();
   private table: CompiledRoute[] | null = null;
-  private readonly pending = new WeakMap<WebSocket<any>, Pending>();
+  private readonly pending = new WeakMap<WebSocket<any, any>, Pending>();
   private readonly perClient = new Map<string, number>();
   private readonly events: TransportEvents;
   private readonly registry: ConnectionRegistry;
@@ -140,7 +143,7 @@ export class WebSocketEngine {
   }
 
   /** @internal SessionHost: complete the handshake. */
-  accept(ws: WebSocket<any>, options: AcceptOptions): WebSocketTransport {
+  accept(ws: WebSocket<any, any>, options: AcceptOptions): WebSocketTransport {
     const pending = this.pending.get(ws);
     if (pending === undefined) throw new WebSocketException("The handshake of this WebSocket is over");
     const { socket, onEarlyClose, head, check, route, timer } = pending;
@@ -189,8 +192,8 @@ export class WebSocketEngine {
     return connection;
   }
 
-  /** @internal SessionHost: refuse the handshake with an HTTP status. */
-  reject(ws: WebSocket<any>, status: number, detail: string): void {
+  /** @internal SessionHost: refuse the handshake with an HTTP status; `detail` is the JSON body's. */
+  reject(ws: WebSocket<any, any>, status: number, detail: unknown, headers?: Record<string, string>): void {
     const pending = this.pending.get(ws);
     if (pending === undefined) return;
     clearTimeout(pending.timer);
@@ -198,11 +201,11 @@ export class WebSocketEngine {
     this.pending.delete(ws);
     this.sessions.delete(ws);
     this.releaseClient(ws);
-    this.refuse(pending.socket, status, detail);
+    this.refuse(pending.socket, status, detail, headers);
   }
 
   /** @internal SessionHost: remember a close before accept. */
-  closeBeforeAccept(ws: WebSocket<any>, code: number, reason: string): void {
+  closeBeforeAccept(ws: WebSocket<any, any>, code: number, reason: string): void {
     const pending = this.pending.get(ws);
     if (pending !== undefined) pending.closeRequested = [code, reason];
   }
@@ -218,7 +221,7 @@ export class WebSocketEngine {
     this.registry.stop();
   }
 
-  private async run(ws: WebSocket<any>, compiled: CompiledRoute): Promise<void> {
+  private async run(ws: WebSocket<any, any>, compiled: CompiledRoute): Promise<void> {
     const route = compiled.route;
     const path = ws.path;
     const scope = route.dependencies === undefined ? null : new DependencyScope(ws.request);
@@ -234,6 +237,11 @@ export class WebSocketEngine {
           return;
         }
         if (ws.readyState !== 0) return;
+        if (compiled.validator !== null) {
+          const request = ws.request;
+          request.valid = await compiled.validator.validate({ params: request.params, query: request.query, headers: request.headers });
+          if (ws.readyState !== 0) return;
+        }
         if (listener !== null) {
           await ws.accept();
           try {
@@ -245,7 +253,7 @@ export class WebSocketEngine {
           return;
         }
         const deps = scope === null ? {} : await scope.resolveAll(route.dependencies!);
-        await (handler as (ws: WebSocket<any>, deps: unknown) => unknown)(ws, deps);
+        await (handler as (ws: WebSocket<any, any>, deps: unknown) => unknown)(ws, deps);
       };
       await next();
       const closeRequested = this.pending.get(ws)?.closeRequested ?? null;
@@ -262,7 +270,9 @@ export class WebSocketEngine {
     } catch (error) {
       const log = (error: unknown): void => this.host.logger.error(`catzilla: unhandled error in WebSocket ${path}`, error);
       if (ws.readyState === 0) {
-        if (error instanceof HTTPError) this.refuseIfConnecting(ws, error.status, typeof error.detail === "string" ? error.detail : statusText(error.status));
+        if (error instanceof HTTPError) {
+          if (ws.readyState === 0) ws.refuse(error.status, error.detail, error.headers);
+        }
         else if (error instanceof WebSocketException && error.closeCode !== CloseCode.InternalError) {
           // As close() before accept: the handshake completes so that the client sees the code.
           await ws.accept().then(() => failSession(ws, error, log), () => undefined);
@@ -281,17 +291,17 @@ export class WebSocketEngine {
     }
   }
 
-  private readonly endWaiters = new WeakMap<WebSocket<any>, () => void>();
+  private readonly endWaiters = new WeakMap<WebSocket<any, any>, () => void>();
 
-  private onEnd(ws: WebSocket<any>, callback: () => void): void {
+  private onEnd(ws: WebSocket<any, any>, callback: () => void): void {
     this.endWaiters.set(ws, callback);
   }
 
-  private refuseIfConnecting(ws: WebSocket<any>, status: number, detail: string): void {
+  private refuseIfConnecting(ws: WebSocket<any, any>, status: number, detail: string): void {
     if (ws.readyState === 0) ws.reject(status, detail);
   }
 
-  private ended(ws: WebSocket<any>): void {
+  private ended(ws: WebSocket<any, any>): void {
     const stats = this.stats.websockets;
     stats.active--;
     stats.closed++;
@@ -306,14 +316,14 @@ export class WebSocketEngine {
     }
   }
 
-  private releaseClient(ws: WebSocket<any>): void {
+  private releaseClient(ws: WebSocket<any, any>): void {
     const address = ws.client.host;
     const count = this.perClient.get(address) ?? 0;
     if (count <= 1) this.perClient.delete(address);
     else this.perClient.set(address, count - 1);
   }
 
-  private refuse(socket: Socket, status: number, detail: string, headers: Record<string, string> = {}): void {
+  private refuse(socket: Socket, status: number, detail: unknown, headers: Record<string, string> = {}): void {
     this.stats.websockets.rejectedHandshakes++;
     if (socket.destroyed) return;
     socket.end(rejectResponse(status, detail, statusText(status), headers));
@@ -328,7 +338,8 @@ export class WebSocketEngine {
         pattern: new RoutePattern(route.path),
         route,
         options,
-        session: { host: this, options, listener: typeof handler === "function" ? null : (handler as WebSocketListener<any>) },
+        validator: route.validator,
+        session: { host: this, options, listener: typeof handler === "function" ? null : (handler as WebSocketListener<any, any, unknown>), message: route.message },
         connection: {
           maxMessageBytes: options.maxMessageBytes,
           maxFrameBytes: options.maxFrameBytes,

@@ -53,10 +53,10 @@ function session(options: WebSocketOptions = {}, listener: WebSocketListener | n
     stats,
     calls: hostCalls,
     accept: () => transport,
-    reject: (_ws: WebSocket<any>, status: number, detail: string) => void hostCalls.push(`reject ${status} ${detail}`),
-    closeBeforeAccept: (_ws: WebSocket<any>, code: number, reason: string) => void hostCalls.push(`closeBeforeAccept ${code} ${reason}`),
+    reject: (_ws: WebSocket<any, any>, status: number, detail: unknown) => void hostCalls.push(`reject ${status} ${String(detail)}`),
+    closeBeforeAccept: (_ws: WebSocket<any, any>, code: number, reason: string) => void hostCalls.push(`closeBeforeAccept ${code} ${reason}`),
   };
-  const ws = new WebSocket({} as Request<Record<string, string | number>>, { host, options: resolveWebSocketOptions(options), listener });
+  const ws = new WebSocket({} as Request<Record<string, string | number>>, { host, options: resolveWebSocketOptions(options), listener, message: null });
   transport.user = ws;
   return { ws, transport, host, stats };
 }

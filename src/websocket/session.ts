@@ -1,5 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError } from "../errors.js";
+import { WebSocketDisconnect, WebSocketException, WebSocketInvalidJSONError, WebSocketTimeoutError, WebSocketValidationError } from "../errors.js";
+import type { InferOutput, StandardSchemaV1 } from "../request/standard-schema.js";
+import { validateValue, type ValueCheck } from "../request/validation.js";
 import { CloseCode, ReadyState, isSendableCloseCode } from "../protocol/websocket/constants.js";
 import type { Request, ClientAddress } from "../request/request.js";
 import type { EndReason, SendStatus, TransportEvents, WebSocketTransport } from "../transport.js";
@@ -25,13 +27,22 @@ export interface ReceiveOptions {
   timeout?: number;
 }
 
+/** Options of `receiveJson()`. */
+export interface ReceiveJsonOptions<S extends StandardSchemaV1 | undefined = undefined> extends ReceiveOptions {
+  /**
+   * A Standard Schema the message must match (else WebSocketValidationError, which closes with
+   * 1007 if left unhandled); by default the route's `schema.message`, if it has one.
+   */
+  schema?: S;
+}
+
 /** What the engine behind a session does for it before and at accept. Not exported by the package. */
 export interface SessionHost {
   readonly stats: StatsCollector;
-  accept(ws: WebSocket<any>, options: AcceptOptions): WebSocketTransport;
-  reject(ws: WebSocket<any>, status: number, detail: string): void;
+  accept(ws: WebSocket<any, any>, options: AcceptOptions): WebSocketTransport;
+  reject(ws: WebSocket<any, any>, status: number, detail: unknown, headers?: Record<string, string>): void;
   /** `close()` before accept: the handshake completes, then the connection closes with this. */
-  closeBeforeAccept(ws: WebSocket<any>, code: number, reason: string): void;
+  closeBeforeAccept(ws: WebSocket<any, any>, code: number, reason: string): void;
 }
 
 /** What the sessions of one route share: one object, not three fields per connection. Not exported by the package. */
@@ -39,7 +50,9 @@ export interface SessionRoute {
   readonly host: SessionHost;
   readonly options: ResolvedWebSocketOptions;
   /** The route's event-style handlers; null for a handler that pulls messages. */
-  readonly listener: WebSocketListener<any> | null;
+  readonly listener: WebSocketListener<any, any, any> | null;
+  /** The route's schema of messages, or null. */
+  readonly message: StandardSchemaV1 | null;
 }
 
 let nextId = 0;
@@ -62,10 +75,11 @@ interface Inbox {
  * `for await (const msg of ws)`. Event style: the route's `onMessage` gets every message and no
  * queue is kept.
  * @typeParam P - the path params, inferred from the route pattern.
+ * @typeParam V - what the route's schemas validated of the upgrade request (`ws.valid.query`).
  */
-export class WebSocket<P = Record<string, string | number>> {
+export class WebSocket<P = Record<string, string | number>, V = {}> {
   private readonly serial: number;
-  private requestValue: Request<P> | null;
+  private requestValue: Request<P, V> | null;
   /** The subprotocol chosen at accept. */
   subprotocol: string | undefined = undefined;
   private stateValue: Record<string, unknown> | null = null;
@@ -82,7 +96,7 @@ export class WebSocket<P = Record<string, string | number>> {
   /** What it is to a room it joins. */
   readonly memberKind = "websocket";
 
-  constructor(request: Request<P>, route: SessionRoute) {
+  constructor(request: Request<P, V>, route: SessionRoute) {
     this.serial = ++nextId;
     this.requestValue = request;
     this.route = route;
@@ -92,12 +106,17 @@ export class WebSocket<P = Record<string, string | number>> {
    * The upgrade request (headers, query, cookies, params, client).
    * @throws WebSocketException after `onOpen` on an event-style route with `keepRequest: false`.
    */
-  get request(): Request<P> {
+  get request(): Request<P, V> {
     const request = this.requestValue;
     if (request === null) {
       throw new WebSocketException("The upgrade request is not kept after onOpen on this route (keepRequest: false); copy what handlers need into ws.state in onOpen");
     }
     return request;
+  }
+
+  /** What the route's schemas validated of the upgrade request: `params`, `query`, `headers`. */
+  get valid(): V {
+    return this.request.valid;
   }
 
   /** @internal The route does not keep the upgrade request after onOpen. */
@@ -111,8 +130,13 @@ export class WebSocket<P = Record<string, string | number>> {
   }
 
   /** @internal The route's event-style handlers: messages go there instead of the queue. */
-  get listener(): WebSocketListener<P> | null {
+  get listener(): WebSocketListener<P, V, unknown> | null {
     return this.route.listener;
+  }
+
+  /** @internal The route's schema of messages, or null. */
+  get messageSchema(): StandardSchemaV1 | null {
+    return this.route.message;
   }
 
   /** The close code the connection ended with (1005 none, 1006 abnormal); 0 while open. */
@@ -190,10 +214,15 @@ export class WebSocket<P = Record<string, string | number>> {
    * @throws WebSocketException after accept.
    */
   reject(status: number, detail = ""): void {
+    this.refuse(status, detail);
+  }
+
+  /** @internal reject() with any JSON detail (a list of validation issues) and headers. */
+  refuse(status: number, detail: unknown, headers?: Record<string, string>): void {
     if (this.readyStateValue !== ReadyState.Connecting) throw new WebSocketException("reject() is only possible before accept()");
     this.readyStateValue = ReadyState.Closed;
-    this.ending = { code: 0, reason: detail };
-    this.route.host.reject(this, status, detail);
+    this.ending = { code: 0, reason: typeof detail === "string" ? detail : "" };
+    this.route.host.reject(this, status, detail, headers);
   }
 
   /** The next message, text or bytes. @throws WebSocketDisconnect, WebSocketTimeoutError */
@@ -240,16 +269,21 @@ export class WebSocket<P = Record<string, string | number>> {
   }
 
   /**
-   * The next message parsed as JSON (text or UTF-8 bytes).
-   * @throws WebSocketInvalidJSONError when it does not parse; left unhandled, it closes the connection with 1007.
+   * The next message parsed as JSON (text or UTF-8 bytes), validated by `options.schema` or the
+   * route's `schema.message` when there is one.
+   * @throws WebSocketInvalidJSONError when it does not parse, WebSocketValidationError when it does
+   * not match the schema; left unhandled, either closes the connection with 1007.
    */
-  async receiveJson<T = unknown>(options?: ReceiveOptions): Promise<T> {
+  receiveJson<S extends StandardSchemaV1>(options: ReceiveJsonOptions<S> & { schema: S }): Promise<InferOutput<S>>;
+  receiveJson<T = unknown>(options?: ReceiveJsonOptions): Promise<T>;
+  async receiveJson(options?: ReceiveJsonOptions<StandardSchemaV1 | undefined>): Promise<unknown> {
     const message = await this.receive(options);
-    try {
-      return JSON.parse(typeof message === "string" ? message : message.toString("utf8")) as T;
-    } catch (error) {
-      throw new WebSocketInvalidJSONError(error);
-    }
+    const value = parseJsonMessage(message);
+    const schema = options?.schema ?? this.route.message;
+    if (schema === null) return value;
+    const result = await validateValue(schema, "message", value);
+    if (!result.ok) throw new WebSocketValidationError(result.issues);
+    return result.value;
   }
 
   /** Messages until the connection closes; the loop then ends without an error. */
@@ -406,16 +440,81 @@ export class WebSocket<P = Record<string, string | number>> {
   }
 }
 
-/** Event-style handlers: no promise chain and no queue per connection. */
-export interface WebSocketListener<P = Record<string, string | number>> {
+/**
+ * Event-style handlers: no promise chain and no queue per connection.
+ * @typeParam M - what `onMessage` gets: the message, or the output of the route's `schema.message`.
+ */
+export interface WebSocketListener<P = Record<string, string | number>, V = {}, M = Message> {
   /** After accept. */
-  onOpen?(ws: WebSocket<P>): void;
-  /** Every message: text as a string, binary as a Buffer. */
-  onMessage?(ws: WebSocket<P>, message: Message, isBinary: boolean): void;
+  onOpen?(ws: WebSocket<P, V>): void;
+  /**
+   * Every message: text as a string, binary as a Buffer; with a `schema.message`, the validated
+   * JSON value (a message that fails closes the connection with 1007 and never gets here).
+   */
+  onMessage?(ws: WebSocket<P, V>, message: M, isBinary: boolean): void;
   /** The send buffer fell below the limit again. */
-  onDrain?(ws: WebSocket<P>): void;
+  onDrain?(ws: WebSocket<P, V>): void;
   /** The connection ended, with the peer's close code (1005 none, 1006 abnormal). */
-  onClose?(ws: WebSocket<P>, code: number, reason: string): void;
+  onClose?(ws: WebSocket<P, V>, code: number, reason: string): void;
+}
+
+function parseJsonMessage(message: Message): unknown {
+  try {
+    return JSON.parse(typeof message === "string" ? message : message.toString("utf8"));
+  } catch (error) {
+    throw new WebSocketInvalidJSONError(error);
+  }
+}
+
+/** Messages of event-style sessions whose schema answered with a promise, in order. */
+const pendingMessages = new WeakMap<WebSocket<any, any>, Promise<void>>();
+
+/**
+ * Parse and validate a message for an event-style route with a message schema, then hand it to
+ * `onMessage`; one that fails closes the connection with 1007. An asynchronous schema keeps the
+ * messages of a connection in order.
+ */
+function deliverValidated(
+  session: WebSocket<any, any>,
+  listener: WebSocketListener<any, any, unknown>,
+  message: Message,
+  isBinary: boolean,
+  schema: StandardSchemaV1,
+  onError: (error: unknown) => void,
+): void {
+  const handle = (result: ValueCheck): void => {
+    if (!result.ok) {
+      failSession(session, new WebSocketValidationError(result.issues), onError);
+      return;
+    }
+    if (session.readyState !== ReadyState.Open) return;
+    const returned = listener.onMessage?.(session, result.value, isBinary) as unknown;
+    if (returned instanceof Promise) returned.catch((error: unknown) => failSession(session, error, onError));
+  };
+  const run = (): void | Promise<void> => {
+    const result = validateValue(schema, "message", parseJsonMessage(message));
+    return result instanceof Promise ? result.then(handle) : handle(result);
+  };
+  const failed = (error: unknown): void => failSession(session, error, onError);
+  const track = (pending: Promise<void>): void => {
+    const next: Promise<void> = pending.catch(failed).finally(() => {
+      if (pendingMessages.get(session) === next) pendingMessages.delete(session);
+    });
+    pendingMessages.set(session, next);
+  };
+  const before = pendingMessages.get(session);
+  if (before !== undefined) {
+    track(before.then(run));
+    return;
+  }
+  let outcome: void | Promise<void>;
+  try {
+    outcome = run();
+  } catch (error) {
+    failed(error);
+    return;
+  }
+  if (outcome instanceof Promise) track(outcome);
 }
 
 /**
@@ -423,7 +522,7 @@ export interface WebSocketListener<P = Record<string, string | number>> {
  * own close code and its message as reason (one with 1011 is logged too, as is anything else,
  * which closes with 1011). @internal
  */
-export function failSession(session: WebSocket<any>, error: unknown, log: (error: unknown) => void): void {
+export function failSession(session: WebSocket<any, any>, error: unknown, log: (error: unknown) => void): void {
   if (error instanceof WebSocketDisconnect) return;
   if (error instanceof WebSocketException && error.closeCode !== CloseCode.InternalError) {
     session.close(error.closeCode, error.message);
@@ -434,17 +533,22 @@ export function failSession(session: WebSocket<any>, error: unknown, log: (error
 }
 
 /** Delivers transport events to sessions; one object for all connections. @internal */
-export function sessionEvents(stats: StatsCollector, onError: (error: unknown) => void, onEnded: (ws: WebSocket<any>) => void): TransportEvents {
+export function sessionEvents(stats: StatsCollector, onError: (error: unknown) => void, onEnded: (ws: WebSocket<any, any>) => void): TransportEvents {
   const ws = stats.websockets;
   return {
     onMessage(connection, data, isBinary, byteLength) {
-      const session = connection.user as WebSocket<any>;
+      const session = connection.user as WebSocket<any, any>;
       ws.messagesIn++;
       ws.bytesIn += byteLength;
       const message: Message = typeof data === "string" ? data : isBinary ? data : data.toString("utf8");
       const listener = session.listener;
       if (listener === null) {
         session.deliver(message);
+        return;
+      }
+      const schema = session.messageSchema;
+      if (schema !== null) {
+        deliverValidated(session, listener, message, isBinary, schema, onError);
         return;
       }
       try {
@@ -458,7 +562,7 @@ export function sessionEvents(stats: StatsCollector, onError: (error: unknown) =
     onPing() {},
     onPong() {},
     onDrain(connection) {
-      const session = connection.user as WebSocket<any>;
+      const session = connection.user as WebSocket<any, any>;
       session.releaseDrainWaiters();
       try {
         session.listener?.onDrain?.(session);
@@ -467,7 +571,7 @@ export function sessionEvents(stats: StatsCollector, onError: (error: unknown) =
       }
     },
     onClose(connection, code, reason, end) {
-      const session = connection.user as WebSocket<any>;
+      const session = connection.user as WebSocket<any, any>;
       session.ended(code, reason, end);
       onEnded(session);
       try {

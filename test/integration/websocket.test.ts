@@ -610,7 +610,7 @@ describe("WebSocket limits and lifecycle", () => {
 
   test("a client that pings and never reads cannot grow the server's output past maxBufferedBytes", { timeout: 30_000 }, async () => {
     const app = testApp({ websocket: { maxBufferedBytes: 64 * 1024, pingIntervalMs: 0 } });
-    let server: WebSocket<any> | null = null;
+    let server: WebSocket<any, any> | null = null;
     app.websocket("/pinged", async (ws) => {
       await ws.accept();
       server = ws;

@@ -89,8 +89,14 @@ export function acceptResponse(
 }
 
 /** A plain HTTP response that refuses the upgrade and closes the connection. */
-export function rejectResponse(status: number, reason: string, statusText: string, headers: Record<string, string> = {}): string {
-  const body = JSON.stringify({ detail: reason });
+export function rejectResponse(status: number, detail: unknown, statusText: string, headers: Record<string, string> = {}): string {
+  let body: string;
+  try {
+    body = JSON.stringify({ detail });
+  } catch {
+    // A detail that does not serialise (a BigInt, a cycle): the status's own words.
+    body = JSON.stringify({ detail: statusText });
+  }
   let head = `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
   for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
   return `${head}\r\n${body}`;
