@@ -4,6 +4,8 @@ export { toResponse } from "./app/to-response.js";
 export type { Middleware, ErrorHandler, RoomHandlers } from "./app/app.js";
 export type { ListenOptions, ListeningAddress } from "./app/server.js";
 export { Router } from "./app/router.js";
+export { cors } from "./app/cors.js";
+export type { CorsOptions, CorsOrigin } from "./app/cors.js";
 export type { Handler, IncludeOptions, JSONValueLike, ResponseLike, RouteOptions, RouterOptions, WebSocketHandler, WebSocketRouteOptions, WebSocketSchemas } from "./app/router.js";
 export type { StandardSchemaV1, InferInput, InferOutput, JSONSchema } from "./request/standard-schema.js";
 export type { RequestSchemas, Validated } from "./request/validation.js";

@@ -335,7 +335,7 @@ export class Catzilla extends Router {
       }
     }
     if (this.middleware.length === 0) return this.endpoint(exchange);
-    return around(this.middleware, exchange.req, () => this.endpoint(exchange));
+    return around(this.middleware, exchange.req, () => this.endpoint(exchange), this.renderError);
   }
 
   private endpoint(exchange: Exchange): Response | Promise<Response> {
@@ -347,7 +347,7 @@ export class Catzilla extends Router {
         req.params = match.params;
         const route = match.route;
         // The middleware of the route's routers and its own run around its handler.
-        if (match.chain !== null) return around(match.chain, req, () => this.callHandler(route, exchange));
+        if (match.chain !== null) return around(match.chain, req, () => this.callHandler(route, exchange), this.renderError);
         return this.callHandler(route, exchange);
       }
       case "not-found":
@@ -383,7 +383,7 @@ export class Catzilla extends Router {
       .then(toResponse);
   }
 
-  private async renderError(error: unknown, req: Request): Promise<Response> {
+  private readonly renderError = async (error: unknown, req: Request): Promise<Response> => {
     if (this.errorHandler !== null) {
       try {
         const handled = await this.errorHandler(error, req);
@@ -404,7 +404,7 @@ export class Catzilla extends Router {
     this.collector.http.unhandledErrors++;
     this.config.logger.error(`catzilla: unhandled error in ${req.method} ${req.path}`, error);
     return new JSONResponse({ detail: "Internal Server Error" }, { status: 500 });
-  }
+  };
 
   /**
    * Run the startup hooks and start listening.
@@ -445,12 +445,25 @@ function hasDuplicateHost(rawHeaders: readonly string[]): boolean {
   return false;
 }
 
-/** Run middleware in order around `inner`; what each returns becomes a Response. */
-function around(list: readonly Middleware[], req: Request, inner: () => Response | Promise<Response>): Promise<Response> {
+/**
+ * Run middleware in order around `inner`; what each returns becomes a Response. `next()` never
+ * throws: an error from inside is answered (`render`) where it happened, so middleware outside
+ * sees its response — a 404, a 422, a 500 — as it sees any other (CORS headers reach error responses).
+ */
+function around(
+  list: readonly Middleware[],
+  req: Request,
+  inner: () => Response | Promise<Response>,
+  render: (error: unknown, req: Request) => Promise<Response>,
+): Promise<Response> {
   let index = 0;
   const next = async (): Promise<Response> => {
     const middleware = list[index++];
-    return middleware === undefined ? inner() : toResponse(await middleware(req, next));
+    try {
+      return middleware === undefined ? await inner() : toResponse(await middleware(req, next));
+    } catch (error) {
+      return render(error, req);
+    }
   };
   return next();
 }

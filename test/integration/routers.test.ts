@@ -72,7 +72,8 @@ test("middleware nests app → outer router → inner router → route, and wrap
   assert.deepEqual([plain.body, plain.through], ["plain", "app"]);
   const missing = await get("/api/v1/nothing");
   assert.equal(missing.status, 404);
-  assert.deepEqual(trace, ["app>/api/v1/nothing"], "no route matched: only the app's middleware ran");
+  assert.deepEqual(trace, ["app>/api/v1/nothing", "<app"], "no route matched: only the app's middleware ran, and got the 404 back");
+  assert.equal(missing.through, "app", "the 404 is a response the app's middleware decorates");
 });
 
 test("a router's middleware can answer instead of its routes; an error it throws is answered like a handler's", { timeout: 10_000 }, async () => {
@@ -81,6 +82,7 @@ test("a router's middleware can answer instead of its routes; an error it throws
   const forbidden = await get("/admin/forbidden", { authorization: "Bearer ok" });
   assert.equal(forbidden.status, 403);
   assert.match(forbidden.body, /Not for you/);
+  assert.equal(forbidden.through, "app", "what the route's middleware threw reached the app's middleware as a response");
 });
 
 test("a prefix that does not start with / or ends with one is refused when included", () => {
