@@ -5,7 +5,7 @@ import { StatsCollector, type Stats } from "../metrics/stats.js";
 import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../options.js";
 import { JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
 import { staticHandler, type StaticOptions } from "../responses/static.js";
-import { DependencyScope } from "../request/dependencies.js";
+import { DependencyScope, type Dependency } from "../request/dependencies.js";
 import { RequestValidator, bodyKind } from "../request/validation.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "../request/request.js";
@@ -63,6 +63,12 @@ export class Catzilla extends Router {
   /** Rooms for broadcasting to WebSocket and SSE members. */
   readonly rooms: RoomRegistry;
   private errorHandler: ErrorHandler | null = null;
+  /**
+   * Dependencies to resolve as something else, wherever they are used (HTTP and WebSocket
+   * routes, guards, dependencies of dependencies): for tests, as FastAPI's
+   * `dependency_overrides`. TestClient's `override()` sets them for one client.
+   */
+  readonly dependencyOverrides = new Map<Dependency<any>, Dependency<any>>();
   private readonly startupHooks: Array<() => unknown> = [];
   private readonly shutdownHooks: Array<() => unknown> = [];
   private readonly collector = new StatsCollector();
@@ -86,6 +92,7 @@ export class Catzilla extends Router {
       {
         stats: this.collector,
         logger: this.config.logger,
+        dependencyOverrides: this.dependencyOverrides,
         get isShuttingDown() {
           return app.appServer.shuttingDown;
         },
@@ -126,11 +133,12 @@ export class Catzilla extends Router {
   }
 
   /**
-   * Add WebSocket middleware; it runs before the handler and before accept. It may call
+   * Add WebSocket middleware; it runs before the handler and before accept, on every WebSocket
+   * route (a router's `useWebSocket()` runs after these, on its own routes). It may call
    * `ws.reject(status)` or throw an HTTPError to refuse the upgrade, `ws.close(4001, ...)` to
    * close with a code, or `await next()` to go on.
    */
-  useWebSocket(middleware: WebSocketMiddleware): this {
+  override useWebSocket(middleware: WebSocketMiddleware): this {
     this.websocketMiddleware.push(middleware);
     return this;
   }
@@ -373,12 +381,15 @@ export class Catzilla extends Router {
 
   private resolveAndCall(route: RouteDefinition, exchange: Exchange): Response | Promise<Response> {
     const req = exchange.req;
-    if (route.dependencies === undefined) {
+    const dependencies = route.dependencies;
+    if (dependencies === undefined && route.guards.length === 0) {
       const value = route.handler(req as never, NO_DEPENDENCIES);
       return value instanceof Promise ? value.then(toResponse) : toResponse(value);
     }
-    const scope = (exchange.scope = new DependencyScope(req));
-    return scope.resolveAll(route.dependencies)
+    const overrides = this.dependencyOverrides;
+    const scope = (exchange.scope = new DependencyScope(req, overrides.size === 0 ? null : overrides));
+    return scope.resolveEach(route.guards)
+      .then(() => (dependencies === undefined ? NO_DEPENDENCIES : scope.resolveAll(dependencies)))
       .then((deps) => route.handler(req as never, deps))
       .then(toResponse);
   }

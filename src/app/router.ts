@@ -1,7 +1,8 @@
 import type { Response } from "../responses/response.js";
 import { resolveWebSocketOptions } from "../websocket/options.js";
 import type { WebSocketHandler, WebSocketRouteDefinition, WebSocketRouteOptions, WebSocketSchemas } from "../websocket/route.js";
-import type { DependencyMap, Resolved } from "../request/dependencies.js";
+import type { Dependency, DependencyMap, Resolved } from "../request/dependencies.js";
+import type { WebSocketMiddleware } from "../websocket/engine.js";
 import type { Request } from "../request/request.js";
 import { RoutePattern, type PathParams } from "../request/route-pattern.js";
 import { RequestValidator, type RequestSchemas, type Validated } from "../request/validation.js";
@@ -57,6 +58,12 @@ export interface RouteOptions<D extends DependencyMap = {}, S extends RequestSch
 export interface IncludeOptions {
   /** A prefix for the included routes, after this router's own and before the included router's. */
   prefix?: string;
+  /**
+   * Dependencies run before every included route's own (HTTP and WebSocket), for what they do —
+   * check a token, throw an HTTPError — not for a value: handlers do not receive them. A route
+   * that depends on one of them gets the same value, resolved once per request.
+   */
+  dependencies?: ReadonlyArray<Dependency<unknown>>;
 }
 
 /** A registered route. @internal */
@@ -67,6 +74,8 @@ export interface RouteDefinition {
   dependencies: DependencyMap | undefined;
   /** The route's input validation; null without schemas. */
   validator: RequestValidator | null;
+  /** Dependencies of its routers and includes, resolved before its own; their values go nowhere. */
+  guards: ReadonlyArray<Dependency<unknown>>;
   /**
    * The middleware lists around the handler, outermost first: each router's own list (the live
    * array, so that `use()` after a route still applies to it), then the route's.
@@ -78,6 +87,8 @@ export interface RouteDefinition {
 export interface RouterOptions {
   /** A path prefix for every route of the router, e.g. `/api/v1`. */
   prefix?: string;
+  /** Dependencies run before each of the router's routes, as `include()`'s `dependencies` are. */
+  dependencies?: ReadonlyArray<Dependency<unknown>>;
 }
 
 /**
@@ -95,9 +106,14 @@ export class Router {
   readonly websocketRoutes: WebSocketRouteDefinition[] = [];
   /** Middleware around the handlers of this router's routes. */
   private readonly routerMiddleware: Middleware[] = [];
+  /** WebSocket middleware of this router's WebSocket routes. */
+  private readonly routerWebSocketMiddleware: WebSocketMiddleware[] = [];
+  /** Dependencies run before each of this router's routes. */
+  private readonly guards: ReadonlyArray<Dependency<unknown>>;
 
   constructor(options: RouterOptions = {}) {
     this.prefix = checkPrefix("Router prefix", options.prefix ?? "");
+    this.guards = checkDependencies("Router dependencies", options.dependencies);
   }
 
   /**
@@ -109,6 +125,21 @@ export class Router {
    */
   use(middleware: Middleware): this {
     this.routerMiddleware.push(middleware);
+    this.changed();
+    return this;
+  }
+
+  /**
+   * Add WebSocket middleware to this router's WebSocket routes (and those of routers it
+   * includes), after the app's WebSocket middleware and before the route's schemas and handler.
+   * @example
+   * const live = new Router({ prefix: "/live" }).useWebSocket(async (ws, next) => {
+   *   if (ws.request.cookies.session === undefined) return ws.reject(401, "Log in first");
+   *   await next();
+   * });
+   */
+  useWebSocket(middleware: WebSocketMiddleware): this {
+    this.routerWebSocketMiddleware.push(middleware);
     this.changed();
     return this;
   }
@@ -126,6 +157,7 @@ export class Router {
       handler: handler as unknown as Handler<string, DependencyMap>,
       dependencies: options.dependencies,
       validator: options.schema === undefined ? null : new RequestValidator(options.schema),
+      guards: this.guards,
       middleware: options.middleware === undefined ? [this.routerMiddleware] : [this.routerMiddleware, [...options.middleware]],
     });
     this.changed();
@@ -167,7 +199,7 @@ export class Router {
     handler: WebSocketHandler<P, D, S>,
     options: WebSocketRouteOptions<D, S> = {},
   ): this {
-    const { dependencies, schema, ...rest } = options;
+    const { dependencies, schema, middleware, ...rest } = options;
     // Bad or unknown options fail here, as app-wide ones fail in the constructor.
     resolveWebSocketOptions(rest);
     const { message, ...upgrade } = schema ?? {};
@@ -179,6 +211,8 @@ export class Router {
       dependencies,
       validator: Object.keys(upgrade).length === 0 ? null : new RequestValidator(upgrade),
       message: message ?? null,
+      guards: this.guards,
+      middleware: middleware === undefined ? [this.routerWebSocketMiddleware] : [this.routerWebSocketMiddleware, [...middleware]],
       options: rest,
     });
     this.changed();
@@ -192,10 +226,23 @@ export class Router {
    */
   include(router: Router, options: IncludeOptions = {}): this {
     const prefix = this.prefix + checkPrefix("include() prefix", options.prefix ?? "");
+    const guards = [...this.guards, ...checkDependencies("include() dependencies", options.dependencies)];
     for (const route of router.routes) {
-      this.addRoute({ ...route, path: prefix + route.path, middleware: [this.routerMiddleware, ...route.middleware] });
+      this.addRoute({
+        ...route,
+        path: prefix + route.path,
+        middleware: [this.routerMiddleware, ...route.middleware],
+        guards: guards.length === 0 ? route.guards : [...guards, ...route.guards],
+      });
     }
-    for (const route of router.websocketRoutes) this.addWebSocketRoute({ ...route, path: prefix + route.path });
+    for (const route of router.websocketRoutes) {
+      this.addWebSocketRoute({
+        ...route,
+        path: prefix + route.path,
+        middleware: [this.routerWebSocketMiddleware, ...route.middleware],
+        guards: guards.length === 0 ? route.guards : [...guards, ...route.guards],
+      });
+    }
     this.changed();
     return this;
   }
@@ -227,6 +274,16 @@ export class Router {
   /** Hook for subclasses that cache a compiled route table. @internal */
   protected changed(): void {}
 }
+
+function checkDependencies(what: string, list: ReadonlyArray<Dependency<unknown>> | undefined): ReadonlyArray<Dependency<unknown>> {
+  if (list === undefined) return NO_GUARDS;
+  if (!Array.isArray(list) || list.some((d) => typeof d !== "function")) {
+    throw new TypeError(`${what} must be a list of dependency functions`);
+  }
+  return [...list];
+}
+
+const NO_GUARDS: ReadonlyArray<Dependency<unknown>> = Object.freeze([]);
 
 function checkPrefix(what: string, prefix: string): string {
   if (prefix !== "" && (!prefix.startsWith("/") || prefix.endsWith("/"))) {

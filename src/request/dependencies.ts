@@ -21,6 +21,9 @@ export type Dependency<T> = (
 /** Dependencies of a route, by the name the handler receives them under. */
 export type DependencyMap = Record<string, Dependency<any>>;
 
+/** Replacements for dependencies (tests): the key is resolved as its value instead, wherever it is used. */
+export type DependencyOverrides = ReadonlyMap<Dependency<any>, Dependency<any>>;
+
 type Unwrap<R> = R extends AsyncGenerator<infer T, any, any>
   ? T
   : R extends Generator<infer T, any, any>
@@ -47,16 +50,22 @@ export class DependencyScope {
   private readonly cache = new Map<Dependency<unknown>, Promise<unknown>>();
   private readonly open: AnyGenerator[] = [];
 
-  constructor(private readonly req: Request<any>) {}
+  constructor(private readonly req: Request<any, any>, private readonly overrides: DependencyOverrides | null = null) {}
 
   readonly resolve: Resolve = <T>(dependency: Dependency<T>): Promise<T> => {
     let pending = this.cache.get(dependency as Dependency<unknown>) as Promise<T> | undefined;
     if (pending === undefined) {
-      pending = this.run(dependency);
+      const replacement = this.overrides === null ? undefined : this.overrides.get(dependency);
+      pending = this.run((replacement ?? dependency) as Dependency<T>);
       this.cache.set(dependency as Dependency<unknown>, pending);
     }
     return pending;
   };
+
+  /** Resolve dependencies whose values nobody receives (a router's guards), in order. */
+  async resolveEach(list: ReadonlyArray<Dependency<unknown>>): Promise<void> {
+    for (const dependency of list) await this.resolve(dependency);
+  }
 
   /** Resolve every dependency of a route into an object keyed like the map. */
   async resolveAll<D extends DependencyMap>(map: D): Promise<Resolved<D>> {

@@ -31,7 +31,7 @@ export type PathParams<P extends string> = string extends P
   : P extends `${string}{${infer Param}}${infer Rest}`
     ? (Param extends `${infer Name}:${infer Conv}` ? { [K in Name]: ParamValue<Conv> } : { [K in Param]: string })
       & PathParams<Rest>
-    : unknown;
+    : {};
 
 /** A compiled path pattern. */
 export class RoutePattern {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import { HTTPError, WebSocketException, statusText } from "../errors.js";
-import { DependencyScope } from "../request/dependencies.js";
+import { DependencyScope, type DependencyOverrides } from "../request/dependencies.js";
 import { Request } from "../request/request.js";
 import { RoutePattern } from "../request/route-pattern.js";
 import type { RequestValidator } from "../request/validation.js";
@@ -25,6 +25,8 @@ export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => 
 interface CompiledRoute {
   pattern: RoutePattern;
   route: WebSocketRouteDefinition;
+  /** The route's routers' and its own WebSocket middleware, flattened; the app's run first. */
+  chain: readonly WebSocketMiddleware[];
   /** The upgrade request's schemas, checked after the middleware and before the handler. */
   validator: RequestValidator | null;
   options: ResolvedWebSocketOptions;
@@ -49,6 +51,7 @@ export interface EngineHost {
   readonly stats: StatsCollector;
   readonly logger: Logger;
   readonly isShuttingDown: boolean;
+  readonly dependencyOverrides: DependencyOverrides;
 }
 
 const GRACE_MS = 1_000;
@@ -224,14 +227,20 @@ export class WebSocketEngine {
   private async run(ws: WebSocket<any, any>, compiled: CompiledRoute): Promise<void> {
     const route = compiled.route;
     const path = ws.path;
-    const scope = route.dependencies === undefined ? null : new DependencyScope(ws.request);
+    const overrides = this.host.dependencyOverrides;
+    const scope = route.dependencies === undefined && route.guards.length === 0
+      ? null
+      : new DependencyScope(ws.request, overrides.size === 0 ? null : overrides);
     const handler = route.handler;
     const listener = compiled.session.listener;
+    const appList = this.middleware;
+    const routeList = compiled.chain;
     let keepScope = false;
     try {
       let index = 0;
       const next = async (): Promise<void> => {
-        const middleware = this.middleware[index++];
+        const at = index++;
+        const middleware = at < appList.length ? appList[at] : routeList[at - appList.length];
         if (middleware !== undefined) {
           await middleware(ws, next);
           return;
@@ -240,6 +249,10 @@ export class WebSocketEngine {
         if (compiled.validator !== null) {
           const request = ws.request;
           request.valid = await compiled.validator.validate({ params: request.params, query: request.query, headers: request.headers });
+          if (ws.readyState !== 0) return;
+        }
+        if (scope !== null && route.guards.length > 0) {
+          await scope.resolveEach(route.guards);
           if (ws.readyState !== 0) return;
         }
         if (listener !== null) {
@@ -252,7 +265,7 @@ export class WebSocketEngine {
           keepScope = true;
           return;
         }
-        const deps = scope === null ? {} : await scope.resolveAll(route.dependencies!);
+        const deps = scope === null || route.dependencies === undefined ? {} : await scope.resolveAll(route.dependencies);
         await (handler as (ws: WebSocket<any, any>, deps: unknown) => unknown)(ws, deps);
       };
       await next();
@@ -337,6 +350,7 @@ export class WebSocketEngine {
       return {
         pattern: new RoutePattern(route.path),
         route,
+        chain: route.middleware.flat(),
         options,
         validator: route.validator,
         session: { host: this, options, listener: typeof handler === "function" ? null : (handler as WebSocketListener<any, any, unknown>), message: route.message },

@@ -1,4 +1,5 @@
-import type { DependencyMap, Resolved } from "../request/dependencies.js";
+import type { Dependency, DependencyMap, Resolved } from "../request/dependencies.js";
+import type { WebSocketMiddleware } from "./engine.js";
 import type { PathParams } from "../request/route-pattern.js";
 import type { StandardSchemaV1, InferOutput } from "../request/standard-schema.js";
 import type { RequestValidator, Validated } from "../request/validation.js";
@@ -35,9 +36,11 @@ export type WebSocketHandler<Path extends string = string, D extends DependencyM
   | ((ws: WebSocket<PathParams<Path>, ValidatedUpgrade<S>>, deps: Resolved<D>) => unknown)
   | WebSocketListener<PathParams<Path>, ValidatedUpgrade<S>, RouteMessage<S>>;
 
-/** Options of one WebSocket route: its dependencies, schemas and any WebSocket option to override. */
+/** Options of one WebSocket route: its dependencies, schemas, middleware and any WebSocket option to override. */
 export interface WebSocketRouteOptions<D extends DependencyMap = {}, S extends WebSocketSchemas = {}> extends WebSocketOptions {
   dependencies?: D;
+  /** WebSocket middleware of this route only, after the app's and its routers'. */
+  middleware?: readonly WebSocketMiddleware[];
   /** Schemas of the upgrade request and the messages; see {@link WebSocketSchemas}. */
   schema?: S;
 }
@@ -51,5 +54,9 @@ export interface WebSocketRouteDefinition {
   validator: RequestValidator | null;
   /** The messages' schema, or null. */
   message: StandardSchemaV1 | null;
+  /** Dependencies of its routers and includes, resolved before the handler; their values go nowhere. */
+  guards: ReadonlyArray<Dependency<unknown>>;
+  /** The WebSocket middleware lists of its routers (live arrays) and its own, outermost first; the app's run before them. */
+  middleware: ReadonlyArray<readonly WebSocketMiddleware[]>;
   options: WebSocketOptions;
 }

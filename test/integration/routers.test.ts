@@ -4,7 +4,8 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { HTTPError, Response, Router, type Middleware } from "../../src/index.js";
+import WebSocketClient from "ws";
+import { HTTPError, Response, Router, type Middleware, type Request, type WebSocket, type WebSocketMiddleware } from "../../src/index.js";
 import { serve, testApp, type Served } from "../helpers.js";
 
 /** Middleware that records entering and leaving, and marks the response. */
@@ -89,3 +90,96 @@ test("a prefix that does not start with / or ends with one is refused when inclu
   const app = testApp();
   for (const prefix of ["api", "/api/"]) assert.throws(() => app.include(new Router(), { prefix }), { name: "TypeError", message: /include\(\) prefix must start with "\/"/ });
 });
+
+test("include()'s dependencies run before every included route, HTTP and WebSocket; a route that depends on one gets the same value", { timeout: 10_000 }, async () => {
+  const app = testApp();
+  const calls: string[] = [];
+  const token = (req: Request) => {
+    calls.push(`token ${req.path}`);
+    if (req.header("authorization") !== "Bearer ok") throw new HTTPError(401, "Bad token");
+    return "user-1";
+  };
+  const api = new Router();
+  api.get("/me", (_req, { user }) => ({ user }), { dependencies: { user: token } });
+  api.get("/open", () => "open");
+  api.websocket("/live", async (ws) => {
+    await ws.accept();
+    ws.sendText("live");
+    await ws.receiveText().catch(() => undefined);
+  });
+  app.include(api, { prefix: "/api", dependencies: [token] });
+  app.get("/outside", () => "outside");
+  const served = await serve(app);
+  try {
+    const auth = { authorization: "Bearer ok" };
+    assert.deepEqual(await (await fetch(`${served.url}/api/me`, { headers: auth })).json(), { user: "user-1" });
+    assert.deepEqual(calls, ["token /api/me"], "resolved once for the guard and the route's own use");
+    calls.length = 0;
+    const refused = await fetch(`${served.url}/api/open`);
+    assert.equal(refused.status, 401);
+    assert.deepEqual(await refused.json(), { detail: "Bad token" });
+    assert.equal(await (await fetch(`${served.url}/outside`)).text(), "outside");
+    assert.deepEqual(calls, ["token /api/open"], "routes outside the include do not run it");
+
+    const wsUrl = `${served.url.replace("http", "ws")}/api/live`;
+    assert.equal(await upgradeStatus(wsUrl, {}), 401, "a WebSocket route of the include is refused by it too");
+    assert.equal(await upgradeStatus(wsUrl, auth), 101);
+  } finally {
+    await served.close();
+  }
+});
+
+test("router.useWebSocket() runs after the app's WebSocket middleware, on that router's WebSocket routes only, then the route's own", { timeout: 10_000 }, async () => {
+  const app = testApp();
+  const order: string[] = [];
+  const mark = (name: string): WebSocketMiddleware => async (ws, next) => {
+    order.push(`${name} ${ws.path}`);
+    await next();
+  };
+  app.useWebSocket(mark("app"));
+  const live = new Router({ prefix: "/live" }).useWebSocket(mark("live"));
+  live.useWebSocket(async (ws, next) => {
+    if (ws.request.query.get("key") !== "k") return ws.reject(403, "No key");
+    await next();
+  });
+  const echo = async (ws: WebSocket): Promise<void> => {
+    await ws.accept();
+    ws.sendText("hi");
+    await ws.receiveText().catch(() => undefined);
+  };
+  live.websocket("/feed", echo, { middleware: [mark("route")] });
+  app.include(live);
+  app.websocket("/plain", echo);
+  const served = await serve(app);
+  try {
+    const base = served.url.replace("http", "ws");
+    assert.equal(await upgradeStatus(`${base}/live/feed?key=k`, {}), 101);
+    assert.deepEqual(order, ["app /live/feed", "live /live/feed", "route /live/feed"]);
+    order.length = 0;
+    assert.equal(await upgradeStatus(`${base}/live/feed`, {}), 403);
+    assert.deepEqual(order, ["app /live/feed", "live /live/feed"]);
+    order.length = 0;
+    assert.equal(await upgradeStatus(`${base}/plain`, {}), 101);
+    assert.deepEqual(order, ["app /plain"], "the router's middleware is not the app's other routes'");
+  } finally {
+    await served.close();
+  }
+});
+
+/** The status a WebSocket upgrade is answered with: 101 when it opened (then it is closed). */
+function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocketClient(url, { headers });
+    ws.on("unexpected-response", (_req, res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    ws.on("open", () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on("error", (error) => {
+      if (!/Unexpected server response/.test(error.message)) reject(error);
+    });
+  });
+}

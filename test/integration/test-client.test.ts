@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { TestClient } from "catzilla/testing";
-import { WebSocketDisconnect, WebSocketTimeoutError } from "../../src/index.js";
+import { WebSocketDisconnect, WebSocketTimeoutError, type Request, type Resolve } from "../../src/index.js";
 import { testApp } from "../helpers.js";
 
 test("TestClient drives HTTP and WebSocket routes over real sockets", async () => {
@@ -39,4 +39,36 @@ test("TestClient drives HTTP and WebSocket routes over real sockets", async () =
   } finally {
     await client.close();
   }
+});
+
+test("TestClient.override() replaces a dependency wherever it is used, HTTP and WebSocket, until restore() or close()", { timeout: 10_000 }, async () => {
+  const app = testApp();
+  const database = (): string => "production-db";
+  const currentUser = async (_req: Request, resolve: Resolve): Promise<string> => `alice@${await resolve(database)}`;
+  app.get("/me", (_req, { user }) => ({ user }), { dependencies: { user: currentUser } });
+  app.websocket("/me", async (ws, { user }) => {
+    await ws.accept();
+    ws.sendText(user);
+    await ws.receiveText().catch(() => undefined);
+  }, { dependencies: { user: currentUser } });
+  const client = new TestClient(app);
+  try {
+    const me = async (): Promise<unknown> => (await client.get("/me")).json();
+    assert.deepEqual(await me(), { user: "alice@production-db" });
+    client.override(database, () => "test-db");
+    assert.deepEqual(await me(), { user: "alice@test-db" }, "a dependency of a dependency");
+    const ws = await client.websocket("/me");
+    assert.equal(await ws.receiveText({ timeout: 2_000 }), "alice@test-db");
+    await ws.close();
+    client.override(currentUser, () => "bob");
+    assert.deepEqual(await me(), { user: "bob" });
+    client.restore(currentUser);
+    assert.deepEqual(await me(), { user: "alice@test-db" }, "restore() undoes one override");
+    client.restore();
+    assert.deepEqual(await me(), { user: "alice@production-db" });
+    client.override(database, () => "again");
+  } finally {
+    await client.close();
+  }
+  assert.equal(app.dependencyOverrides.size, 0, "close() undid the overrides");
 });
