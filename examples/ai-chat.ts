@@ -5,6 +5,7 @@
  *   node --conditions=catzilla-source --import tsx examples/ai-chat.ts
  *   open http://127.0.0.1:8000/chat
  */
+import { z } from "zod";
 import { EventSourceResponse, HTMLResponse, Router, type EventItem } from "catzilla";
 import { runIfMain } from "./main.js";
 
@@ -27,8 +28,11 @@ async function* fakeModel(prompt: string, signal: AbortSignal): AsyncGenerator<s
   }
 }
 
+// The plan's chat_stream(message: str): a missing, empty or too long message gets 422.
+const ChatQuery = z.object({ message: z.string().min(1).max(500) });
+
 router.get("/chat/stream", (req) => {
-  const prompt = (req.query.get("message") ?? "Hello").slice(0, 500);
+  const prompt = req.valid.query.message;
   return new EventSourceResponse(async function* (stream): AsyncGenerator<EventItem> {
     let index = 0;
     for await (const token of fakeModel(prompt, stream.signal)) {
@@ -36,6 +40,11 @@ router.get("/chat/stream", (req) => {
     }
     yield { event: "done", data: String(index) };
   }, { pingMs: 10_000 });
+}, {
+  summary: "A reply to `message`, streamed token by token",
+  tags: ["streaming"],
+  schema: { query: ChatQuery },
+  response: { kind: "sse", events: ["token", "done"] },
 });
 
 router.get("/chat", () => new HTMLResponse(`<!doctype html>

@@ -7,6 +7,7 @@ import { router as monitored } from "./monitored-stream.js";
 import { router as websocketEcho } from "./websocket-echo.js";
 import { router as tradingFeed } from "./trading-feed.js";
 import { router as telemetry } from "./iot-telemetry.js";
+import { router as orders } from "./orders-api.js";
 
 export function createDemoApp(options: AppOptions = {}): Catzilla {
   const app = new Catzilla(options);
@@ -17,6 +18,7 @@ export function createDemoApp(options: AppOptions = {}): Catzilla {
   app.include(websocketEcho);
   app.include(tradingFeed);
   app.include(telemetry);
+  app.include(orders);
 
   app.get("/clock", () => new EventSourceResponse(async function* (stream) {
     while (!stream.signal.aborted) {
@@ -24,8 +26,12 @@ export function createDemoApp(options: AppOptions = {}): Catzilla {
       await new Promise((resolve) => setTimeout(resolve, 1000));
     }
   }));
-  app.get("/stats", () => app.stats());
+  app.get("/stats", () => app.stats(), { summary: "Statistics as JSON", tags: ["operations"] });
   app.metrics("/metrics");
+  const info = { title: "Catzilla demos", version: "1.0.0", description: "Every example on one server." };
+  app.openapi("/openapi.json", info);
+  app.asyncapi("/asyncapi.json", info);
+  app.docs("/docs");
 
   app.get("/", () => new HTMLResponse(`<!doctype html>
 <meta charset="utf-8"><title>Catzilla demos</title>
@@ -40,6 +46,8 @@ export function createDemoApp(options: AppOptions = {}): Catzilla {
   <li>Trading feed at <code>ws://…/ws/prices?n=100000</code> — binary price updates as fast as the client takes them</li>
   <li>IoT telemetry at <code>ws://…/ws/telemetry/{deviceId}</code> — binary in, <code>ACK</code> out (event-style handler); <a href="/telemetry/stats">counts</a></li>
   <li><a href="/clock">Server clock</a> — an endless SSE stream with heartbeats; closes cleanly when you leave</li>
+  <li>Orders API at <code>/api/orders</code> — validated JSON bodies and query parameters, 422 with every issue</li>
+  <li><a href="/docs">API docs</a> — from the <a href="/openapi.json">OpenAPI</a> and <a href="/asyncapi.json">AsyncAPI</a> documents the routes make; try each one</li>
   <li><a href="/stats">Statistics (JSON)</a> and <a href="/metrics">Prometheus metrics</a></li>
 </ul>
 <h2>Live clock</h2><p id="clock">…</p>

@@ -23,7 +23,7 @@ router.websocket("/ws/telemetry/{deviceId}", {
     readings.set(ws.params.deviceId, (readings.get(ws.params.deviceId) ?? 0) + 1);
     ws.sendText("ACK");
   },
-}, { maxMessageBytes: 64 * 1024, maxMessagesPerSecond: 1_000 });
+}, { maxMessageBytes: 64 * 1024, maxMessagesPerSecond: 1_000, summary: "Binary telemetry in, ACK out (event style)" });
 
 router.get("/telemetry/stats", () => ({ devices: readings.size, readings: [...readings.values()].reduce((a, b) => a + b, 0) }));
 

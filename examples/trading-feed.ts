@@ -27,6 +27,6 @@ router.websocket("/ws/prices", async (ws) => {
     if (ws.sendBytes(update) === "backpressure") await ws.drained();
   }
   ws.close(1000, "feed complete");
-}, { maxBufferedBytes: 256 * 1024, overLimitPolicy: "wait" });
+}, { maxBufferedBytes: 256 * 1024, overLimitPolicy: "wait", summary: "Binary price updates, `n` of them, as fast as the client reads" });
 
 await runIfMain(import.meta.url, router, "Trading feed");

@@ -20,7 +20,7 @@ router.websocket("/ws/echo", async (ws) => {
   } catch (error) {
     if (!(error instanceof WebSocketDisconnect)) throw error;
   }
-}, { perMessageDeflate: true });
+}, { perMessageDeflate: true, summary: "Echo: text stays text, binary stays binary" });
 
 router.get("/ws-echo", () => new HTMLResponse(`<!doctype html>
 <meta charset="utf-8"><title>Catzilla WebSocket echo</title>

@@ -3,7 +3,7 @@ import { HTTPError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
 import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../options.js";
-import { JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
+import { HTMLResponse, JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
 import { staticHandler, type StaticOptions } from "../responses/static.js";
 import { DependencyScope, type Dependency } from "../request/dependencies.js";
 import { RequestValidator, bodyKind } from "../request/validation.js";
@@ -11,6 +11,9 @@ import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "../request/request.js";
 import { RouteTable, Router, type Middleware, type ResponseLike, type RouteDefinition } from "./router.js";
 import { toResponse } from "./to-response.js";
+import { openAPIDocument, type DocumentInfo, type OpenAPIDocument } from "../docs/openapi.js";
+import { asyncAPIDocument, type AsyncAPIDocument } from "../docs/asyncapi.js";
+import { DOCS_PAGE_CSP, docsPage, type DocsPageOptions } from "../docs/page.js";
 import { WebSocketEngine, type WebSocketMiddleware } from "../websocket/engine.js";
 import { RoomRegistry } from "../rooms/registry.js";
 import { AppServer, type ListenOptions, type ListeningAddress } from "./server.js";
@@ -56,6 +59,8 @@ export class Catzilla extends Router {
   /** The options in effect, defaults filled in. */
   readonly config: ResolvedAppOptions;
   private table: RouteTable | null = null;
+  /** Counts route changes, for what is made from the routes (the documents). */
+  private routesVersion = 0;
   private readonly middleware: Middleware[] = [];
   private readonly websocketMiddleware: WebSocketMiddleware[] = [];
   /** @internal */
@@ -158,21 +163,21 @@ export class Catzilla extends Router {
     // The room a connection joined; it may be gone from the registry by the time the
     // connection ends (the last member left), and must not be made again then.
     const joined = new WeakMap<WebSocket<PathParams<P>>, Room>();
-    return this.websocket(path, {
-      onOpen(ws) {
+    return this.addWebSocket(path, {
+      onOpen(ws: WebSocket<any, any>) {
         const room = rooms.getOrCreate(ws.path);
         joined.set(ws, room);
         room.add(ws);
         handlers.onConnect?.(ws, room);
       },
-      onMessage(ws, message) {
+      onMessage(ws: WebSocket<any, any>, message: Message) {
         handlers.onMessage?.(ws, message, joined.get(ws)!);
       },
-      onClose(ws, code, reason) {
+      onClose(ws: WebSocket<any, any>, code: number, reason: string) {
         const room = joined.get(ws);
         if (room !== undefined) handlers.onDisconnect?.(ws, room, code, reason);
       },
-    }, options);
+    }, options as WebSocketRouteOptions, "room");
   }
 
   /**
@@ -210,7 +215,7 @@ export class Catzilla extends Router {
   static(prefix: string, directory: string, options: StaticOptions = {}): this {
     const handler = staticHandler(directory, options);
     const base = prefix === "/" ? "" : prefix;
-    this.route(["GET", "HEAD"], `${base}/{path:path}`, handler);
+    this.route(["GET", "HEAD"], `${base}/{path:path}`, handler, { summary: `Files under ${prefix}`, tags: ["files"], response: { kind: "file" } });
     return this;
   }
 
@@ -218,7 +223,49 @@ export class Catzilla extends Router {
   metrics(path = "/metrics"): this {
     return this.get(path, () => new Response(renderPrometheus(this.stats()), {
       headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
-    }));
+    }), { summary: "Statistics in the Prometheus text format", tags: ["operations"], response: { kind: "text", contentType: "text/plain; version=0.0.4" } });
+  }
+
+  /** The OpenAPI 3.1 document of the app's HTTP routes. */
+  openAPIDocument(info: DocumentInfo = {}): OpenAPIDocument {
+    return openAPIDocument(this.routes, info);
+  }
+
+  /** The AsyncAPI 3.0 document of the app's WebSocket routes and rooms. */
+  asyncAPIDocument(info: DocumentInfo = {}): AsyncAPIDocument {
+    return asyncAPIDocument(this.websocketRoutes, info);
+  }
+
+  /**
+   * Serve the OpenAPI document at `path` (made at the first request after routes changed).
+   * @example app.openapi("/openapi.json", { title: "Shop", version: "2.1.0" });
+   */
+  openapi(path = "/openapi.json", info: DocumentInfo = {}): this {
+    return this.get(path, this.documentHandler(() => this.openAPIDocument(info)), { includeInSchema: false });
+  }
+
+  /** Serve the AsyncAPI document of the WebSocket routes at `path`. */
+  asyncapi(path = "/asyncapi.json", info: DocumentInfo = {}): this {
+    return this.get(path, this.documentHandler(() => this.asyncAPIDocument(info)), { includeInSchema: false });
+  }
+
+  /**
+   * Serve the API docs page at `path`: operations and WebSocket channels read from the documents
+   * `app.openapi()` and `app.asyncapi()` serve, each with a form to try it. Self-contained: it
+   * loads nothing from anywhere else, so it works offline.
+   */
+  docs(path = "/docs", options: DocsPageOptions = {}): this {
+    const html = docsPage(options);
+    return this.get(path, () => new HTMLResponse(html, { headers: { "Content-Security-Policy": DOCS_PAGE_CSP, "Cache-Control": "no-cache" } }), { includeInSchema: false });
+  }
+
+  /** A handler that serves a document as JSON, made again when the routes change. */
+  private documentHandler(make: () => object): () => Response {
+    let made: { version: number; text: string } | null = null;
+    return () => {
+      if (made === null || made.version !== this.routesVersion) made = { version: this.routesVersion, text: JSON.stringify(make()) };
+      return new Response(made.text, { headers: { "Content-Type": "application/json" } });
+    };
   }
 
   /** A snapshot of the statistics. */
@@ -237,6 +284,7 @@ export class Catzilla extends Router {
 
   protected override changed(): void {
     this.table = null;
+    this.routesVersion++;
     // The engine is made in the constructor, after the first routes may have been added.
     this.websockets?.invalidate();
   }

@@ -2,11 +2,12 @@ import type { Response } from "../responses/response.js";
 import { resolveWebSocketOptions } from "../websocket/options.js";
 import type { WebSocketHandler, WebSocketRouteDefinition, WebSocketRouteOptions, WebSocketSchemas } from "../websocket/route.js";
 import type { Dependency, DependencyMap, Resolved } from "../request/dependencies.js";
-import type { WebSocketMiddleware } from "../websocket/engine.js";
+import type { WebSocketMiddleware } from "../websocket/route.js";
 import type { Request } from "../request/request.js";
 import { RoutePattern, type PathParams } from "../request/route-pattern.js";
 import { RequestValidator, type RequestSchemas, type Validated } from "../request/validation.js";
 import { isStandardSchema } from "../request/standard-schema.js";
+import { pickRouteDoc, type RouteDoc } from "../docs/route-doc.js";
 
 export type { WebSocketHandler, WebSocketRouteOptions, WebSocketSchemas } from "../websocket/route.js";
 
@@ -40,8 +41,8 @@ export type Handler<Path extends string = string, D extends DependencyMap = {}, 
  */
 export type Middleware = (req: Request, next: () => Promise<Response>) => ResponseLike | Promise<ResponseLike>;
 
-/** Options of one route. */
-export interface RouteOptions<D extends DependencyMap = {}, S extends RequestSchemas = {}> {
+/** Options of one route; the {@link RouteDoc} fields describe it in the OpenAPI document. */
+export interface RouteOptions<D extends DependencyMap = {}, S extends RequestSchemas = {}> extends RouteDoc {
   /** Dependencies resolved once per request and passed to the handler as its second argument. */
   dependencies?: D;
   /**
@@ -76,6 +77,9 @@ export interface RouteDefinition {
   validator: RequestValidator | null;
   /** Dependencies of its routers and includes, resolved before its own; their values go nowhere. */
   guards: ReadonlyArray<Dependency<unknown>>;
+  /** How the OpenAPI document describes it, and its schemas. */
+  doc: RouteDoc;
+  schema: RequestSchemas | undefined;
   /**
    * The middleware lists around the handler, outermost first: each router's own list (the live
    * array, so that `use()` after a route still applies to it), then the route's.
@@ -158,6 +162,8 @@ export class Router {
       dependencies: options.dependencies,
       validator: options.schema === undefined ? null : new RequestValidator(options.schema),
       guards: this.guards,
+      doc: pickRouteDoc(options),
+      schema: options.schema,
       middleware: options.middleware === undefined ? [this.routerMiddleware] : [this.routerMiddleware, [...options.middleware]],
     });
     this.changed();
@@ -199,19 +205,27 @@ export class Router {
     handler: WebSocketHandler<P, D, S>,
     options: WebSocketRouteOptions<D, S> = {},
   ): this {
-    const { dependencies, schema, middleware, ...rest } = options;
+    return this.addWebSocket(path, handler as unknown as WebSocketHandler<string, DependencyMap>, options as WebSocketRouteOptions<DependencyMap, WebSocketSchemas>, "websocket");
+  }
+
+  /** Add a WebSocket route; `kind` says whether it is a room's (`app.room()`), for the AsyncAPI document. */
+  protected addWebSocket(path: string, handler: WebSocketHandler<string, DependencyMap>, options: WebSocketRouteOptions<DependencyMap, WebSocketSchemas>, kind: "websocket" | "room"): this {
+    const { dependencies, schema, middleware, summary, description, tags, includeInSchema, sends, ...rest } = options;
     // Bad or unknown options fail here, as app-wide ones fail in the constructor.
     resolveWebSocketOptions(rest);
-    const { message, ...upgrade } = schema ?? {};
+    const { message, ...upgrade }: WebSocketSchemas = schema ?? {};
     if ("body" in upgrade) throw new TypeError("A WebSocket route has no body to validate: use schema.message for its messages");
     if (message !== undefined && !isStandardSchema(message)) throw new TypeError("schema.message is not a Standard Schema (zod, valibot, arktype, ...)");
     this.addWebSocketRoute({
       path: this.prefix + path,
-      handler: handler as unknown as WebSocketHandler<string, DependencyMap>,
+      handler,
       dependencies,
       validator: Object.keys(upgrade).length === 0 ? null : new RequestValidator(upgrade),
       message: message ?? null,
       guards: this.guards,
+      doc: { summary, description, tags, includeInSchema, sends },
+      schema,
+      kind,
       middleware: middleware === undefined ? [this.routerWebSocketMiddleware] : [this.routerWebSocketMiddleware, [...middleware]],
       options: rest,
     });

@@ -3,7 +3,7 @@
  * `{rest:path}` that matches the remainder including slashes.
  */
 
-type ConverterName = "str" | "int" | "float" | "uuid" | "path";
+export type ConverterName = "str" | "int" | "float" | "uuid" | "path";
 
 interface Converter {
   pattern: string;
@@ -46,6 +46,7 @@ export class RoutePattern {
   private readonly regex: RegExp;
   private readonly names: string[] = [];
   private readonly converters: Converter[] = [];
+  private readonly kinds: ConverterName[] = [];
 
   constructor(path: string) {
     if (!path.startsWith("/")) throw new TypeError(`Route path must start with "/": ${JSON.stringify(path)}`);
@@ -69,6 +70,7 @@ export class RoutePattern {
       last = token.lastIndex;
       this.names.push(name);
       this.converters.push(converter);
+      this.kinds.push(kind);
     }
     if (path.slice(last).includes("{") || path.slice(last).includes("}")) {
       throw new TypeError(`Malformed path parameter in ${path}`);
@@ -78,6 +80,16 @@ export class RoutePattern {
     this.regex = new RegExp(source);
     this.isStatic = this.names.length === 0;
     this.shape = shape + path.slice(last);
+  }
+
+  /** The parameters in order, with their converters (`str` when none is written). */
+  get parameters(): Array<{ name: string; converter: ConverterName }> {
+    return this.names.map((name, i) => ({ name, converter: this.kinds[i]! }));
+  }
+
+  /** The path as OpenAPI and AsyncAPI write it: `/users/{id}` for `/users/{id:int}`. */
+  get template(): string {
+    return this.path.replace(/\{([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}/g, "{$1}");
   }
 
   /**

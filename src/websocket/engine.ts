@@ -5,7 +5,9 @@ import { DependencyScope, type DependencyOverrides } from "../request/dependenci
 import { Request } from "../request/request.js";
 import { RoutePattern } from "../request/route-pattern.js";
 import type { RequestValidator } from "../request/validation.js";
-import type { WebSocketRouteDefinition } from "./route.js";
+import type { WebSocketMiddleware, WebSocketRouteDefinition } from "./route.js";
+
+export type { WebSocketMiddleware } from "./route.js";
 import type { EngineChoice, Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import { CloseCode, DEFAULT_DEFLATE_LEVEL } from "../protocol/websocket/constants.js";
@@ -19,8 +21,6 @@ import { NativeEngine } from "../node/native/connection.js";
 import { resolveWebSocketOptions, type ResolvedWebSocketOptions, type WebSocketOptions } from "./options.js";
 import { WebSocket, failSession, sessionEvents, type AcceptOptions, type SessionRoute, type WebSocketListener } from "./session.js";
 
-/** WebSocket middleware: runs before accept; it may reject (HTTP status) or close (4xxx after accept). */
-export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => unknown;
 
 interface CompiledRoute {
   pattern: RoutePattern;

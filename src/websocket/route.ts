@@ -1,10 +1,13 @@
 import type { Dependency, DependencyMap, Resolved } from "../request/dependencies.js";
-import type { WebSocketMiddleware } from "./engine.js";
 import type { PathParams } from "../request/route-pattern.js";
 import type { StandardSchemaV1, InferOutput } from "../request/standard-schema.js";
 import type { RequestValidator, Validated } from "../request/validation.js";
 import type { Message, WebSocket, WebSocketListener } from "./session.js";
 import type { WebSocketOptions } from "./options.js";
+import type { WebSocketRouteDoc } from "../docs/route-doc.js";
+
+/** WebSocket middleware: runs before accept; it may reject (HTTP status) or close (4xxx after accept). */
+export type WebSocketMiddleware = (ws: WebSocket, next: () => Promise<void>) => unknown;
 
 /**
  * The schemas of a WebSocket route: the upgrade request's params, query and headers, checked
@@ -36,8 +39,11 @@ export type WebSocketHandler<Path extends string = string, D extends DependencyM
   | ((ws: WebSocket<PathParams<Path>, ValidatedUpgrade<S>>, deps: Resolved<D>) => unknown)
   | WebSocketListener<PathParams<Path>, ValidatedUpgrade<S>, RouteMessage<S>>;
 
-/** Options of one WebSocket route: its dependencies, schemas, middleware and any WebSocket option to override. */
-export interface WebSocketRouteOptions<D extends DependencyMap = {}, S extends WebSocketSchemas = {}> extends WebSocketOptions {
+/**
+ * Options of one WebSocket route: its dependencies, schemas, middleware, how the AsyncAPI document
+ * describes it, and any WebSocket option to override.
+ */
+export interface WebSocketRouteOptions<D extends DependencyMap = {}, S extends WebSocketSchemas = {}> extends WebSocketOptions, WebSocketRouteDoc {
   dependencies?: D;
   /** WebSocket middleware of this route only, after the app's and its routers'. */
   middleware?: readonly WebSocketMiddleware[];
@@ -56,6 +62,11 @@ export interface WebSocketRouteDefinition {
   message: StandardSchemaV1 | null;
   /** Dependencies of its routers and includes, resolved before the handler; their values go nowhere. */
   guards: ReadonlyArray<Dependency<unknown>>;
+  /** How the AsyncAPI document describes it, and its schemas. */
+  doc: WebSocketRouteDoc;
+  schema: WebSocketSchemas | undefined;
+  /** A route of its own, or a room's (`app.room()`: one room per path). */
+  kind: "websocket" | "room";
   /** The WebSocket middleware lists of its routers (live arrays) and its own, outermost first; the app's run before them. */
   middleware: ReadonlyArray<readonly WebSocketMiddleware[]>;
   options: WebSocketOptions;

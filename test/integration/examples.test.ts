@@ -56,3 +56,33 @@ test("the demo page links every demo", async () => {
     assert.ok(html.includes(link), link);
   }
 });
+
+test("the chat stream validates its message query; the orders API its body and query; the demo serves its documents and docs page", { timeout: 10_000 }, async () => {
+  const missing = await fetch(`${served.url}/chat/stream`);
+  assert.equal(missing.status, 422);
+  assert.deepEqual((await missing.json() as any).detail.map((i: { loc: unknown }) => i.loc), [["query", "message"]]);
+  const stream = await fetch(`${served.url}/chat/stream?message=hi`);
+  assert.equal(stream.headers.get("content-type")?.split(";")[0], "text/event-stream");
+  await stream.body?.cancel();
+
+  const post = (body: unknown) => fetch(`${served.url}/api/orders`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const bad = await post({ item: "", quantity: 0 });
+  assert.equal(bad.status, 422);
+  assert.deepEqual((await bad.json() as any).detail.map((i: { loc: string[] }) => i.loc.join(".")).sort(), ["body.item", "body.quantity"]);
+  const created = await (await post({ item: "pen", quantity: 2 })).json() as any;
+  assert.equal(created.status, "open");
+  const listed = await (await fetch(`${served.url}/api/orders?status=open&limit=1`)).json();
+  assert.deepEqual(listed, [created]);
+  assert.equal((await fetch(`${served.url}/api/orders?limit=1000`)).status, 422);
+  assert.deepEqual(await (await fetch(`${served.url}/api/orders/${created.id}`)).json(), created);
+
+  const openapi = await (await fetch(`${served.url}/openapi.json`)).json() as any;
+  assert.equal(openapi.openapi, "3.1.0");
+  assert.ok(openapi.paths["/api/orders"].post.requestBody);
+  assert.ok(openapi.paths["/chat/stream"].get.responses["200"].content["text/event-stream"]);
+  const asyncapi = await (await fetch(`${served.url}/asyncapi.json`)).json() as any;
+  assert.deepEqual(Object.keys(asyncapi.channels).sort(), ["ws_echo", "ws_prices", "ws_telemetry_deviceId"]);
+  const docs = await fetch(`${served.url}/docs`);
+  assert.equal(docs.status, 200);
+  assert.match(await docs.text(), /\/openapi\.json/);
+});
