@@ -99,6 +99,9 @@ test("adopted subscribers still count toward maxConnections", async (t) => {
       subscribers.push(subscribe(port, "/feed/full"));
       await waitFor(() => app.rooms.get("full")?.size === i + 1, 3_000, `subscriber ${i + 1}`);
     }
+    // A subscriber joins its room before its response head reaches the client (the sanitizer
+    // build is slow enough to show it): wait for the four heads.
+    await waitFor(() => subscribers.every((s) => s.received().includes("\r\n\r\n")), 3_000, "four response heads");
     const heads = subscribers.map((s) => s.received().split("\r\n\r\n")[0]!.toLowerCase());
     // Three went to the engine; the engine leaves the last connection of the four to node:http.
     assert.equal(app.websockets.nativeEngine!.streamCount, 3);
