@@ -5,6 +5,7 @@
  *   npm run bench                      # all figures, 3 repetitions, medians
  *   BENCH_SECONDS=2 BENCH_REPEAT=1 npm run bench
  *   BENCH_ONLY=hello,sse-latency BENCH_PEERS=catzilla,node:http npm run bench
+ *   BENCH_BASELINE=/tmp/ab-base BENCH_ONLY=hello,stream npm run bench:http   # A/B against a built checkout
  *
  * Needs wrk (Debian: apt-get install wrk) and Linux (taskset, /proc for RSS).
  */
@@ -34,6 +35,10 @@ const targets: Target[] = [
   { name: "hono", script: "bench/peers/hono.ts" },
   { name: "express", script: "bench/peers/express.ts" },
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
+// BENCH_BASELINE=<another checkout, built>: its Catzilla beside this one's, in the same run (an A/B).
+if (process.env.BENCH_BASELINE !== undefined && process.env.BENCH_BASELINE !== "") {
+  targets.push({ name: "baseline", script: `${process.env.BENCH_BASELINE}/examples/conformance.ts` });
+}
 
 interface Figure {
   key: string;
