@@ -91,3 +91,21 @@ export function openBrowser(browser: Browser, url: string): RunningBrowser {
     },
   };
 }
+
+/**
+ * Debian's Chromium (or CHROMIUM_PATH) driven by playwright-core, headless and off the network
+ * but for the test's own requests. Fails, saying what to install, where it is missing.
+ */
+export async function launchChromium(): Promise<import("playwright-core").Browser> {
+  const executablePath = browsers[0]!.executable;
+  if (!existsSync(executablePath)) {
+    throw new Error(`Chromium not found at ${executablePath}; install it (apt-get install chromium) or set CHROMIUM_PATH`);
+  }
+  const { chromium } = await import("playwright-core");
+  return chromium.launch({
+    executablePath,
+    env: foreignEnv(),
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}

@@ -1,23 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../browsers.js";
 import { createDemoApp } from "../../examples/demo-app.js";
-import { foreignEnv, serve } from "../helpers.js";
-
-// .ci/run installs Debian's chromium; without it (a developer machine) this test says so and fails.
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+import { serve } from "../helpers.js";
 
 test("Chromium's WebSocket talks to the demo echo page: connect, send, receive, close", async () => {
-  assert.ok(existsSync(executablePath), `Chromium not found at ${executablePath}; install it (apt-get install chromium) or set CHROMIUM_PATH`);
+  const browser = await launchChromium();
   const app = createDemoApp({ handleSignals: false });
   const served = await serve(app);
-  const browser = await chromium.launch({
-    executablePath,
-    env: foreignEnv(),
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
   try {
     const page = await browser.newPage();
     await page.goto(`${served.url}/ws-echo`);

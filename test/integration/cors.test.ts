@@ -5,12 +5,10 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../browsers.js";
 import { HTMLResponse, HTTPError, cors } from "../../src/index.js";
-import { foreignEnv, serve, testApp, type Served } from "../helpers.js";
+import { serve, testApp, type Served } from "../helpers.js";
 
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 let page: Served;
 let api: Served;
@@ -96,13 +94,7 @@ test("cors() refuses options that would be unsafe or wrong", () => {
 });
 
 test("Chromium: a cross-origin fetch the API allows passes its preflight; one it does not is refused", { timeout: 60_000 }, async () => {
-  assert.ok(existsSync(executablePath), `Chromium not found at ${executablePath}; install it (apt-get install chromium) or set CHROMIUM_PATH`);
-  const browser = await chromium.launch({
-    executablePath,
-    env: foreignEnv(),
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     await context.addCookies([{ name: "session", value: "s3cret", url: api.url }]);

@@ -5,7 +5,7 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
@@ -15,11 +15,10 @@ import { Validator } from "@seriousme/openapi-schema-validator";
 import { Ajv } from "ajv";
 import addFormats from "ajv-formats";
 import asyncapiSpecs from "@asyncapi/specs";
-import { chromium } from "playwright-core";
+import { launchChromium } from "../browsers.js";
 import { EventSourceResponse, Router, StreamingResponse } from "../../src/index.js";
-import { foreignEnv, serve, testApp, type Served } from "../helpers.js";
+import { serve, testApp, type Served } from "../helpers.js";
 
-const executablePath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 let served: Served;
 let openapi: any;
@@ -152,13 +151,7 @@ test("the AsyncAPI document is valid AsyncAPI 3.0 (against @asyncapi/specs) with
 });
 
 test("the docs page works offline in Chromium: every operation and channel listed, an HTTP call and a WebSocket tried", { timeout: 60_000 }, async () => {
-  assert.ok(existsSync(executablePath), `Chromium not found at ${executablePath}; install it (apt-get install chromium) or set CHROMIUM_PATH`);
-  const browser = await chromium.launch({
-    executablePath,
-    env: foreignEnv(),
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const elsewhere: string[] = [];
