@@ -37,7 +37,10 @@ const targets: Target[] = [
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 // BENCH_BASELINE=<another checkout, built>: its Catzilla beside this one's, in the same run (an A/B).
 if (process.env.BENCH_BASELINE !== undefined && process.env.BENCH_BASELINE !== "") {
-  targets.push({ name: "baseline", script: `${process.env.BENCH_BASELINE}/examples/conformance.ts` });
+  // BENCH_BASELINE_FIRST=1 measures it first: a figure that follows the order is the machine's, not the change's.
+  const baseline = { name: "baseline", script: `${process.env.BENCH_BASELINE}/examples/conformance.ts` };
+  if (process.env.BENCH_BASELINE_FIRST === "1") targets.unshift(baseline);
+  else targets.push(baseline);
 }
 
 interface Figure {
