@@ -92,6 +92,8 @@ export interface NativeBinding {
   stats(): NativeEngineStats;
   /** The frame parser alone, fed chunk by chunk (tests compare it with the TypeScript codec). */
   parse(chunks: readonly Uint8Array[], maxMessage: number, maxFrame: number): Array<[string, ...unknown[]]>;
+  /** The HTTP/1.1 request parser alone, fed chunk by chunk (tests compare it with node:http's). */
+  parseHttp(chunks: readonly Uint8Array[], maxHeadBytes: number, maxHeaders: number, maxBodyBytes: number): Array<[string, ...unknown[]]>;
 }
 
 const packageRoot = fileURLToPath(new URL("../../../", import.meta.url));
