@@ -147,11 +147,16 @@ export function toValidationIssue(location: InputLocation, issue: StandardSchema
   return { loc, msg: issue.message, type };
 }
 
-/** The query string (or a form) as an object, coerced per the schema's fields. */
+/** The query string (or a form) as an object, coerced per the schema's fields; one pass over it. */
 function fromSearchParams(search: URLSearchParams, shape: Shape): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const name of new Set(search.keys())) {
-    const values = search.getAll(name);
+  const byName = new Map<string, string[]>();
+  for (const [name, value] of search) {
+    const values = byName.get(name);
+    if (values === undefined) byName.set(name, [value]);
+    else values.push(value);
+  }
+  const out = record();
+  for (const [name, values] of byName) {
     const field = shape?.get(name);
     if (field === undefined) {
       // A name the schema does not describe: one value, or a list when it is repeated.
@@ -164,7 +169,7 @@ function fromSearchParams(search: URLSearchParams, shape: Shape): Record<string,
 }
 
 function fromHeaders(headers: Record<string, string | string[] | undefined>, shape: Shape): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  const out = record();
   for (const name in headers) {
     const value = headers[name];
     if (value === undefined) continue;
@@ -176,15 +181,23 @@ function fromHeaders(headers: Record<string, string | string[] | undefined>, sha
   return out;
 }
 
-function coerceRecord(record: Record<string, string | number>, shape: Shape): Record<string, unknown> {
-  if (shape === null) return { ...record };
-  const out: Record<string, unknown> = {};
-  for (const name in record) {
-    const value = record[name]!;
+function coerceRecord(params: Record<string, string | number>, shape: Shape): Record<string, unknown> {
+  if (shape === null) return Object.assign(record(), params);
+  const out = record();
+  for (const name in params) {
+    const value = params[name]!;
     const field = shape.get(name);
     out[name] = typeof value === "string" && field !== undefined ? coerce(value, field.types) : value;
   }
   return out;
+}
+
+/**
+ * An object for names the client chose: without a prototype, so that `__proto__` in a query is a
+ * name like any other and cannot change what the object is.
+ */
+function record(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
 }
 
 const NUMBER = /^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$/;
