@@ -256,6 +256,12 @@ export class WebSocketEngine {
           if (ws.readyState !== 0) return;
         }
         if (listener !== null) {
+          // Event-style handlers do not receive values: the dependencies run for what they do
+          // (refuse the upgrade, open what the connection uses), and close when it ends.
+          if (scope !== null && route.dependencies !== undefined) {
+            await scope.resolveAll(route.dependencies);
+            if (ws.readyState !== 0) return;
+          }
           await ws.accept();
           try {
             listener.onOpen?.(ws);

@@ -183,3 +183,35 @@ function upgradeStatus(url: string, headers: Record<string, string>): Promise<nu
     });
   });
 }
+
+test("an event-style WebSocket route's dependencies run before accept (one that throws refuses) and close when the connection ends", { timeout: 10_000 }, async () => {
+  const app = testApp();
+  const events: string[] = [];
+  async function* session(req: Request) {
+    if (req.query.get("user") === null) throw new HTTPError(401, "Who are you?");
+    events.push("open");
+    try {
+      yield "session";
+    } finally {
+      events.push("closed");
+    }
+  }
+  app.websocket("/events", {
+    onOpen(ws) {
+      events.push("onOpen");
+      ws.sendText("hi");
+    },
+  }, { dependencies: { session } });
+  const served = await serve(app);
+  try {
+    const base = served.url.replace("http", "ws");
+    assert.equal(await upgradeStatus(`${base}/events`, {}), 401);
+    assert.equal(events.length, 0, "nothing opened for a refused upgrade");
+    assert.equal(await upgradeStatus(`${base}/events?user=ann`, {}), 101);
+    const deadline = Date.now() + 5_000;
+    while (!events.includes("closed") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.deepEqual(events, ["open", "onOpen", "closed"]);
+  } finally {
+    await served.close();
+  }
+});
