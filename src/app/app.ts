@@ -20,6 +20,8 @@ import { AppServer, type ListenOptions, type ListeningAddress } from "./server.j
 import type { Room } from "../rooms/room.js";
 import type { WebSocket, Message } from "../websocket/session.js";
 import type { WebSocketRouteOptions } from "./router.js";
+import type { RouteMessage, ValidatedUpgrade, WebSocketSchemas } from "../websocket/route.js";
+import type { DependencyMap } from "../request/dependencies.js";
 import type { PathParams } from "../request/route-pattern.js";
 
 export type { Middleware } from "./router.js";
@@ -35,10 +37,11 @@ const NO_DEPENDENCIES = Object.freeze({}) as never;
 
 
 /** Event-style room handlers of `app.room()`; each gets the connection's room. */
-export interface RoomHandlers<P = Record<string, string | number>> {
-  onConnect?(ws: WebSocket<P>, room: Room): void;
-  onMessage?(ws: WebSocket<P>, message: Message, room: Room): void;
-  onDisconnect?(ws: WebSocket<P>, room: Room, code: number, reason: string): void;
+export interface RoomHandlers<P = Record<string, string | number>, V = {}, M = Message> {
+  onConnect?(ws: WebSocket<P, V>, room: Room): void;
+  /** Every message; with a `schema.message`, the validated value (one that fails closes with 1007). */
+  onMessage?(ws: WebSocket<P, V>, message: M, room: Room): void;
+  onDisconnect?(ws: WebSocket<P, V>, room: Room, code: number, reason: string): void;
 }
 
 
@@ -158,11 +161,15 @@ export class Catzilla extends Router {
    *   onDisconnect(ws, room) { room.broadcast(`left ${ws.id}`); },
    * });
    */
-  room<P extends string>(path: P, handlers: RoomHandlers<PathParams<P>>, options: WebSocketRouteOptions = {}): this {
+  room<P extends string, S extends WebSocketSchemas = {}>(
+    path: P,
+    handlers: RoomHandlers<PathParams<P>, ValidatedUpgrade<S>, RouteMessage<S>>,
+    options: WebSocketRouteOptions<{}, S> = {},
+  ): this {
     const rooms = this.rooms;
     // The room a connection joined; it may be gone from the registry by the time the
     // connection ends (the last member left), and must not be made again then.
-    const joined = new WeakMap<WebSocket<PathParams<P>>, Room>();
+    const joined = new WeakMap<WebSocket<any, any>, Room>();
     return this.addWebSocket(path, {
       onOpen(ws: WebSocket<any, any>) {
         const room = rooms.getOrCreate(ws.path);
@@ -170,14 +177,14 @@ export class Catzilla extends Router {
         room.add(ws);
         handlers.onConnect?.(ws, room);
       },
-      onMessage(ws: WebSocket<any, any>, message: Message) {
-        handlers.onMessage?.(ws, message, joined.get(ws)!);
+      onMessage(ws: WebSocket<any, any>, message: unknown) {
+        handlers.onMessage?.(ws, message as RouteMessage<S>, joined.get(ws)!);
       },
       onClose(ws: WebSocket<any, any>, code: number, reason: string) {
         const room = joined.get(ws);
         if (room !== undefined) handlers.onDisconnect?.(ws, room, code, reason);
       },
-    }, options as WebSocketRouteOptions, "room");
+    }, options as WebSocketRouteOptions<DependencyMap, WebSocketSchemas>, "room");
   }
 
   /**

@@ -104,6 +104,11 @@ for (const [library, schemas] of [["zod", zodSchemas], ["valibot", valibotSchema
           ws.sendText(`got ${message.text}`);
         },
       }, { schema: { message: schemas.slowChat } });
+      app.room("/chat/{id:int}", {
+        onMessage(_ws, message, room) {
+          room.broadcast({ echo: message.text });
+        },
+      }, { schema: { message: schemas.chat } });
       served = await serve(app);
     });
 
@@ -201,6 +206,19 @@ for (const [library, schemas] of [["zod", zodSchemas], ["valibot", valibotSchema
       const [code, reason] = await new Promise<[number, string]>((resolve) => second.once("close", (c, r) => resolve([c, r.toString()])));
       assert.equal(code, 1007);
       assert.match(reason, /^Invalid message: text: /);
+    });
+
+    test("a room's message schema hands onMessage the validated value; a bad message closes with 1007", { timeout: 10_000 }, async () => {
+      const ws = new WebSocketClient(`${served.url.replace("http", "ws")}/chat/1`);
+      const received: string[] = [];
+      ws.on("message", (data) => received.push(data.toString()));
+      await new Promise((resolve) => ws.once("open", resolve));
+      ws.send(JSON.stringify({ text: "hey" }));
+      await waitFor(() => received.length === 1);
+      assert.deepEqual(JSON.parse(received[0]!), { echo: "hey" });
+      ws.send(JSON.stringify({ text: ["not", "text"] }));
+      const code = await new Promise<number>((resolve) => ws.once("close", resolve));
+      assert.equal(code, 1007);
     });
 
     test("an event-style route's message schema hands onMessage the value, in order, and closes with 1007 on a bad one", { timeout: 10_000 }, async () => {

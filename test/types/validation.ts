@@ -51,3 +51,13 @@ app.websocket("/events", {
     ws.sendText(text);
   },
 }, { schema: { message: z.object({ text: z.string() }) } });
+
+app.room("/rooms/{id:int}", {
+  onMessage(ws, message, room) {
+    const text: string = message.text;
+    const id: number = ws.params.id;
+    // @ts-expect-error the validated message, not a string or Buffer
+    message.subarray(0);
+    room.broadcast({ text, id });
+  },
+}, { schema: { message: z.object({ text: z.string() }) } });
