@@ -16,6 +16,7 @@ export type { DocsPageOptions } from "./docs/page.js";
 export type { PathParams } from "./request/route-pattern.js";
 export { Request, parseCookies } from "./request/request.js";
 export type { ClientAddress } from "./request/request.js";
+export type { IncomingRequest, RequestConnection } from "./http-engine.js";
 export type { Dependency, DependencyMap, Resolved, Resolve } from "./request/dependencies.js";
 export {
   Response, TextResponse, HTMLResponse, JSONResponse, RedirectResponse,

@@ -1,4 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { Server, ServerResponse } from "node:http";
+import type { IncomingRequest } from "../http-engine.js";
 import { HTTPError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
@@ -285,7 +286,7 @@ export class Catzilla extends Router {
   }
 
   /** The node:http request listener, for mounting the app on a server of your own. */
-  readonly handle = (raw: IncomingMessage, res: ServerResponse): void => {
+  readonly handle = (raw: IncomingRequest, res: ServerResponse): void => {
     void this.dispatch(raw, res);
   };
 
@@ -296,7 +297,7 @@ export class Catzilla extends Router {
     this.websockets?.invalidate();
   }
 
-  private dispatch(raw: IncomingMessage, res: ServerResponse): void {
+  private dispatch(raw: IncomingRequest, res: ServerResponse): void {
     const stats = this.collector.http;
     stats.requests++;
     stats.active++;
@@ -383,15 +384,15 @@ export class Catzilla extends Router {
    * unread body is drained by node:http and the connection is kept.
    */
   private abandonsBody(req: Request): boolean {
-    if (req.raw.complete) return false;
-    return req.bodyConsumed || Number(req.raw.headers["content-length"]) > this.config.maxBodyBytes;
+    if (req.source.complete) return false;
+    return req.bodyConsumed || Number(req.headers["content-length"]) > this.config.maxBodyBytes;
   }
 
   private runChain(exchange: Exchange): Response | Promise<Response> {
     // RFC 9112 §3.2: a request with more than one Host header field gets 400.
-    if (hasDuplicateHost(exchange.req.raw.rawHeaders)) throw new HTTPError(400, "More than one Host header");
+    if (hasDuplicateHost(exchange.req.source.rawHeaders)) throw new HTTPError(400, "More than one Host header");
     if (this.rateLimiter !== null) {
-      const retryAfter = this.rateLimiter.take(exchange.req.raw.socket.remoteAddress ?? "");
+      const retryAfter = this.rateLimiter.take(exchange.req.remoteAddress);
       if (retryAfter > 0) {
         this.collector.http.rateLimited++;
         throw new TooManyRequestsError("Rate limit exceeded", retryAfter);

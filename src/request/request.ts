@@ -1,4 +1,5 @@
-import type { IncomingMessage, IncomingHttpHeaders } from "node:http";
+import { IncomingMessage, type IncomingHttpHeaders } from "node:http";
+import type { IncomingRequest } from "../http-engine.js";
 import { intern } from "../intern.js";
 import { BodyTooLargeError, ClientDisconnectError, HTTPError, InvalidJSONError } from "../errors.js";
 
@@ -40,12 +41,12 @@ export class Request<P = Record<string, string | number>, V = {}> {
   private bodyCache: Promise<Buffer> | undefined;
   private bodyTaken = false;
   private abortController: AbortController | undefined;
-  private incoming: IncomingMessage | null;
+  private incoming: IncomingRequest | null;
   /** The client's address once the node:http request is let go (two fields, not an object). */
   private clientHost = "";
   private clientPort = 0;
 
-  constructor(raw: IncomingMessage, maxBodyBytes: number) {
+  constructor(raw: IncomingRequest, maxBodyBytes: number) {
     this.incoming = raw;
     this.headers = raw.headers;
     this.method = raw.method ?? "GET";
@@ -64,12 +65,25 @@ export class Request<P = Record<string, string | number>, V = {}> {
   }
 
   /**
-   * The node:http request, for what this class does not cover.
-   * @throws Error for the upgrade request of a WebSocket after `accept()`, which lets it go.
+   * The node:http request, for what this class does not cover (on the node:http engine).
+   * @throws Error for the upgrade request of a WebSocket after `accept()`, which lets it go, and
+   * for a request another engine parsed.
    */
   get raw(): IncomingMessage {
+    const incoming = this.source;
+    if (!(incoming instanceof IncomingMessage)) throw new Error("This request did not come through node:http: it has no IncomingMessage");
+    return incoming;
+  }
+
+  /** The request as its engine handed it over. @internal */
+  get source(): IncomingRequest {
     if (this.incoming === null) throw new Error("The upgrade request is not kept after the WebSocket handshake");
     return this.incoming;
+  }
+
+  /** The client's address, without making an object. @internal */
+  get remoteAddress(): string {
+    return this.incoming === null ? this.clientHost : (this.incoming.socket.remoteAddress ?? "");
   }
 
   /**
@@ -144,7 +158,7 @@ export class Request<P = Record<string, string | number>, V = {}> {
   get signal(): AbortSignal {
     if (this.abortController === undefined) {
       const controller = (this.abortController = new AbortController());
-      const res = this.raw.socket;
+      const res = this.source.socket;
       if (res.destroyed) controller.abort(new ClientDisconnectError());
       else res.once("close", () => controller.abort(new ClientDisconnectError()));
     }
@@ -163,12 +177,12 @@ export class Request<P = Record<string, string | number>, V = {}> {
     const declared = Number(this.headers["content-length"]);
     if (declared > limit) throw new BodyTooLargeError(limit);
     let received = 0;
-    for await (const chunk of this.raw as AsyncIterable<Buffer>) {
+    for await (const chunk of this.source) {
       received += chunk.length;
       if (received > limit) throw new BodyTooLargeError(limit);
       yield chunk;
     }
-    if (!this.raw.complete) throw new ClientDisconnectError();
+    if (!this.source.complete) throw new ClientDisconnectError();
   }
 
   /** The whole body as bytes. */

@@ -175,7 +175,7 @@ export class StreamingResponse<T = Chunk> extends Response {
   /** @internal */
   override async send(ctx: SendContext): Promise<void> {
     const { req, res, host } = ctx;
-    const address = req.raw.socket.remoteAddress ?? "";
+    const address = req.remoteAddress;
     if (!host.acquireStream(address)) {
       host.stats.http.rateLimited++;
       throw new TooManyRequestsError("Too many concurrent streams from this client", 1);
