@@ -567,19 +567,25 @@ static napi_value str(napi_env env, const char *s, size_t len) {
   return out;
 }
 
-static int t_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
-  parse_run_t *r = user;
-  if (first) r->len = 0;
+/* Append bytes to the message being gathered. Returns 0 when memory ran out. */
+static int run_append(parse_run_t *r, const uint8_t *data, size_t len) {
   if (r->len + len > r->cap) {
     size_t cap = r->cap == 0 ? 256 : r->cap;
     while (cap < r->len + len) cap *= 2;
     uint8_t *m = realloc(r->message, cap);
-    if (m == NULL) return 1;
+    if (m == NULL) return 0;
     r->message = m;
     r->cap = cap;
   }
   if (len > 0) memcpy(r->message + r->len, data, len);
   r->len += len;
+  return 1;
+}
+
+static int t_data(void *user, const uint8_t *data, size_t len, int first, int last, int flags) {
+  parse_run_t *r = user;
+  if (first) r->len = 0;
+  if (!run_append(r, data, len)) return 1;
   if (last) {
     napi_value argv[3] = {str(r->env, "message", 7), bytes(r->env, r->message, r->len), NULL};
     napi_get_boolean(r->env, (flags & CZ_DATA_BINARY) != 0, &argv[2]);
@@ -653,20 +659,6 @@ static napi_value latin1(napi_env env, const char *s, size_t len) {
   return out;
 }
 
-static int body_append(parse_run_t *r, const uint8_t *data, size_t len) {
-  if (r->len + len > r->cap) {
-    size_t cap = r->cap == 0 ? 256 : r->cap;
-    while (cap < r->len + len) cap *= 2;
-    uint8_t *m = realloc(r->message, cap);
-    if (m == NULL) return 0;
-    r->message = m;
-    r->cap = cap;
-  }
-  if (len > 0) memcpy(r->message + r->len, data, len);
-  r->len += len;
-  return 1;
-}
-
 static int h_head(void *user, const cz_http_head_t *head) {
   parse_run_t *r = user;
   napi_env env = r->env;
@@ -690,7 +682,7 @@ static int h_head(void *user, const cz_http_head_t *head) {
 }
 
 static int h_body(void *user, const uint8_t *data, size_t len) {
-  return !body_append(user, data, len);
+  return !run_append(user, data, len);
 }
 
 static int h_end(void *user) {

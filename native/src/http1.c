@@ -47,15 +47,7 @@ static int lower(int c) {
   return c >= 'A' && c <= 'Z' ? c + 32 : c;
 }
 
-static int name_is(const cz_http_header_t *h, const char *name) {
-  size_t len = strlen(name);
-  if (h->name_len != len) return 0;
-  for (size_t i = 0; i < len; i++) {
-    if (lower((uint8_t)h->name[i]) != name[i]) return 0;
-  }
-  return 1;
-}
-
+/* Whether [s, s + len) is `token` (given in lower case), in any case. */
 static int token_is(const char *s, size_t len, const char *token) {
   size_t n = strlen(token);
   if (len != n) return 0;
@@ -63,6 +55,10 @@ static int token_is(const char *s, size_t len, const char *token) {
     if (lower((uint8_t)s[i]) != token[i]) return 0;
   }
   return 1;
+}
+
+static int name_is(const cz_http_header_t *h, const char *name) {
+  return token_is(h->name, h->name_len, name);
 }
 
 static size_t fail(cz_http_parser_t *p, int status, const char *reason, size_t consumed) {
