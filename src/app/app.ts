@@ -7,7 +7,6 @@ import { resolveAppOptions, type AppOptions, type ResolvedAppOptions } from "../
 import { HTMLResponse, JSONResponse, Response, type ResponseHost, type SendContext, type TrackedStream } from "../responses/response.js";
 import { staticHandler, type StaticOptions } from "../responses/static.js";
 import { DependencyScope, type Dependency } from "../request/dependencies.js";
-import { RequestValidator, bodyKind } from "../request/validation.js";
 import { RateLimiter, StreamSlots } from "./limits.js";
 import { Request } from "../request/request.js";
 import { RouteTable, Router, type Middleware, type ResponseLike, type RouteDefinition } from "./router.js";
@@ -427,7 +426,7 @@ export class Catzilla extends Router {
   private callHandler(route: RouteDefinition, exchange: Exchange): Response | Promise<Response> {
     const req = exchange.req;
     if (route.validator !== null) {
-      return validateRequest(route.validator, req).then((valid) => {
+      return route.validator.validate(req).then((valid) => {
         req.valid = valid;
         return this.resolveAndCall(route, exchange);
       });
@@ -488,16 +487,6 @@ export class Catzilla extends Router {
   close(): Promise<void> {
     return this.appServer.close();
   }
-}
-
-/** Run a route's schemas over what the request carries. */
-function validateRequest(validator: RequestValidator, req: Request): Promise<Record<string, unknown>> {
-  return validator.validate({
-    params: req.params,
-    query: req.query,
-    headers: req.headers,
-    body: validator.hasBody ? async () => ({ kind: bodyKind(req.headers["content-type"]), text: await req.text() }) : undefined,
-  });
 }
 
 function hasDuplicateHost(rawHeaders: readonly string[]): boolean {

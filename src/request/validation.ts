@@ -1,4 +1,5 @@
 import { HTTPError, RequestValidationError, type ValidationIssue } from "../errors.js";
+import type { Request } from "./request.js";
 import { isStandardSchema, jsonSchemaOf, type InferOutput, type JSONSchema, type StandardSchemaV1 } from "./standard-schema.js";
 
 /** Where a validated input comes from; the first element of an issue's `loc`. */
@@ -55,29 +56,21 @@ export class RequestValidator {
     }
   }
 
-  /** Whether the route validates its body (it is read before the handler runs). */
-  get hasBody(): boolean {
-    return this.schemas.body !== undefined;
-  }
-
   /**
-   * Validate what the request carries.
+   * Validate what the request carries (an HTTP request, or a WebSocket's upgrade request, whose
+   * route has no body schema); the body is read only when there is a schema for it.
    * @returns the validated values by input, or throws {@link RequestValidationError} with every issue.
    */
-  async validate(input: {
-    params: Record<string, string | number>;
-    query: URLSearchParams;
-    headers: Record<string, string | string[] | undefined>;
-    body?: () => Promise<{ kind: BodyKind; text: string }>;
-  }): Promise<Record<string, unknown>> {
+  async validate(req: Request<Record<string, string | number>, unknown>): Promise<Record<string, unknown>> {
     const out: Record<string, unknown> = {};
     const issues: ValidationIssue[] = [];
     const { params, query, headers, body } = this.schemas;
-    if (params !== undefined) out.params = await check(params, "path", coerceRecord(input.params, this.shapes.get("params")!), issues);
-    if (query !== undefined) out.query = await check(query, "query", fromSearchParams(input.query, this.shapes.get("query")!), issues);
-    if (headers !== undefined) out.headers = await check(headers, "header", fromHeaders(input.headers, this.shapes.get("headers")!), issues);
-    if (body !== undefined && input.body !== undefined) {
-      const { kind, text } = await input.body();
+    if (params !== undefined) out.params = await check(params, "path", coerceRecord(req.params, this.shapes.get("params")!), issues);
+    if (query !== undefined) out.query = await check(query, "query", fromSearchParams(req.query, this.shapes.get("query")!), issues);
+    if (headers !== undefined) out.headers = await check(headers, "header", fromHeaders(req.headers, this.shapes.get("headers")!), issues);
+    if (body !== undefined) {
+      const text = await req.text();
+      const kind = bodyKind(req.headers["content-type"]);
       let value: unknown;
       let parsed = true;
       if (kind === "form") {
@@ -100,7 +93,7 @@ export class RequestValidator {
 }
 
 /** What a body is read as, from its Content-Type: JSON when there is none, as FastAPI does. */
-export function bodyKind(contentType: string | undefined): BodyKind {
+function bodyKind(contentType: string | undefined): BodyKind {
   if (contentType === undefined) return "json";
   const type = contentType.split(";", 1)[0]!.trim().toLowerCase();
   if (type === "application/json" || (type.startsWith("application/") && type.endsWith("+json"))) return "json";
@@ -162,10 +155,15 @@ function fromSearchParams(search: URLSearchParams, shape: Shape): Record<string,
       // A name the schema does not describe: one value, or a list when it is repeated.
       out[name] = values.length === 1 ? values[0] : values;
     } else {
-      out[name] = field.array ? values.map((v) => coerce(v, field.types)) : coerce(values[0]!, field.types);
+      out[name] = read(values, field);
     }
   }
   return out;
+}
+
+/** The values a field got, as the field asks: all of them coerced for a list, else the first. */
+function read(values: readonly string[], field: Field): unknown {
+  return field.array ? values.map((v) => coerce(v, field.types)) : coerce(values[0]!, field.types);
 }
 
 function fromHeaders(headers: Record<string, string | string[] | undefined>, shape: Shape): Record<string, unknown> {
@@ -174,9 +172,7 @@ function fromHeaders(headers: Record<string, string | string[] | undefined>, sha
     const value = headers[name];
     if (value === undefined) continue;
     const field = shape?.get(name);
-    if (field === undefined) out[name] = value;
-    else if (field.array) out[name] = (Array.isArray(value) ? value : [value]).map((v) => coerce(v, field.types));
-    else out[name] = coerce(Array.isArray(value) ? value[0]! : value, field.types);
+    out[name] = field === undefined ? value : read(Array.isArray(value) ? value : [value], field);
   }
   return out;
 }

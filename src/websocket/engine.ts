@@ -247,8 +247,7 @@ export class WebSocketEngine {
         }
         if (ws.readyState !== 0) return;
         if (compiled.validator !== null) {
-          const request = ws.request;
-          request.valid = await compiled.validator.validate({ params: request.params, query: request.query, headers: request.headers });
+          ws.request.valid = await compiled.validator.validate(ws.request);
           if (ws.readyState !== 0) return;
         }
         if (scope !== null && route.guards.length > 0) {
