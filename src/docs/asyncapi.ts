@@ -3,6 +3,7 @@ import { RoutePattern } from "../request/route-pattern.js";
 import type { WebSocketRouteDefinition } from "../websocket/route.js";
 import type { DocumentInfo } from "./openapi.js";
 import { SchemaCollector } from "./json-schema.js";
+import { pathWords, uniqueName } from "./names.js";
 
 /** An AsyncAPI 3.0 document, as a plain object. */
 export type AsyncAPIDocument = Record<string, unknown> & { asyncapi: "3.0.0"; channels: Record<string, unknown> };
@@ -30,7 +31,7 @@ export function asyncAPIDocument(routes: readonly WebSocketRouteDefinition[], in
     const doc = route.doc;
     if (doc.includeInSchema === false) continue;
     const pattern = new RoutePattern(route.path);
-    const id = unique(channelId(pattern.template), ids);
+    const id = uniqueName(pathWords(pattern.template) || "root", ids);
     const room = route.kind === "room";
     const channel: Record<string, unknown> = { address: pattern.template };
     if (doc.summary !== undefined) channel.summary = doc.summary;
@@ -114,13 +115,3 @@ function serversOf(urls: readonly string[]): Record<string, unknown> | null {
   return servers;
 }
 
-function channelId(template: string): string {
-  return template.split(/[^A-Za-z0-9]+/).filter(Boolean).join("_") || "root";
-}
-
-function unique(id: string, taken: Set<string>): string {
-  let candidate = id;
-  for (let n = 2; taken.has(candidate); n++) candidate = `${id}_${n}`;
-  taken.add(candidate);
-  return candidate;
-}

@@ -4,6 +4,7 @@ import type { RequestSchemas } from "../request/validation.js";
 import type { ResponseDoc, RouteDoc } from "./route-doc.js";
 import { statusText } from "../errors.js";
 import { SchemaCollector } from "./json-schema.js";
+import { pathWords, uniqueName } from "./names.js";
 
 /** The document's `info`, and where the API is served. */
 export interface DocumentInfo {
@@ -82,7 +83,7 @@ export function openAPIDocument(routes: readonly DocumentedRoute[], info: Docume
       if (doc.tags !== undefined) operation.tags = [...doc.tags];
       if (doc.summary !== undefined) operation.summary = doc.summary;
       if (doc.description !== undefined) operation.description = doc.description;
-      operation.operationId = uniqueId(doc.operationId ?? defaultOperationId(key, template), operationIds, doc.operationId !== undefined);
+      operation.operationId = operationId(doc.operationId, key, template, operationIds);
       const parameters = [
         ...pathParameters(pattern, route.schema?.params, schemas),
         ...objectParameters("query", route.schema?.query, schemas),
@@ -233,15 +234,9 @@ function propertiesOf(schema: StandardSchemaV1, schemas: SchemaCollector): { sch
   return { schemas: properties as Record<string, JSONSchema>, required };
 }
 
-function defaultOperationId(method: string, template: string): string {
-  const words = template.split(/[^A-Za-z0-9]+/).filter(Boolean);
-  return [method, ...words].join("_");
-}
-
-function uniqueId(id: string, taken: Set<string>, given: boolean): string {
-  if (given && taken.has(id)) throw new TypeError(`operationId ${JSON.stringify(id)} is used by two routes`);
-  let candidate = id;
-  for (let n = 2; taken.has(candidate); n++) candidate = `${id}_${n}`;
-  taken.add(candidate);
-  return candidate;
+/** A route's operationId: the one it gives (which no other route may have), or one made of its method and path. */
+function operationId(given: string | undefined, method: string, template: string, taken: Set<string>): string {
+  if (given !== undefined && taken.has(given)) throw new TypeError(`operationId ${JSON.stringify(given)} is used by two routes`);
+  const words = pathWords(template);
+  return uniqueName(given ?? (words === "" ? method : `${method}_${words}`), taken);
 }
