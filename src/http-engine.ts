@@ -4,11 +4,14 @@
  * connections. node:http implements it (node/http-engine.ts); a native engine can implement it
  * in C, as transport.ts lets one own WebSocket connections.
  *
- * What an engine hands the app per request is still node:http's request and response objects;
- * an engine without them gives the app its own exchange behind the same `request` call.
+ * Per request an engine hands the app an exchange: the request (`IncomingRequest`), where its
+ * response goes (`ResponseSink`), and how streamed bodies are written to it (`BodyWriters`).
+ * node:http's IncomingMessage and ServerResponse are the first two as they are; another engine
+ * gives objects of its own behind the same `request` call.
  */
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, Server } from "node:http";
 import type { Socket } from "node:net";
+import type { StreamStats } from "./metrics/stats.js";
 
 /**
  * One request as an engine hands it to the app: the head, the body as it arrives (with
@@ -40,10 +43,107 @@ export interface RequestConnection {
   once(event: "close", listener: () => void): unknown;
 }
 
+/**
+ * Where one response goes. node:http's ServerResponse is one as it is. A whole response is
+ * `writeHead` then `end(body)`; a streamed one is `writeHead` then a body writer's bytes
+ * (`BodyWriters.open`).
+ */
+export interface ResponseSink {
+  /** The status written by `writeHead`; 200 before. */
+  readonly statusCode: number;
+  /** Whether the status line and headers went out: no other response can be sent then. */
+  readonly headersSent: boolean;
+  /** Set the status and the headers, as a flat list: name, value, name, value, ... */
+  writeHead(status: number, headers: string[]): unknown;
+  /** End the response, with the rest of its body. */
+  end(body?: string | Uint8Array): unknown;
+  /** Cut the connection: a response begun is seen incomplete. */
+  destroy(): unknown;
+}
+
+/** Content codings a streamed body can be sent with. */
+export type StreamEncoding = "br" | "gzip";
+
+/** Why a stream stopped before its end. */
+export type AbortReason = "disconnect" | "idle-timeout" | "shutdown" | "error";
+
+/** How a streamed body is written. */
+export interface BodyOptions {
+  /** The streaming counters the writer keeps up to date. */
+  stats: StreamStats;
+  /** Small chunks are coalesced into writes of about this many bytes. */
+  chunkSize: number;
+  /** A producer waiting this long for a reader that takes nothing is cut (`idle-timeout`). */
+  idleTimeoutMs: number;
+  /** Keep the peak of buffered bytes (per stream and in `stats`). */
+  monitorMemory: boolean;
+  /** The body is compressed with this coding; null: as it is. */
+  encoding: StreamEncoding | null;
+  /** The stream stopped before its end: the client went away, it idled out, or it was cut. */
+  onAbort(reason: AbortReason): void;
+}
+
+/**
+ * Writes one streamed body: coalesces small chunks, tells the producer when to wait (a reader
+ * slower than the producer holds a bounded amount in the server), notices the client going
+ * away, and cuts the connection on failure so the client sees an incomplete body.
+ */
+export interface BodyWriter {
+  /** Body bytes produced so far (before compression). */
+  readonly bytes: number;
+  /** Set once the stream stopped early; nothing is written after. */
+  readonly aborted: AbortReason | null;
+  /** Whether the producer should wait for `drained()` before the next chunk. */
+  readonly backpressure: boolean;
+  /** Bytes queued in user space, coalesced or not yet taken by the connection. */
+  readonly bufferedBytes: number;
+  /** Largest `bufferedBytes` seen, when memory is monitored. */
+  readonly peakBufferedBytes: number;
+  /** An endless stream (an event stream): shutdown ends it at once, cleanly (`endNow`). */
+  shutdownAtOnce: boolean;
+  push(chunk: string | Uint8Array): void;
+  /** Write what is coalesced now. */
+  flush(): void;
+  /** Write what is coalesced once the event loop is idle (the producer waits for data). */
+  flushWhenIdle(): void;
+  /**
+   * Until `clearHead()`, run `writeHead` and send the head as soon as the event loop is idle: an
+   * event stream announces itself before its first event is ready.
+   */
+  sendHeadWhenIdle(writeHead: () => void): void;
+  clearHead(): void;
+  /** Resolves when the connection can take more, or the stream stopped. */
+  drained(): Promise<void>;
+  /** Finish the body. */
+  end(): void;
+  /** End cleanly now, before the producer did, and tell it to stop (shutdown). */
+  endNow(): void;
+  /** Stop early, after `finalChunk` if given: the client sees an incomplete body. */
+  cut(reason: AbortReason, finalChunk?: string | Uint8Array): void;
+  /** Let go of the response without writing to it, so another response can be sent on it. */
+  release(): void;
+}
+
+/** How an engine writes streamed bodies to its responses. */
+export interface BodyWriters {
+  open(res: ResponseSink, options: BodyOptions): BodyWriter;
+  /**
+   * Give a response's connection to an engine that writes its body from now on (an SSE room
+   * subscriber for the native stream engine): the status line and headers (close-delimited, the
+   * connection is not reused) and `opening` go first. `adopt` takes the connection and the bytes
+   * and answers whether it took them; false when this engine cannot give the connection (it keeps
+   * serving it then).
+   */
+  handOver(
+    res: ResponseSink, status: number, headers: readonly string[], opening: string,
+    adopt: (socket: Socket, head: Buffer) => boolean,
+  ): boolean;
+}
+
 /** What an engine calls on the app. */
 export interface HttpEvents {
-  /** A request head arrived; the body follows on `raw`. */
-  request(raw: IncomingRequest, res: ServerResponse): void;
+  /** A request head arrived; the body follows on `raw`, the response goes to `res`. */
+  request(raw: IncomingRequest, res: ResponseSink, writers: BodyWriters): void;
   /** A request asks to switch protocols (a WebSocket handshake); the socket is the app's now. */
   upgrade(raw: IncomingMessage, socket: Socket, head: Buffer): void;
 }

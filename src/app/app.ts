@@ -1,5 +1,6 @@
 import type { Server, ServerResponse } from "node:http";
-import type { IncomingRequest } from "../http-engine.js";
+import type { BodyWriters, IncomingRequest, ResponseSink } from "../http-engine.js";
+import { nodeBodyWriters } from "../node/http-engine.js";
 import { HTTPError, TooManyRequestsError } from "../errors.js";
 import { renderPrometheus } from "../metrics/prometheus.js";
 import { StatsCollector, type Stats } from "../metrics/stats.js";
@@ -130,7 +131,7 @@ export class Catzilla extends Router {
       streams,
       startupHooks: this.startupHooks,
       shutdownHooks: this.shutdownHooks,
-      handle: this.handle,
+      serve: this.serve,
       hasWebSocketRoutes: () => this.websocketRoutes.length > 0,
     });
   }
@@ -286,7 +287,12 @@ export class Catzilla extends Router {
 
   /** The node:http request listener, for mounting the app on a server of your own. */
   readonly handle = (raw: IncomingRequest, res: ServerResponse): void => {
-    void this.dispatch(raw, res);
+    this.dispatch(raw, res, nodeBodyWriters);
+  };
+
+  /** An engine's request: what the server's HTTP engine calls. @internal */
+  readonly serve = (raw: IncomingRequest, res: ResponseSink, writers: BodyWriters): void => {
+    this.dispatch(raw, res, writers);
   };
 
   protected override changed(): void {
@@ -296,12 +302,12 @@ export class Catzilla extends Router {
     this.websockets?.invalidate();
   }
 
-  private dispatch(raw: IncomingRequest, res: ServerResponse): void {
+  private dispatch(raw: IncomingRequest, res: ResponseSink, writers: BodyWriters): void {
     const stats = this.collector.http;
     stats.requests++;
     stats.active++;
     const req = new Request(raw, this.config.maxBodyBytes);
-    const exchange: Exchange = { req, res, host: this.host, scope: null, settled: false };
+    const exchange: Exchange = { req, res, writers, host: this.host, scope: null, settled: false };
     let result: Response | Promise<Response>;
     try {
       result = this.runChain(exchange);

@@ -1,5 +1,5 @@
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
-import type { HttpEngine } from "../http-engine.js";
+import type { Server } from "node:http";
+import type { HttpEngine, HttpEvents } from "../http-engine.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../node/cluster.js";
 import { NodeHttpEngine } from "../node/http-engine.js";
@@ -49,8 +49,8 @@ export interface ServedApp {
   readonly streams: ReadonlySet<TrackedStream>;
   readonly startupHooks: ReadonlyArray<() => unknown>;
   readonly shutdownHooks: ReadonlyArray<() => unknown>;
-  /** The request listener. */
-  readonly handle: (raw: IncomingMessage, res: ServerResponse) => void;
+  /** What the HTTP engine calls per request. */
+  readonly serve: HttpEvents["request"];
   hasWebSocketRoutes(): boolean;
 }
 
@@ -103,7 +103,7 @@ export class AppServer {
     if (broker !== undefined) app.rooms.attachBroker(broker, app.config.logger);
     const websockets = app.websockets;
     const engine = (this.engine = new NodeHttpEngine(app.config, app.collector.connections, {
-      request: app.handle,
+      request: app.serve,
       upgrade: (raw, socket, head) => websockets.upgrade(raw, socket, head),
     }));
     this.applyConnectionLimit();

@@ -1,9 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Socket } from "node:net";
-import type { BoundAddress, HttpEngine, HttpEvents } from "../http-engine.js";
+import type { BodyOptions, BodyWriter, BodyWriters, BoundAddress, HttpEngine, HttpEvents, ResponseSink } from "../http-engine.js";
 import type { ResolvedAppOptions } from "../options.js";
 import type { ConnectionStats } from "../metrics/stats.js";
+import { StreamWriter } from "./stream-writer.js";
 
 /**
  * Size of the socket write buffer before a stream waits for 'drain'. Large enough that a
@@ -11,13 +12,58 @@ import type { ConnectionStats } from "../metrics/stats.js";
  */
 const WRITE_HIGH_WATER_MARK = 256 * 1024;
 
+/**
+ * Streamed bodies on node:http. The sinks it is given are node:http's ServerResponses: this
+ * engine makes no others, and an app mounted on a node:http server of the user's is handed
+ * that server's.
+ */
+export const nodeBodyWriters: BodyWriters = {
+  open(res: ResponseSink, options: BodyOptions): BodyWriter {
+    return new StreamWriter(res as ServerResponse, options);
+  },
+
+  handOver(res, status, headers, opening, adopt): boolean {
+    const response = res as ServerResponse;
+    const socket = response.socket;
+    if (socket === null || !adopt(socket, closeDelimitedHead(status, headers, response, opening))) return false;
+    // Counted as the status it was sent with; node:http writes nothing more on this response.
+    response.statusCode = status;
+    return true;
+  },
+};
+
+/** Header fields a close-delimited response does not carry (its framing is the connection's end). */
+const FRAMING_FIELDS = new Set(["connection", "content-length", "transfer-encoding", "keep-alive"]);
+
+/**
+ * The status line and headers of a response whose body another engine writes, and the first
+ * bytes of that body. It has no chunked framing: the body ends with the connection (RFC 9112
+ * §6.3), which the client may not use for another request.
+ */
+function closeDelimitedHead(status: number, headers: readonly string[], res: ServerResponse, body: string): Buffer {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
+  const named = new Set<string>();
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    named.add(name);
+    if (!FRAMING_FIELDS.has(name)) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  }
+  // Headers set on node:http's response directly (validated by it) go too, unless set above.
+  for (const [name, value] of Object.entries(res.getHeaders())) {
+    if (FRAMING_FIELDS.has(name) || named.has(name) || value === undefined) continue;
+    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
+  }
+  if (!named.has("date")) head += `Date: ${new Date().toUTCString()}\r\n`;
+  return Buffer.concat([Buffer.from(`${head}Connection: close\r\n\r\n`, "latin1"), Buffer.from(body)]);
+}
+
 /** The HTTP engine on node:http: its server with the app's limits and timeouts applied. */
 export class NodeHttpEngine implements HttpEngine {
   readonly name = "node";
   readonly nodeServer: Server;
 
   constructor(options: ResolvedAppOptions, connections: ConnectionStats, events: HttpEvents) {
-    const server = (this.nodeServer = createHttpServer(options, connections, (raw, res) => events.request(raw, res)));
+    const server = (this.nodeServer = createHttpServer(options, connections, (raw, res) => events.request(raw, res, nodeBodyWriters)));
     server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => events.upgrade(raw, socket, head));
   }
 

@@ -1,28 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { Writable } from "node:stream";
 import { constants as zlibConstants, createBrotliCompress, createGzip, type BrotliCompress, type Gzip } from "node:zlib";
-import type { StatsCollector } from "../metrics/stats.js";
-
-/** A content coding a stream can be sent with. */
-export type StreamEncoding = "br" | "gzip";
-
-/**
- * Pick a coding from Accept-Encoding (RFC 9110 §12.5.3), preferring brotli, or `null` for none.
- * A coding with `q=0` is refused.
- */
-export function negotiateEncoding(acceptEncoding: string | undefined): StreamEncoding | null {
-  if (acceptEncoding === undefined) return null;
-  let br = false;
-  let gzip = false;
-  for (const part of acceptEncoding.split(",")) {
-    const [name, ...params] = part.trim().toLowerCase().split(";");
-    const q = params.map((p) => p.trim()).find((p) => p.startsWith("q="));
-    if (q !== undefined && Number(q.slice(2)) === 0) continue;
-    if (name === "br") br = true;
-    else if (name === "gzip" || name === "x-gzip") gzip = true;
-  }
-  return br ? "br" : gzip ? "gzip" : null;
-}
+import type { AbortReason, BodyOptions, BodyWriter, StreamEncoding } from "../http-engine.js";
+import type { StreamStats } from "../metrics/stats.js";
 
 function createCompressor(encoding: StreamEncoding): Gzip | BrotliCompress {
   // Every write is flushed through the compressor so that streaming is not delayed.
@@ -98,15 +78,12 @@ function runIdleQueue(): void {
 /** Bytes a socket must take within this long after a cut before it is destroyed. */
 const CUT_GRACE_MS = 2_000;
 
-/** Why a stream stopped before its end. */
-export type AbortReason = "disconnect" | "idle-timeout" | "shutdown" | "error";
-
 /**
  * Writes a streaming body to a node:http response: coalesces small chunks into reused slabs,
  * waits for 'drain' instead of buffering, detects the client going away, and cuts the connection
  * on failure so the client sees an incomplete body.
  */
-export class StreamWriter {
+export class StreamWriter implements BodyWriter {
   /** Body bytes handed to the socket. */
   bytes = 0;
   /** Set once the stream stopped early; nothing is written after. */
@@ -129,16 +106,19 @@ export class StreamWriter {
   /** Where body bytes go: the response itself, or a compressor piped into it. */
   private readonly out: Writable;
   private readonly compressor: Gzip | BrotliCompress | null;
+  private readonly stats: StreamStats;
+  private readonly chunkSize: number;
+  private readonly idleTimeoutMs: number;
+  private readonly monitorMemory: boolean;
+  private readonly onAbort: (reason: AbortReason) => void;
 
-  constructor(
-    private readonly res: ServerResponse,
-    private readonly stats: StatsCollector,
-    private readonly chunkSize: number,
-    private readonly idleTimeoutMs: number,
-    private readonly monitorMemory: boolean,
-    private readonly onAbort: (reason: AbortReason) => void,
-    encoding: StreamEncoding | null = null,
-  ) {
+  constructor(private readonly res: ServerResponse, options: BodyOptions) {
+    const { chunkSize, encoding } = options;
+    this.stats = options.stats;
+    this.chunkSize = chunkSize;
+    this.idleTimeoutMs = options.idleTimeoutMs;
+    this.monitorMemory = options.monitorMemory;
+    this.onAbort = options.onAbort;
     this.slabSize = slabSizeFor(chunkSize);
     this.compressor = encoding === null ? null : createCompressor(encoding);
     this.out = this.compressor ?? res;
@@ -255,7 +235,7 @@ export class StreamWriter {
   /** Resolves when the socket can take more; at once when it can already, or when the stream stopped. */
   drained(): Promise<void> {
     if (this.aborted !== null || !this.backpressure) return Promise.resolve();
-    this.stats.streams.backpressureEvents++;
+    this.stats.backpressureEvents++;
     if (this.monitorMemory) this.sampleMemory();
     return new Promise((resolve) => {
       const previous = this.drainResolve;
@@ -350,7 +330,7 @@ export class StreamWriter {
   /** Count body bytes as the producer made them (before compression). */
   private count(length: number): void {
     this.bytes += length;
-    this.stats.streams.bytes += length;
+    this.stats.bytes += length;
   }
 
   private pipeCompressor(compressor: Gzip | BrotliCompress): void {
@@ -369,7 +349,7 @@ export class StreamWriter {
       if (this.aborted === null) res.end();
     });
     compressor.once("error", (error) => {
-      this.stats.streams.failed++;
+      this.stats.failed++;
       res.destroy(error);
     });
   }
@@ -377,7 +357,7 @@ export class StreamWriter {
   private sampleMemory(): void {
     const buffered = this.bufferedBytes;
     if (buffered > this.peakBufferedBytes) this.peakBufferedBytes = buffered;
-    if (buffered > this.stats.streams.peakBufferedBytes) this.stats.streams.peakBufferedBytes = buffered;
+    if (buffered > this.stats.peakBufferedBytes) this.stats.peakBufferedBytes = buffered;
   }
 
   private markAborted(reason: AbortReason): void {

@@ -1,13 +1,11 @@
-import { STATUS_CODES, type ServerResponse } from "node:http";
 import { TooManyRequestsError } from "../errors.js";
+import type { BodyWriter } from "../http-engine.js";
 import { encodeComment, encodeEvent, type ServerSentEvent } from "../protocol/sse.js";
-import type { StreamWriter } from "../node/stream-writer.js";
 import type { NativeEngine, NativeStream } from "../node/native/connection.js";
 import { Room } from "../rooms/room.js";
 import { roomsOf, withRoom, withoutRoom, type Joined, type MemberRoom, type Memberships } from "../rooms/member.js";
 import type { EventStreamSink } from "../transport.js";
-import type { HeadersInit } from "./headers.js";
-import type { ResponseHeaders } from "./headers.js";
+import type { HeadersInit, ResponseHeaders } from "./headers.js";
 import type { ResponseHost, SendContext } from "./response.js";
 import { StreamingResponse, type Chunk, type StreamBody, type StreamController } from "./streaming.js";
 import { intern } from "../intern.js";
@@ -18,7 +16,7 @@ export class WriterSink implements EventStreamSink {
   /** Each stream is written on its own. */
   readonly bulk = null;
 
-  constructor(private readonly writer: StreamWriter) {}
+  constructor(private readonly writer: BodyWriter) {}
 
   get bufferedBytes(): number {
     return this.writer.bufferedBytes;
@@ -151,11 +149,10 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
    * the connection go, the room writes to it from C, heartbeats come from C. False when the engine
    * cannot take this connection (node:http serves it then).
    */
-  private handOver({ req, res, host }: SendContext, engine: NativeEngine): boolean {
+  private handOver({ req, res, writers, host }: SendContext, engine: NativeEngine): boolean {
     const heartbeat = this.pingMs === 0 ? NO_HEARTBEAT : Buffer.from(encodeComment(this.pingComment));
     if (heartbeat.length > MAX_NATIVE_HEARTBEAT) return false;
-    const socket = req.raw.socket;
-    const address = intern(socket.remoteAddress ?? "");
+    const address = intern(req.remoteAddress);
     if (!host.acquireStream(address)) {
       host.stats.http.rateLimited++;
       throw new TooManyRequestsError("Too many concurrent streams from this client", 1);
@@ -164,14 +161,17 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
       host.releaseStream(address);
       return false;
     }
-    const head = responseHead(this.status, this.finalHeaders(undefined), res, OPENING);
-    const stream = engine.adoptStream(socket, head, { heartbeatMs: this.pingMs, heartbeat, closeMs: END_GRACE_MS }, this);
+    const profile = { heartbeatMs: this.pingMs, heartbeat, closeMs: END_GRACE_MS };
+    let stream = null as NativeStream | null;
+    writers.handOver(res, this.status, this.finalHeaders(undefined).toFlatArray(), OPENING, (socket, head) => {
+      stream = engine.adoptStream(socket, head, profile, this);
+      return stream !== null;
+    });
     if (stream === null) {
       host.dropConnection();
       host.releaseStream(address);
       return false;
     }
-    res.statusCode = this.status;
     // What an idle subscriber keeps is this object and the engine's: the headers went out.
     this.releaseHeaders();
     this.host = host;
@@ -216,7 +216,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
     this.endStream();
   }
 
-  protected override onStart(writer: StreamWriter, lastEventId: string | undefined): (() => void) | void {
+  protected override onStart(writer: BodyWriter, lastEventId: string | undefined): (() => void) | void {
     writer.shutdownAtOnce = true;
     this.started(new WriterSink(writer), lastEventId);
     const stopBeat = this.pingMs === 0 ? undefined
@@ -267,7 +267,7 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
 }
 
 interface Heartbeat {
-  writer: StreamWriter;
+  writer: BodyWriter;
   ping: string;
   /** Bytes the stream had sent at the previous tick. */
   seen: number;
@@ -301,26 +301,6 @@ function beatOnce(beat: Heartbeat): void {
     writer.flush();
   }
   beat.seen = writer.bytes;
-}
-
-/**
- * The status line and headers of an adopted stream, and the first bytes of its body. It has no
- * chunked framing: its body ends with the connection (RFC 9112 §6.3), which the client may not
- * use for another request.
- */
-function responseHead(status: number, headers: ResponseHeaders, res: ServerResponse, body: string): Buffer {
-  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
-  const skip = new Set(["connection", "content-length", "transfer-encoding", "keep-alive"]);
-  for (const [name, value] of headers) {
-    if (!skip.has(name.toLowerCase())) head += `${name}: ${value}\r\n`;
-  }
-  // Headers set on node:http's response directly (validated by it) go too, unless set above.
-  for (const [name, value] of Object.entries(res.getHeaders())) {
-    if (skip.has(name) || headers.has(name) || value === undefined) continue;
-    for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
-  }
-  if (!headers.has("date")) head += `Date: ${new Date().toUTCString()}\r\n`;
-  return Buffer.concat([Buffer.from(`${head}Connection: close\r\n\r\n`, "latin1"), Buffer.from(body)]);
 }
 
 /** Encode a JSON value as an SSE event; `data` is the JSON text. */

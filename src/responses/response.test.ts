@@ -1,10 +1,10 @@
 /**
  * Responses alone (no sockets): the status line and headers a fixed response writes, header
- * rules, redirects and cookies. A stand-in for node:http's ServerResponse keeps what is written.
+ * rules, redirects and cookies. A response sink of the test's own keeps what is written.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { ServerResponse } from "node:http";
+import type { ResponseSink } from "../http-engine.js";
 import type { SendContext } from "./response.js";
 import { HTMLResponse, JSONResponse, RedirectResponse, Response, TextResponse } from "./response.js";
 import { ResponseHeaders } from "./headers.js";
@@ -14,17 +14,20 @@ function written(response: Response): { status: number; headers: Array<[string, 
   let status = 0;
   let flat: string[] = [];
   let body: string | null = null;
-  const res = {
+  const res: ResponseSink = {
+    statusCode: 200,
+    headersSent: false,
     writeHead(code: number, headers: string[]) {
       status = code;
       flat = headers;
-      return this;
     },
     end(chunk?: string | Uint8Array) {
       body = chunk === undefined ? null : Buffer.from(chunk).toString();
-      return this;
     },
-  } as unknown as ServerResponse;
+    destroy() {
+      throw new Error("a fixed response is never cut");
+    },
+  };
   void response.send({ res } as SendContext);
   const headers: Array<[string, string]> = [];
   for (let i = 0; i < flat.length; i += 2) headers.push([flat[i]!, flat[i + 1]!]);

@@ -1,15 +1,16 @@
-import type { ServerResponse } from "node:http";
+import type { AbortReason, BodyWriters, ResponseSink } from "../http-engine.js";
 import type { Request } from "../request/request.js";
 import type { Logger } from "../options.js";
 import type { StatsCollector } from "../metrics/stats.js";
-import type { AbortReason } from "../node/stream-writer.js";
 import type { NativeEngine } from "../node/native/connection.js";
 import { ResponseHeaders, type HeadersInit } from "./headers.js";
 
 /** What a response needs from the app while it is sent. @internal */
 export interface SendContext {
   req: Request<unknown>;
-  res: ServerResponse;
+  res: ResponseSink;
+  /** How the engine that made `res` writes streamed bodies to it. */
+  writers: BodyWriters;
   host: ResponseHost;
 }
 

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { StreamingError, TooManyRequestsError } from "../errors.js";
-import { StreamWriter, SLAB_BYTES, negotiateEncoding, type AbortReason, type StreamEncoding } from "../node/stream-writer.js";
+import type { AbortReason, BodyWriter, StreamEncoding } from "../http-engine.js";
+import { negotiateEncoding } from "../protocol/encoding.js";
 import { assertPositiveInteger } from "../validate.js";
 import { ResponseHeaders, type HeadersInit } from "./headers.js";
 import { Response, type SendContext } from "./response.js";
@@ -89,6 +90,9 @@ interface PullIterator<T> {
  */
 const SOURCE_CLEANUP_GRACE_MS = 5_000;
 
+/** `chunkSize` when none is given: small chunks are coalesced into writes of 64 KiB. */
+const DEFAULT_CHUNK_SIZE = 64 * 1024;
+
 /**
  * A stream's pump runs this long at most before it lets the event loop's other work run (other
  * requests, WebSocket messages, timers, signals). A socket that a fast reader empties at once
@@ -129,7 +133,7 @@ export class StreamingResponse<T = Chunk> extends Response {
     super(null, { status: options.status ?? 200, headers: options.headers ?? {} });
     this.source = source;
     this.mediaType = options.mediaType;
-    this.chunkSize = options.chunkSize ?? SLAB_BYTES;
+    this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     assertPositiveInteger("chunkSize", this.chunkSize);
     this.monitorMemory = options.monitorMemory ?? false;
     this.compress = options.compress ?? false;
@@ -170,7 +174,7 @@ export class StreamingResponse<T = Chunk> extends Response {
    * Called once headers are written; the returned function runs when the stream stops.
    * @internal
    */
-  protected onStart(_writer: StreamWriter, _lastEventId: string | undefined): (() => void) | void {}
+  protected onStart(_writer: BodyWriter, _lastEventId: string | undefined): (() => void) | void {}
 
   /** @internal */
   override async send(ctx: SendContext): Promise<void> {
@@ -221,14 +225,17 @@ export class StreamingResponse<T = Chunk> extends Response {
         }
       }
     }
-    const writer: StreamWriter = new StreamWriter(
-      res, stats, this.chunkSize, host.streamIdleTimeoutMs, this.monitorMemory,
-      (reason: AbortReason) => {
+    const writer = ctx.writers.open(res, {
+      stats: stats.streams,
+      chunkSize: this.chunkSize,
+      idleTimeoutMs: host.streamIdleTimeoutMs,
+      monitorMemory: this.monitorMemory,
+      encoding,
+      onAbort: (reason: AbortReason) => {
         controller.abort(reason);
         finish("aborted");
       },
-      encoding,
-    );
+    });
     controller.attach(writer);
     host.trackStream(writer);
     const writeHead = (first: Chunk | undefined, opening?: Chunk): void => {
@@ -292,7 +299,7 @@ export class StreamingResponse<T = Chunk> extends Response {
     return done;
   }
 
-  private fail(error: unknown, writer: StreamWriter, host: SendContext["host"], finish: (outcome: Outcome) => void): void {
+  private fail(error: unknown, writer: BodyWriter, host: SendContext["host"], finish: (outcome: Outcome) => void): void {
     let last: Chunk | void = undefined;
     if (this.onError === undefined) {
       host.logger.error("catzilla: streaming source failed after the first byte", error);
@@ -309,7 +316,7 @@ export class StreamingResponse<T = Chunk> extends Response {
 
   private async pump(
     iterator: PullIterator<T>,
-    writer: StreamWriter,
+    writer: BodyWriter,
     host: SendContext["host"],
     finish: (outcome: Outcome) => void,
     isFinished: () => boolean,
@@ -377,11 +384,11 @@ export class StreamingResponse<T = Chunk> extends Response {
 export class ControllerImpl implements StreamController {
   private abortController: AbortController | undefined;
   private abortedWith: AbortReason | undefined;
-  private writer: StreamWriter | null = null;
+  private writer: BodyWriter | null = null;
   constructor(readonly lastEventId: string | undefined) {}
 
   /** @internal */
-  attach(writer: StreamWriter): void {
+  attach(writer: BodyWriter): void {
     this.writer = writer;
   }
 
