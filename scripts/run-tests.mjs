@@ -63,7 +63,7 @@ run("integration suites again on the node:net engine", engineFiles, "node");
 // The sanitizer pass: gcc's libasan is preloaded (node itself is not instrumented), leaks are
 // reported at exit but for what Node.js keeps on purpose (native/sanitizers/lsan.supp).
 // Every engine suite (the browser test starts Chromium without the preloaded libasan).
-const sanitizerFiles = files.filter((file) => /^test\/native\/(handover|sse-handover|parser)\.test\.ts$/.test(file) ||
+const sanitizerFiles = files.filter((file) => /^test\/native\/(handover|sse-handover|parser|http-server)\.test\.ts$/.test(file) ||
   engineFiles.includes(file));
 const libasan = spawnSync("gcc", ["-print-file-name=libasan.so"], { encoding: "utf8" }).stdout?.trim() ?? "";
 const nativeBuilt = existsSync(join(root, "build", "Release", "catzilla.node"));

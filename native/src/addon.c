@@ -10,6 +10,8 @@
 #include "engine.h"
 #include "frame.h"
 #include "http1.h"
+#include "js_batch.h"
+#include "server_binding.h"
 
 #define INBOX_BYTES (256 * 1024)
 #define OUTBOX_BYTES (256 * 1024)
@@ -21,12 +23,7 @@
 typedef struct {
   napi_env env;
   cz_engine_t *engine;
-  napi_ref handlers; /* { onMessage, onPing, onPong, onDrain, onClose } */
-  napi_ref resource;
-  napi_async_context context;
-  napi_handle_scope scope;
-  napi_callback_scope callback_scope;
-  napi_value handler_object; /* valid inside a batch */
+  cz_js_batch_t js; /* the handlers: { onBatch, onLarge } */
   uint8_t *scratch;
   size_t scratch_cap;
   /*
@@ -72,20 +69,11 @@ static addon_t *get_addon(napi_env env) {
 /* ---- engine events -> JavaScript ---- */
 
 static void ev_begin(void *ctx) {
-  addon_t *a = ctx;
-  napi_env env = a->env;
-  napi_open_handle_scope(env, &a->scope);
-  napi_value resource;
-  napi_get_reference_value(env, a->resource, &resource);
-  napi_open_callback_scope(env, resource, a->context, &a->callback_scope);
-  napi_get_reference_value(env, a->handlers, &a->handler_object);
+  cz_js_batch_begin(&((addon_t *)ctx)->js);
 }
 
 static void ev_end(void *ctx) {
-  addon_t *a = ctx;
-  napi_close_callback_scope(a->env, a->callback_scope);
-  napi_close_handle_scope(a->env, a->scope);
-  a->handler_object = NULL;
+  cz_js_batch_end(&((addon_t *)ctx)->js);
 }
 
 static void call(addon_t *a, const char *name, size_t argc, napi_value *argv);
@@ -166,15 +154,7 @@ static void record(addon_t *a, uint32_t kind, uint32_t id, const uint8_t *data, 
 }
 
 static void call(addon_t *a, const char *name, size_t argc, napi_value *argv) {
-  napi_env env = a->env;
-  napi_value fn;
-  if (a->handler_object == NULL || napi_get_named_property(env, a->handler_object, name, &fn) != napi_ok) return;
-  napi_status status = napi_call_function(env, a->handler_object, fn, argc, argv, NULL);
-  if (status == napi_pending_exception) {
-    napi_value error;
-    napi_get_and_clear_last_exception(env, &error);
-    napi_fatal_exception(env, error);
-  }
+  cz_js_batch_call(&a->js, name, argc, argv);
 }
 
 static napi_value u32(napi_env env, uint32_t v) {
@@ -289,8 +269,7 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   addon_t *a = get_addon(env);
   if (argc < 1) return type_error(env, "init(handlers)");
-  if (a->handlers != NULL) napi_delete_reference(env, a->handlers);
-  CHECK(napi_create_reference(env, argv[0], 1, &a->handlers));
+  if (cz_js_batch_set_handlers(&a->js, argv[0]) != 0) return throw_last(env);
   napi_value inbox, records, outbox, state, out;
   if (a->inbox_ref == NULL) {
     CHECK(napi_create_buffer(env, INBOX_BYTES, (void **)&a->inbox, &inbox));
@@ -762,9 +741,7 @@ static void cleanup(void *data) {
   addon_t *a = data;
   if (a->engine != NULL) cz_engine_free(a->engine);
   a->engine = NULL;
-  if (a->context != NULL) napi_async_destroy(a->env, a->context);
-  if (a->handlers != NULL) napi_delete_reference(a->env, a->handlers);
-  if (a->resource != NULL) napi_delete_reference(a->env, a->resource);
+  cz_js_batch_destroy(&a->js);
   if (a->inbox_ref != NULL) napi_delete_reference(a->env, a->inbox_ref);
   if (a->records_ref != NULL) napi_delete_reference(a->env, a->records_ref);
   if (a->outbox_ref != NULL) napi_delete_reference(a->env, a->outbox_ref);
@@ -788,11 +765,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
   a->engine = cz_engine_new(loop, &events, a);
   if (a->engine == NULL) return NULL;
-  napi_value resource, name;
-  napi_create_object(env, &resource);
-  napi_create_reference(env, resource, 1, &a->resource);
-  napi_create_string_utf8(env, "catzilla.websocket", NAPI_AUTO_LENGTH, &name);
-  napi_async_init(env, resource, name, &a->context);
+  if (cz_js_batch_init(&a->js, env, "catzilla.websocket") != 0) return NULL;
   napi_set_instance_data(env, a, finalize_instance, NULL);
   napi_add_env_cleanup_hook(env, cleanup, a);
 
@@ -817,5 +790,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     {"parseHttp", NULL, js_parse_http, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  cz_register_server(env, exports);
   return exports;
 }

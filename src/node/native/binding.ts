@@ -94,6 +94,85 @@ export interface NativeBinding {
   parse(chunks: readonly Uint8Array[], maxMessage: number, maxFrame: number): Array<[string, ...unknown[]]>;
   /** The HTTP/1.1 request parser alone, fed chunk by chunk (tests compare it with node:http's). */
   parseHttp(chunks: readonly Uint8Array[], maxHeadBytes: number, maxHeaders: number, maxBodyBytes: number): Array<[string, ...unknown[]]>;
+
+  /** The native HTTP/1.1 server (native/src/server.h): its handle; the `server*` functions take it. */
+  createHttpServer(handlers: HttpServerHandlers, options: HttpServerOptions): HttpServerHandle;
+  /** Bind and listen; the bound port. Throws an error with the errno's code (EADDRINUSE, ...). */
+  serverListen(server: HttpServerHandle, host: string, port: number, backlog: number, reusePort: boolean): number;
+  /**
+   * Write bytes of connection `id`'s current response (HTTP_WRITE flags); the connection's
+   * buffered bytes after it, or -1 when the connection is gone or its response ended. Over
+   * `drainOver` buffered bytes, `onDrain` reports when they are all out.
+   */
+  serverWrite(server: HttpServerHandle, id: number, data: string | Uint8Array | null, flags: number, drainOver: number): number;
+  serverDestroy(server: HttpServerHandle, id: number): void;
+  serverPause(server: HttpServerHandle, id: number): void;
+  serverResume(server: HttpServerHandle, id: number): void;
+  serverStopAccepting(server: HttpServerHandle): void;
+  serverCloseIdle(server: HttpServerHandle): void;
+  serverCloseAll(server: HttpServerHandle): void;
+  serverSetMaxConnections(server: HttpServerHandle, max: number): void;
+  serverStats(server: HttpServerHandle): HttpServerStats;
+  /** Cut every connection and free the server; the handle is dead after. */
+  serverClose(server: HttpServerHandle): void;
+}
+
+/** A native HTTP server, as the addon hands it out. */
+export type HttpServerHandle = number & { readonly __nativeHttpServer: unique symbol };
+
+/** Flags of `serverWrite` (native/src/server.h, server_binding.c). */
+export const HTTP_WRITE = {
+  /** Frame the bytes as one chunk. */
+  chunk: 1,
+  /** The last chunk after the bytes. */
+  last: 2,
+  /** The response is complete. */
+  end: 4,
+  /** Close the connection once the output went out. */
+  close: 8,
+  /** A string is latin1 (a head), not UTF-8. */
+  latin1: 256,
+} as const;
+
+/** Bits of onRequest's `flags`. */
+export const HTTP_REQUEST = { keepAlive: 1, upgrade: 2, expectContinue: 4, chunked: 8 } as const;
+
+/** Why a connection ended, as onClose reports it (CZ_SERVER_END_*). */
+export const HTTP_END = ["peer", "server", "timeout", "refused"] as const;
+
+export interface HttpServerHandlers {
+  /** A request head; `contentLength` is -1 when there is none. `rawHeaders`: name, value, ... */
+  onRequest(
+    id: number, method: string, target: string, minor: number, flags: number, contentLength: number,
+    rawHeaders: string[], peer: string, port: number,
+  ): void;
+  onBody(id: number, bytes: Buffer): void;
+  onBodyEnd(id: number): void;
+  onDrain(id: number): void;
+  /** A connection that had a request ended; `end` indexes HTTP_END. */
+  onClose(id: number, end: number): void;
+}
+
+export interface HttpServerOptions {
+  maxHeaderBytes?: number;
+  maxHeaders?: number;
+  maxBodyBytes?: number;
+  maxConnections?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  keepAliveTimeoutMs?: number;
+  /** Bytes read ahead while a response is in flight (pipelined requests); then reading waits. */
+  maxPipelinedBytes?: number;
+}
+
+export interface HttpServerStats {
+  accepted: number;
+  connections: number;
+  requests: number;
+  refused: number;
+  bytesIn: number;
+  bytesOut: number;
+  writes: number;
 }
 
 const packageRoot = fileURLToPath(new URL("../../../", import.meta.url));
