@@ -6,6 +6,7 @@
  *   BENCH_SECONDS=2 BENCH_REPEAT=1 npm run bench
  *   BENCH_ONLY=hello,sse-latency BENCH_PEERS=catzilla,node:http npm run bench
  *   BENCH_BASELINE=/tmp/ab-base BENCH_ONLY=hello,stream npm run bench:http   # A/B against a built checkout
+ *   BENCH_PEERS=catzilla,native-http,node:http npm run bench:http             # both HTTP engines
  *
  * Needs wrk (Debian: apt-get install wrk) and Linux (taskset, /proc for RSS).
  */
@@ -26,10 +27,13 @@ const port = Number(process.env.BENCH_PORT ?? 9300);
 interface Target {
   name: string;
   script: string;
+  env?: Record<string, string>;
 }
 
 const targets: Target[] = [
-  { name: "catzilla", script: "examples/conformance.ts" },
+  { name: "catzilla", script: "examples/conformance.ts", env: { CATZILLA_HTTP_ENGINE: "node" } },
+  // The same app on the native HTTP engine (the C server; docs/http-engine.md).
+  { name: "native-http", script: "examples/conformance.ts", env: { CATZILLA_HTTP_ENGINE: "native" } },
   { name: "node:http", script: "bench/peers/node-http.ts" },
   { name: "fastify", script: "bench/peers/fastify.ts" },
   { name: "hono", script: "bench/peers/hono.ts" },
@@ -66,7 +70,7 @@ const wanted = (key: string): boolean => only === undefined || only.some((o) => 
 
 function startTarget(target: Target, filesDir: string): Promise<ChildProcess> {
   return startServer(target.name, target.script, {
-    PORT: String(port), FILES_DIR: filesDir, NODE_ENV: "production", MAX_CONNECTIONS: String(sseConnections + 1000),
+    PORT: String(port), FILES_DIR: filesDir, NODE_ENV: "production", MAX_CONNECTIONS: String(sseConnections + 1000), ...target.env,
   });
 }
 

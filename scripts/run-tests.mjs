@@ -1,7 +1,9 @@
 // Runs every *.test.ts under src/ and test/ with node:test, TypeScript loaded by tsx, then the
-// integration suites a second time on the other engine: the first pass runs the native
-// engine where its addon is built (and must, under CI=true), the second the node:net engine. A
-// third pass runs the native engine's suites on its AddressSanitizer + LeakSanitizer build.
+// integration suites again on the other engines: the first pass runs the native WebSocket
+// engine where its addon is built (and must, under CI=true) behind node:http, the second the
+// node:net WebSocket engine behind node:http, the third the native HTTP engine (with the native
+// WebSocket engine). A last pass runs the native suites and the integration suites (native HTTP
+// and WebSocket engines) on the addon's AddressSanitizer + LeakSanitizer build.
 // Usage: node scripts/run-tests.mjs [filter...]   (a file runs when its path holds any filter)
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,12 +31,13 @@ const TEST_TIMEOUT_MS = 120_000;
 
 const reports = mkdtempSync(join(tmpdir(), "catzilla-tests-"));
 const totals = { pass: 0, fail: 0 };
+let runs = 0;
 
 function run(label, testFiles, engine, extraEnv = {}) {
   if (testFiles.length === 0) return;
   console.log(`\n── ${label} ──\n`);
-  const tap = join(reports, `${totals.pass + totals.fail}-${engine ?? "default"}.tap`);
-  const env = { ...process.env, ...extraEnv };
+  const tap = join(reports, `${++runs}-${engine ?? "default"}.tap`);
+  const env = { ...process.env, CATZILLA_HTTP_ENGINE: "node", ...extraEnv };
   if (engine !== undefined) env.CATZILLA_ENGINE = engine;
   spawnSync(process.execPath, [
     "--conditions=catzilla-source", "--import", "tsx", "--test", `--test-timeout=${TEST_TIMEOUT_MS}`,
@@ -59,6 +62,10 @@ function run(label, testFiles, engine, extraEnv = {}) {
 const first = process.env.CATZILLA_ENGINE ?? (process.env.CI === "true" ? "native" : undefined);
 run(`all suites (engine: ${first ?? "auto"})`, files, first);
 run("integration suites again on the node:net engine", engineFiles, "node");
+const nativeBuilt = existsSync(join(root, "build", "Release", "catzilla.node"));
+if (nativeBuilt || process.env.CI === "true") {
+  run("integration suites again on the native HTTP engine", engineFiles, "native", { CATZILLA_HTTP_ENGINE: "native" });
+}
 
 // The sanitizer pass: gcc's libasan is preloaded (node itself is not instrumented), leaks are
 // reported at exit but for what Node.js keeps on purpose (native/sanitizers/lsan.supp).
@@ -66,7 +73,6 @@ run("integration suites again on the node:net engine", engineFiles, "node");
 const sanitizerFiles = files.filter((file) => /^test\/native\/(handover|sse-handover|parser|http-server)\.test\.ts$/.test(file) ||
   engineFiles.includes(file));
 const libasan = spawnSync("gcc", ["-print-file-name=libasan.so"], { encoding: "utf8" }).stdout?.trim() ?? "";
-const nativeBuilt = existsSync(join(root, "build", "Release", "catzilla.node"));
 if (sanitizerFiles.length > 0 && (nativeBuilt || process.env.CI === "true")) {
   if (!libasan.startsWith("/") || !existsSync(libasan)) {
     console.log("\n(no gcc libasan: the sanitizer pass is skipped)");
@@ -75,6 +81,7 @@ if (sanitizerFiles.length > 0 && (nativeBuilt || process.env.CI === "true")) {
     totals.fail++;
   } else {
     run("native engine suites under AddressSanitizer and LeakSanitizer", sanitizerFiles, "native", {
+      CATZILLA_HTTP_ENGINE: "native",
       CATZILLA_ADDON: join(root, "build", "asan", "catzilla.node"),
       LD_PRELOAD: libasan,
       ASAN_OPTIONS: "detect_leaks=1:abort_on_error=0",

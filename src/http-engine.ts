@@ -9,7 +9,7 @@
  * node:http's IncomingMessage and ServerResponse are the first two as they are; another engine
  * gives objects of its own behind the same `request` call.
  */
-import type { IncomingHttpHeaders, IncomingMessage, Server } from "node:http";
+import type { IncomingHttpHeaders, Server } from "node:http";
 import type { Socket } from "node:net";
 import type { StreamStats } from "./metrics/stats.js";
 
@@ -145,7 +145,7 @@ export interface HttpEvents {
   /** A request head arrived; the body follows on `raw`, the response goes to `res`. */
   request(raw: IncomingRequest, res: ResponseSink, writers: BodyWriters): void;
   /** A request asks to switch protocols (a WebSocket handshake); the socket is the app's now. */
-  upgrade(raw: IncomingMessage, socket: Socket, head: Buffer): void;
+  upgrade(raw: IncomingRequest, socket: Socket, head: Buffer): void;
 }
 
 /** The address an engine bound. */
@@ -157,7 +157,7 @@ export interface BoundAddress {
 /** An HTTP/1.1 engine, driven by the app's server. */
 export interface HttpEngine {
   /** Which engine it is, for `stats()` and the log. */
-  readonly name: "node";
+  readonly name: "node" | "native";
   /** Bind and start accepting. Rejects when the address cannot be bound. */
   listen(port: number, host: string): Promise<BoundAddress>;
   /**
@@ -171,6 +171,12 @@ export interface HttpEngine {
   closeIdle(): void;
   /** Cut every connection left. */
   closeAll(): void;
+  /**
+   * Open and accepted connections the engine counts itself (the native engine, in C), beside
+   * those the app's connection statistics count (sockets it handed over); null when the app's
+   * statistics follow all of its connections.
+   */
+  connectionCounts(): { active: number; total: number } | null;
   /** node:http's server, when the engine is node:http (`app.server`); null otherwise. */
   readonly nodeServer: Server | null;
 }

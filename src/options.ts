@@ -97,6 +97,14 @@ export interface AppOptions {
    */
   engine?: EngineChoice;
   /**
+   * Which engine owns the listening socket and plain HTTP/1.1 connections: `"node"` (node:http)
+   * or `"native"` (the C server: requests parsed in C, responses written from C; the addon must
+   * load, or `listen()` fails). The `CATZILLA_HTTP_ENGINE` environment variable sets it when
+   * this option is not given. With `workers` > 1 node:http serves (the cluster shares its port).
+   * @default "node"
+   */
+  httpEngine?: HttpEngineChoice;
+  /**
    * Where unhandled errors and failures of cleanup code go.
    * @default console
    */
@@ -105,6 +113,9 @@ export interface AppOptions {
 
 /** The WebSocket engine to run; see {@link AppOptions.engine}. */
 export type EngineChoice = "auto" | "native" | "node";
+
+/** The HTTP engine to run; see {@link AppOptions.httpEngine}. */
+export type HttpEngineChoice = "native" | "node";
 
 /** The logger the framework writes to; `console` fits. */
 export interface Logger {
@@ -131,6 +142,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
   shutdownTimeoutMs: 10_000,
   handleSignals: true,
   engine: "auto",
+  httpEngine: "node",
 });
 
 const POSITIVE_INTEGERS = [
@@ -160,6 +172,12 @@ export function resolveAppOptions(options: AppOptions = {}): ResolvedAppOptions 
   }
   if (!["auto", "native", "node"].includes(resolved.engine)) {
     throw new TypeError(`Option engine (or CATZILLA_ENGINE) must be "auto", "native" or "node", got ${String(resolved.engine)}`);
+  }
+  if (options.httpEngine === undefined && process.env.CATZILLA_HTTP_ENGINE !== undefined && process.env.CATZILLA_HTTP_ENGINE !== "") {
+    resolved.httpEngine = process.env.CATZILLA_HTTP_ENGINE as HttpEngineChoice;
+  }
+  if (!["native", "node"].includes(resolved.httpEngine)) {
+    throw new TypeError(`Option httpEngine (or CATZILLA_HTTP_ENGINE) must be "native" or "node", got ${String(resolved.httpEngine)}`);
   }
   if (typeof resolved.handleSignals !== "boolean") {
     throw new TypeError(`Option handleSignals must be a boolean, got ${String(resolved.handleSignals)}`);

@@ -60,6 +60,10 @@ struct conn {
   size_t out_len;
   size_t out_cap;
   size_t drain_over;
+  /* A chunk being coalesced (small writes of one turn of the loop): framed when it closes. */
+  uint8_t *chunk;
+  size_t chunk_len;
+  size_t chunk_cap;
   conn_t *next_dirty;
   struct sockaddr_storage peer;
   cz_http_parser_t parser;
@@ -78,6 +82,7 @@ struct cz_server {
   int handles_open;
   int batch_depth;
   int freeing;
+  int free_requested; /* cz_server_free was called inside a batch: it runs when the batch ends */
   conn_t **slots;
   uint16_t *generations;
   uint32_t *free_slots;
@@ -120,6 +125,7 @@ static void begin(cz_server_t *s) {
 }
 
 static void settle(cz_server_t *s);
+static void free_now(cz_server_t *s);
 
 /*
  * Close a batch: parse again what waits, flush, and hand the batch over (which runs JavaScript's
@@ -138,6 +144,10 @@ static void end(cz_server_t *s) {
     if (s->events.end != NULL) s->events.end(s->ctx);
   }
   s->batch_depth = 0;
+  if (s->free_requested) {
+    free_now(s);
+    return;
+  }
   if (s->dirty != NULL || s->resume_len > 0) wake(s);
 }
 
@@ -200,6 +210,11 @@ static void output_done(cz_server_t *s, conn_t *c) {
     c->out = NULL;
     c->out_cap = 0;
   }
+  if (!(c->flags & C_ACTIVE) && c->chunk != NULL) {
+    free(c->chunk);
+    c->chunk = NULL;
+    c->chunk_cap = 0;
+  }
   if ((c->flags & C_CLOSE_AFTER) && !(c->flags & C_LINGER) && !(c->flags & C_ACTIVE)) {
     c->flags |= C_LINGER;
     c->since = now_ms(s);
@@ -229,6 +244,41 @@ static void flush(cz_server_t *s, conn_t *c) {
   }
   if (c->out_len == 0) output_done(s, c);
   if (!(c->flags & C_CLOSING)) set_interest(s, c);
+}
+
+/* Chunks this small are coalesced with the writes around them; larger ones are framed as they are. */
+#define COALESCE_MAX (16 * 1024)
+/* A coalesced chunk is closed once it holds this much. */
+#define CHUNK_TARGET (64 * 1024)
+
+/* Frame the chunk being coalesced into the output (RFC 9112 §7.1: size in hex, CRLF, data, CRLF). */
+static int close_chunk(conn_t *c) {
+  if (c->chunk_len == 0) return 0;
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", c->chunk_len);
+  int failed = append_out(c, size, (size_t)n) | append_out(c, c->chunk, c->chunk_len) | append_out(c, "\r\n", 2);
+  c->chunk_len = 0;
+  return failed;
+}
+
+static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
+  if (len == 0) return 0;
+  if (len > COALESCE_MAX) {
+    char size[24];
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    return close_chunk(c) | append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
+  }
+  if (c->chunk_len + len > c->chunk_cap) {
+    size_t cap = c->chunk_cap == 0 ? 4096 : c->chunk_cap;
+    while (cap < c->chunk_len + len) cap *= 2;
+    uint8_t *chunk = realloc(c->chunk, cap);
+    if (chunk == NULL) return -1;
+    c->chunk = chunk;
+    c->chunk_cap = cap;
+  }
+  memcpy(c->chunk + c->chunk_len, data, len);
+  c->chunk_len += len;
+  return c->chunk_len >= CHUNK_TARGET ? close_chunk(c) : 0;
 }
 
 static void flush_dirty(cz_server_t *s) {
@@ -280,10 +330,20 @@ static void free_conn(cz_server_t *s, conn_t *c) {
   cz_http_release(&c->parser);
   free(c->in);
   free(c->out);
+  free(c->chunk);
   free(c);
 }
 
 /* ---- closing ---- */
+
+static int close_list_grow(cz_server_t *s) {
+  uint32_t cap = s->closed_cap == 0 ? 256 : s->closed_cap * 2;
+  conn_t **closed = realloc(s->closed, cap * sizeof *closed);
+  if (closed == NULL) return -1;
+  s->closed = closed;
+  s->closed_cap = cap;
+  return 0;
+}
 
 static void close_conn(conn_t *c, cz_server_t *s, int end) {
   if (c->flags & C_CLOSING) return;
@@ -295,17 +355,11 @@ static void close_conn(conn_t *c, cz_server_t *s, int end) {
   s->stats.connections--;
   if (s->freeing) return;
   update_ref(s);
-  if (s->closed_len == s->closed_cap) {
-    uint32_t cap = s->closed_cap == 0 ? 256 : s->closed_cap * 2;
-    conn_t **closed = realloc(s->closed, cap * sizeof *closed);
-    if (closed == NULL) {
-      /* Without room on the list it is reported and freed now. */
-      if (c->flags & C_KNOWN) s->events.on_close(s->ctx, c->id, end);
-      free_conn(s, c);
-      return;
-    }
-    s->closed = closed;
-    s->closed_cap = cap;
+  if (s->closed_len == s->closed_cap && close_list_grow(s) != 0) {
+    /* Without room on the list it is reported and freed now. */
+    if (c->flags & C_KNOWN) s->events.on_close(s->ctx, c->id, end);
+    free_conn(s, c);
+    return;
   }
   s->closed[s->closed_len++] = c;
   wake(s);
@@ -313,6 +367,8 @@ static void close_conn(conn_t *c, cz_server_t *s, int end) {
 
 /* Report and free the connections closed since the last time: nothing up the stack holds them. */
 static void reap(cz_server_t *s) {
+  /* A closed connection may still be on the dirty list (closed after a write): off it first. */
+  flush_dirty(s);
   while (s->closed_len > 0) {
     conn_t *c = s->closed[--s->closed_len];
     if (c->flags & C_KNOWN) s->events.on_close(s->ctx, c->id, c->end);
@@ -757,14 +813,11 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
   if (c == NULL || !(c->flags & C_ACTIVE) || (c->flags & C_RESPONDED)) return -1;
   int failed = 0;
   if (flags & CZ_WRITE_CHUNK) {
-    if (len > 0) {
-      char size[24];
-      int n = snprintf(size, sizeof size, "%zx\r\n", len);
-      failed |= append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
-    }
+    failed |= append_chunk(c, data, len);
   } else {
-    failed |= append_out(c, data, len);
+    failed |= close_chunk(c) | append_out(c, data, len);
   }
+  if (flags & (CZ_WRITE_FLUSH | CZ_WRITE_LAST | CZ_WRITE_END)) failed |= close_chunk(c);
   if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
   if (failed) {
     close_conn(c, s, CZ_SERVER_END_SERVER);
@@ -772,9 +825,9 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
   }
   c->flags |= C_STARTED;
   if (flags & CZ_WRITE_CLOSE) c->flags |= C_CLOSE_AFTER;
-  if (c->out_len > drain_over) c->flags |= C_WANT_DRAIN;
+  int64_t buffered = (int64_t)(c->out_len + c->chunk_len);
+  if ((size_t)buffered > drain_over) c->flags |= C_WANT_DRAIN;
   mark_dirty(s, c);
-  int64_t buffered = (int64_t)c->out_len;
   if (flags & CZ_WRITE_END) {
     c->flags |= C_RESPONDED;
     /* A response that ends before its request's body was read: the connection cannot be reused
@@ -790,6 +843,45 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
     }
   }
   return buffered;
+}
+
+int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_len) {
+  conn_t *c = find(s, id);
+  *rest = NULL;
+  *rest_len = 0;
+  if (c == NULL || (c->flags & C_PARSING)) return -1;
+  size_t held = c->in_len - c->in_off;
+  if (held > 0) {
+    *rest = malloc(held);
+    if (*rest == NULL) return -1;
+    memcpy(*rest, c->in + c->in_off, held);
+    *rest_len = held;
+  }
+  int fd = c->fd;
+  epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+  /* What is still queued for it goes first, blocking briefly: a 100 Continue at most. */
+  if (c->out_len > 0) (void)!send(fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
+  c->fd = -1;
+  c->flags |= C_CLOSING;
+  c->flags &= ~C_KNOWN;
+  s->stats.connections--;
+  update_ref(s);
+  if (c->flags & C_DIRTY) {
+    /* Still on the dirty list: freed by the next idle, as closed connections are. */
+    c->end = CZ_SERVER_END_SERVER;
+    if (s->closed_len < s->closed_cap || close_list_grow(s) == 0) {
+      s->closed[s->closed_len++] = c;
+      wake(s);
+      return fd;
+    }
+  }
+  free_conn(s, c);
+  return fd;
+}
+
+int64_t cz_server_buffered(cz_server_t *s, uint32_t id) {
+  conn_t *c = find(s, id);
+  return c == NULL ? -1 : (int64_t)(c->out_len + c->chunk_len);
 }
 
 void cz_server_destroy(cz_server_t *s, uint32_t id) {
@@ -829,6 +921,15 @@ static void after_close(uv_handle_t *handle) {
 }
 
 void cz_server_free(cz_server_t *s) {
+  /* Called from a report (a handler that closes the server): the batch still walks the server. */
+  if (s->batch_depth > 0) {
+    s->free_requested = 1;
+    return;
+  }
+  free_now(s);
+}
+
+static void free_now(cz_server_t *s) {
   s->freeing = 1;
   cz_server_stop_accepting(s);
   reap(s);

@@ -74,15 +74,26 @@ enum {
   CZ_WRITE_LAST = 1 << 1,  /* after the bytes, the last chunk (`0` CRLF CRLF) */
   CZ_WRITE_END = 1 << 2,   /* the response is complete */
   CZ_WRITE_CLOSE = 1 << 3, /* close the connection once this output went out */
+  CZ_WRITE_FLUSH = 1 << 4, /* what is coalesced goes out with the next write to the kernel */
 };
 /*
- * Write bytes of the current response of connection `id` (its head first). With CZ_WRITE_END the
+ * Write bytes of the current response of connection `id` (its head first). Small chunks are
+ * coalesced into one (until 64 KiB, CZ_WRITE_FLUSH, a write that is not a chunk, or the end),
+ * so a producer of tiny pieces sends few chunks; the caller flushes when its producer waits. With CZ_WRITE_END the
  * response is complete: the next pipelined request is parsed, or the connection closes when it
  * does not stay open. Returns the connection's buffered bytes after the write, or -1 when the
  * connection is gone. When the buffered bytes exceed `drain_over`, on_drain reports when they are
  * all out.
  */
 int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over);
+/*
+ * Give up connection `id` (a protocol switch): its descriptor leaves the server, which forgets
+ * the connection without reporting it; the bytes read past the request head are copied to
+ * `*rest` (malloc'd, the caller frees it; NULL when none). Returns the descriptor, or -1.
+ */
+int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_len);
+/* Bytes connection `id` holds that the kernel did not take yet (coalesced or queued); -1 when gone. */
+int64_t cz_server_buffered(cz_server_t *s, uint32_t id);
 /* Cut a connection now (a response that failed after its head). */
 void cz_server_destroy(cz_server_t *s, uint32_t id);
 /* Stop and resume reading a connection's body (its consumer is slower than the client). */

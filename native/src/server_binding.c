@@ -19,6 +19,8 @@ typedef struct {
   napi_env env;
   cz_server_t *server;
   cz_js_batch_t js;
+  int closed; /* close() was called: what the server still reports in this batch is dropped */
+  int depth;  /* batches open: the handlers and the async context stay until the last ends */
   char *scratch; /* a string's bytes while they are written */
   size_t scratch_cap;
 } binding_t;
@@ -35,11 +37,15 @@ static uint32_t binding_count = 0;
 #define WRITE_LATIN1 (1u << 8)
 
 static void b_begin(void *ctx) {
-  cz_js_batch_begin(&((binding_t *)ctx)->js);
+  binding_t *b = ctx;
+  b->depth++;
+  cz_js_batch_begin(&b->js);
 }
 
 static void b_end(void *ctx) {
-  cz_js_batch_end(&((binding_t *)ctx)->js);
+  binding_t *b = ctx;
+  cz_js_batch_end(&b->js);
+  if (--b->depth == 0 && b->closed) cz_js_batch_destroy(&b->js);
 }
 
 static void call(binding_t *b, const char *name, size_t argc, napi_value *argv) {
@@ -60,6 +66,7 @@ static napi_value latin1(napi_env env, const char *s, size_t len) {
 
 static void b_request(void *ctx, uint32_t id, const cz_http_head_t *head, const char *peer, uint16_t port) {
   binding_t *b = ctx;
+  if (b->closed) return;
   napi_env env = b->env;
   napi_value argv[9];
   argv[0] = u32(env, id);
@@ -81,6 +88,7 @@ static void b_request(void *ctx, uint32_t id, const cz_http_head_t *head, const 
 
 static void b_body(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
   binding_t *b = ctx;
+  if (b->closed) return;
   napi_value argv[2];
   argv[0] = u32(b->env, id);
   void *copy;
@@ -90,18 +98,21 @@ static void b_body(void *ctx, uint32_t id, const uint8_t *data, size_t len) {
 
 static void b_body_end(void *ctx, uint32_t id) {
   binding_t *b = ctx;
+  if (b->closed) return;
   napi_value argv[1] = {u32(b->env, id)};
   call(b, "onBodyEnd", 1, argv);
 }
 
 static void b_drain(void *ctx, uint32_t id) {
   binding_t *b = ctx;
+  if (b->closed) return;
   napi_value argv[1] = {u32(b->env, id)};
   call(b, "onDrain", 1, argv);
 }
 
 static void b_close(void *ctx, uint32_t id, int end) {
   binding_t *b = ctx;
+  if (b->closed) return;
   napi_value argv[2] = {u32(b->env, id), u32(b->env, (uint32_t)end)};
   call(b, "onClose", 2, argv);
 }
@@ -316,6 +327,47 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     return NULL;                                                            \
   }
 
+/* detach(handle, id) -> [fd, rest] for a protocol switch, or null when the connection is gone */
+static napi_value js_detach(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  binding_t *b = arg_server(env, argv[0]);
+  uint32_t id;
+  if (b == NULL) return NULL;
+  if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return fail(env, "serverDetach(handle, id)");
+  uint8_t *rest;
+  size_t rest_len;
+  int fd = cz_server_detach(b->server, id, &rest, &rest_len);
+  napi_value out, bytes;
+  if (fd < 0) {
+    napi_get_null(env, &out);
+    return out;
+  }
+  void *copy;
+  napi_status made = napi_create_buffer_copy(env, rest_len, rest_len == 0 ? "" : (const void *)rest, &copy, &bytes);
+  free(rest);
+  CHECK(made);
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  napi_set_element(env, out, 0, u32(env, (uint32_t)fd));
+  napi_set_element(env, out, 1, bytes);
+  return out;
+}
+
+/* buffered(handle, id) -> bytes the connection holds, or -1 when it is gone */
+static napi_value js_buffered(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  binding_t *b = arg_server(env, argv[0]);
+  uint32_t id;
+  if (b == NULL) return NULL;
+  if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return fail(env, "serverBuffered(handle, id)");
+  napi_value out;
+  napi_create_double(env, (double)cz_server_buffered(b->server, id), &out);
+  return out;
+}
+
 ID_CALL(js_destroy, cz_server_destroy)
 ID_CALL(js_pause, cz_server_pause)
 ID_CALL(js_resume, cz_server_resume)
@@ -380,9 +432,10 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   binding_t *b = arg_server(env, argv[0]);
   if (b == NULL) return NULL;
+  b->closed = 1;
   cz_server_free(b->server);
   b->server = NULL;
-  cz_js_batch_destroy(&b->js);
+  if (b->depth == 0) cz_js_batch_destroy(&b->js);
   free(b->scratch);
   b->scratch = NULL;
   b->scratch_cap = 0;
@@ -395,6 +448,8 @@ void cz_register_server(napi_env env, napi_value exports) {
     {"createHttpServer", NULL, js_create, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverListen", NULL, js_listen, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverWrite", NULL, js_write, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"serverDetach", NULL, js_detach, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"serverBuffered", NULL, js_buffered, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverDestroy", NULL, js_destroy, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverPause", NULL, js_pause, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverResume", NULL, js_resume, NULL, NULL, NULL, napi_default_jsproperty, NULL},

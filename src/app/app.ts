@@ -278,7 +278,17 @@ export class Catzilla extends Router {
 
   /** A snapshot of the statistics. */
   stats(): Stats {
-    const stats: Stats = { ...this.collector.snapshot(), engine: this.websockets.engineName, rooms: this.rooms.summary() };
+    const stats: Stats = {
+      ...this.collector.snapshot(),
+      engine: this.websockets.engineName,
+      httpEngine: this.appServer.httpEngineName ?? "node",
+      rooms: this.rooms.summary(),
+    };
+    const counts = this.appServer.connectionCounts();
+    if (counts !== null) {
+      stats.connections.active += counts.active;
+      stats.connections.total += counts.total;
+    }
     // Connections node:http handed to the native engine are open connections too.
     const native = this.websockets.nativeEngine;
     if (native !== null) stats.connections.active += native.size + native.streamCount;

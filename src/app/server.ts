@@ -3,6 +3,8 @@ import type { HttpEngine, HttpEvents } from "../http-engine.js";
 import type { StatsCollector } from "../metrics/stats.js";
 import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../node/cluster.js";
 import { NodeHttpEngine } from "../node/http-engine.js";
+import { loadBinding } from "../node/native/binding.js";
+import { NativeHttpEngine } from "../node/native/http-engine.js";
 import type { ResolvedAppOptions } from "../options.js";
 import type { TrackedStream } from "../responses/response.js";
 import type { Broker } from "../rooms/broker.js";
@@ -102,10 +104,11 @@ export class AppServer {
     const broker = options.broker ?? (workers > 1 && cluster.isWorker ? clusterBroker() : undefined);
     if (broker !== undefined) app.rooms.attachBroker(broker, app.config.logger);
     const websockets = app.websockets;
-    const engine = (this.engine = new NodeHttpEngine(app.config, app.collector.connections, {
+    const events: HttpEvents = {
       request: app.serve,
       upgrade: (raw, socket, head) => websockets.upgrade(raw, socket, head),
-    }));
+    };
+    const engine = (this.engine = this.makeEngine(events));
     this.applyConnectionLimit();
     const bound = await engine.listen(options.port ?? 8000, options.host ?? "127.0.0.1");
     this.sampler = setInterval(() => app.collector.sample(), 1000).unref();
@@ -113,6 +116,29 @@ export class AppServer {
     this.installSignals();
     if (cluster.isWorker) announceListening(bound.port, bound.address);
     return addressOf(bound.address, bound.port);
+  }
+
+  /** The HTTP engine the options ask for. */
+  private makeEngine(events: HttpEvents): HttpEngine {
+    const app = this.app;
+    if (app.config.httpEngine === "native" && !cluster.isWorker) {
+      const loaded = loadBinding();
+      if ("error" in loaded) {
+        throw new Error(`The native HTTP engine was asked for (httpEngine: "native" or CATZILLA_HTTP_ENGINE=native) but its addon cannot load: ${loaded.error.message}. ${BUILD_HINT}`);
+      }
+      return new NativeHttpEngine(loaded.binding, app.config, app.collector.connections, events);
+    }
+    return new NodeHttpEngine(app.config, app.collector.connections, events);
+  }
+
+  /** Open and accepted connections, when the HTTP engine counts them itself. */
+  connectionCounts(): { active: number; total: number } | null {
+    return this.engine?.connectionCounts() ?? null;
+  }
+
+  /** Which HTTP engine serves, once listening. */
+  get httpEngineName(): "node" | "native" | null {
+    return this.engine?.name ?? null;
   }
 
   /**

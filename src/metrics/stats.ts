@@ -110,6 +110,8 @@ export interface Stats {
   pid: number;
   /** The engine that owns WebSocket connections: `"native"` (the C core) or `"node"` (node:net). */
   engine?: "native" | "node";
+  /** The engine that owns HTTP/1.1 connections: `"native"` (the C server) or `"node"` (node:http). */
+  httpEngine?: "native" | "node";
   rooms?: RoomsStats;
   uptimeMs: number;
   memory: MemoryStats;

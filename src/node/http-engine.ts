@@ -94,6 +94,10 @@ export class NodeHttpEngine implements HttpEngine {
   closeAll(): void {
     this.nodeServer.closeAllConnections();
   }
+
+  connectionCounts(): null {
+    return null;
+  }
 }
 
 function createHttpServer(
@@ -135,8 +139,8 @@ function createHttpServer(
         : "400 Bad Request";
     refuse(socket, status);
   });
-  // CONNECT (a proxy's method) is not served: 400 as for any request this server cannot take.
-  server.on("connect", (_req: unknown, socket: Socket) => refuse(socket, "400 Bad Request"));
+  // CONNECT (a proxy's method) is not served: 501, as the native engine answers it.
+  server.on("connect", (_req: unknown, socket: Socket) => refuse(socket, "501 Not Implemented"));
   return server;
 }
 

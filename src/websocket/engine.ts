@@ -1,5 +1,5 @@
-import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
+import type { IncomingRequest } from "../http-engine.js";
 import { HTTPError, WebSocketException, statusText } from "../errors.js";
 import { DependencyScope, type DependencyOverrides } from "../request/dependencies.js";
 import { Request } from "../request/request.js";
@@ -103,7 +103,7 @@ export class WebSocketEngine {
   }
 
   /** Handle a node:http 'upgrade' event. */
-  upgrade(raw: IncomingMessage, socket: Socket, head: Buffer): void {
+  upgrade(raw: IncomingRequest, socket: Socket, head: Buffer): void {
     socket.on("error", ignore);
     const req = new Request(raw, 0);
     if (this.host.isShuttingDown) return this.refuse(socket, 503, "Server is shutting down");

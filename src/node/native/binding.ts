@@ -105,6 +105,13 @@ export interface NativeBinding {
    * `drainOver` buffered bytes, `onDrain` reports when they are all out.
    */
   serverWrite(server: HttpServerHandle, id: number, data: string | Uint8Array | null, flags: number, drainOver: number): number;
+  /**
+   * A protocol switch: the connection's descriptor leaves the server (which forgets it without a
+   * report), with the bytes read past the request head. Null when the connection is gone.
+   */
+  serverDetach(server: HttpServerHandle, id: number): [fd: number, rest: Buffer] | null;
+  /** Bytes a connection holds that the kernel did not take yet; -1 when it is gone. */
+  serverBuffered(server: HttpServerHandle, id: number): number;
   serverDestroy(server: HttpServerHandle, id: number): void;
   serverPause(server: HttpServerHandle, id: number): void;
   serverResume(server: HttpServerHandle, id: number): void;
@@ -130,6 +137,8 @@ export const HTTP_WRITE = {
   end: 4,
   /** Close the connection once the output went out. */
   close: 8,
+  /** What is coalesced goes out with the next write. */
+  flush: 16,
   /** A string is latin1 (a head), not UTF-8. */
   latin1: 256,
 } as const;

@@ -1,0 +1,703 @@
+/**
+ * The native HTTP engine: the C server (native/src/server.c) owns the listening socket and every
+ * plain HTTP/1.1 connection; this module gives the app its exchange per request (an
+ * IncomingRequest, a ResponseSink, the body writers) over the addon's calls. Heads arrive parsed
+ * (one call per request, headers as a flat list), responses leave as bytes the C side frames and
+ * writes once per connection and turn of the loop, and streamed bodies wait for the C side's
+ * drain. A WebSocket handshake leaves the C server with its descriptor for the app's WebSocket
+ * engine, as node:http's upgrade does.
+ */
+import { lookup } from "node:dns/promises";
+import type { IncomingHttpHeaders } from "node:http";
+import { STATUS_CODES } from "node:http";
+import { isIP, Socket } from "node:net";
+import { constants as zlibConstants, createBrotliCompress, createGzip, type BrotliCompress, type Gzip } from "node:zlib";
+import type {
+  AbortReason, BodyOptions, BodyWriter, BodyWriters, BoundAddress, HttpEngine, HttpEvents, IncomingRequest,
+  RequestConnection, ResponseSink,
+} from "../../http-engine.js";
+import type { ConnectionStats } from "../../metrics/stats.js";
+import type { ResolvedAppOptions } from "../../options.js";
+import { HTTP_REQUEST, HTTP_WRITE, type HttpServerHandle, type NativeBinding } from "./binding.js";
+
+/** Body bytes queued for a consumer that does not read before the C side stops reading. */
+const BODY_HIGH_WATER = 64 * 1024;
+/** Bytes a streamed body may have in the C side's output before its producer waits. */
+const STREAM_DRAIN_OVER = 64 * 1024;
+/** A fixed response's bytes never make the producer wait: no drain is asked for. */
+const NO_DRAIN = 2 ** 31;
+/** How often a stopped engine checks whether its last connection ended. */
+const STOP_POLL_MS = 25;
+
+/** Header fields that appear once: a repeat is dropped, as node:http drops it. */
+const SINGLE_FIELDS = new Set([
+  "age", "authorization", "content-length", "content-type", "etag", "expires", "from", "host", "if-modified-since",
+  "if-unmodified-since", "last-modified", "location", "max-forwards", "proxy-authorization", "referer", "retry-after",
+  "server", "user-agent",
+]);
+
+/** The headers object node:http would make of raw headers. */
+function joinHeaders(raw: readonly string[]): IncomingHttpHeaders {
+  const headers: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    const value = raw[i + 1]!;
+    const seen = headers[name];
+    if (seen === undefined) {
+      headers[name] = name === "set-cookie" ? [value] : value;
+    } else if (name === "set-cookie") {
+      (seen as string[]).push(value);
+    } else if (!SINGLE_FIELDS.has(name)) {
+      headers[name] = `${seen as string}${name === "cookie" ? "; " : ", "}${value}`;
+    }
+  }
+  return headers as IncomingHttpHeaders;
+}
+
+/** A connection as the requests on it see it. */
+class Connection implements RequestConnection {
+  destroyed = false;
+  /** The exchange in flight on it. */
+  current: Exchange | null = null;
+  private listeners: Array<() => void> | null = null;
+
+  constructor(readonly remoteAddress: string, readonly remotePort: number) {}
+
+  once(_event: "close", listener: () => void): this {
+    (this.listeners ??= []).push(listener);
+    return this;
+  }
+
+  ended(): void {
+    this.destroyed = true;
+    const listeners = this.listeners;
+    this.listeners = null;
+    if (listeners !== null) for (const listener of listeners) listener();
+  }
+}
+
+/** One request and its response on a native connection. */
+class Exchange implements IncomingRequest, ResponseSink {
+  // The request.
+  readonly httpVersion: string;
+  complete = false;
+  private headerObject: IncomingHttpHeaders | null = null;
+  private chunks: Buffer[] = [];
+  private queued = 0;
+  private paused = false;
+  private wake: (() => void) | null = null;
+  // The response.
+  statusCode = 200;
+  headersSent = false;
+  private head: string[] | null = null;
+  /** The writer of a streamed body, told when the connection ends or drains. */
+  writer: NativeBodyWriter | null = null;
+  /** The response ended (or the exchange was cut): nothing more is written. */
+  finished = false;
+
+  constructor(
+    readonly engine: NativeHttpEngine,
+    readonly id: number,
+    readonly method: string,
+    readonly url: string,
+    minor: number,
+    readonly flags: number,
+    readonly rawHeaders: string[],
+    readonly socket: Connection,
+  ) {
+    this.httpVersion = minor === 1 ? "1.1" : "1.0";
+  }
+
+  get headers(): IncomingHttpHeaders {
+    return (this.headerObject ??= joinHeaders(this.rawHeaders));
+  }
+
+  /** Whether the connection may carry another request after this one. */
+  get keepAlive(): boolean {
+    return (this.flags & HTTP_REQUEST.keepAlive) !== 0;
+  }
+
+  // ---- the body, as it arrives ----
+
+  /** @internal */
+  body(bytes: Buffer): void {
+    this.chunks.push(bytes);
+    this.queued += bytes.length;
+    if (this.queued > BODY_HIGH_WATER && !this.paused) {
+      this.paused = true;
+      this.engine.pause(this.id);
+    }
+    this.notify();
+  }
+
+  /** @internal */
+  bodyEnd(): void {
+    this.complete = true;
+    this.notify();
+  }
+
+  /** @internal The connection ended. */
+  ended(): void {
+    this.finished = true;
+    this.notify();
+    this.writer?.connectionEnded();
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk !== undefined) {
+        this.queued -= chunk.length;
+        if (this.paused && this.queued <= BODY_HIGH_WATER / 2) {
+          this.paused = false;
+          this.engine.resume(this.id);
+        }
+        yield chunk;
+        continue;
+      }
+      // Ended without its whole body (the client left): the consumer checks `complete`.
+      if (this.complete || this.socket.destroyed) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  // ---- the response ----
+
+  writeHead(status: number, headers: string[]): this {
+    this.statusCode = status;
+    this.head = headers;
+    return this;
+  }
+
+  /** Whether the response's body is framed by its Content-Length (else chunked, or closed). */
+  private framing: "length" | "chunked" | "close" | "none" = "none";
+  /** Close the connection after this response. */
+  private closeAfter = false;
+
+  /** The status line and headers, with the fields the engine adds: Date, Connection, framing. */
+  private serializeHead(streamed: boolean): string {
+    const status = this.statusCode;
+    const headers = this.head ?? [];
+    let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
+    let length = false;
+    let date = false;
+    let close = !this.keepAlive || this.engine.closing;
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i]!;
+      const value = headers[i + 1]!;
+      switch (name.length) {
+        case 4:
+          if (name.toLowerCase() === "date") date = true;
+          break;
+        case 10:
+          if (name.toLowerCase() === "connection") {
+            if (/\bclose\b/i.test(value)) close = true;
+            continue;
+          }
+          break;
+        case 14:
+          if (name.toLowerCase() === "content-length") length = true;
+          break;
+        case 17:
+          // The engine frames bodies itself.
+          if (name.toLowerCase() === "transfer-encoding") continue;
+          break;
+      }
+      text += `${name}: ${value}\r\n`;
+    }
+    const bodiless = status < 200 || status === 204 || status === 304;
+    if (bodiless) this.framing = "none";
+    else if (length || !streamed) this.framing = "length";
+    else if (this.httpVersion === "1.1") this.framing = "chunked";
+    else {
+      this.framing = "close";
+      close = true;
+    }
+    if (this.framing === "chunked") text += "Transfer-Encoding: chunked\r\n";
+    if (!date) text += `Date: ${httpDate()}\r\n`;
+    this.closeAfter = close;
+    text += close ? "Connection: close\r\n\r\n" : `Connection: keep-alive\r\nKeep-Alive: timeout=${this.engine.keepAliveSeconds}\r\n\r\n`;
+    return text;
+  }
+
+  end(body?: string | Uint8Array): this {
+    if (this.finished) return this;
+    this.finished = true;
+    this.headersSent = true;
+    const head = this.serializeHead(false);
+    const flags = HTTP_WRITE.end | (this.closeAfter ? HTTP_WRITE.close : 0);
+    const engine = this.engine;
+    if (body === undefined || this.method === "HEAD" || this.framing === "none") {
+      engine.write(this.id, head, flags | HTTP_WRITE.latin1, NO_DRAIN);
+    } else if (typeof body === "string" && isLatin1Safe(body)) {
+      engine.write(this.id, head + body, flags | HTTP_WRITE.latin1, NO_DRAIN);
+    } else {
+      engine.write(this.id, head, HTTP_WRITE.latin1, NO_DRAIN);
+      engine.write(this.id, body, flags, NO_DRAIN);
+    }
+    this.engine.exchangeDone(this);
+    return this;
+  }
+
+  /** @internal A streamed body begins: the head goes out now. Returns its framing. */
+  startStream(): "length" | "chunked" | "close" | "none" {
+    this.headersSent = true;
+    const head = this.serializeHead(true);
+    this.engine.write(this.id, head, HTTP_WRITE.latin1, STREAM_DRAIN_OVER);
+    return this.framing;
+  }
+
+  /** @internal Write body bytes of a streamed response; the buffered bytes after, -1 when gone. */
+  writeBody(data: string | Uint8Array | null, flags: number): number {
+    if (this.finished) return -1;
+    if (this.closeAfter) flags |= (flags & HTTP_WRITE.end) !== 0 ? HTTP_WRITE.close : 0;
+    if ((flags & HTTP_WRITE.end) !== 0) {
+      this.finished = true;
+      this.engine.exchangeDone(this);
+    }
+    return this.engine.write(this.id, data, flags, STREAM_DRAIN_OVER);
+  }
+
+  /** @internal Bytes of this connection the kernel did not take yet; -1 when it is gone. */
+  buffered(): number {
+    return this.engine.buffered(this.id);
+  }
+
+  /** @internal The framing of the body being streamed. */
+  get bodyFraming(): "length" | "chunked" | "close" | "none" {
+    return this.framing;
+  }
+
+  destroy(): this {
+    if (!this.socket.destroyed) this.engine.destroy(this.id);
+    this.finished = true;
+    return this;
+  }
+}
+
+/** A string whose UTF-16 code units are all ASCII, so latin1 and UTF-8 bytes agree. */
+function isLatin1Safe(text: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return text.length < 4096 && /^[\x00-\x7f]*$/.test(text);
+}
+
+let dateText = "";
+let dateSecond = -1;
+
+/** The Date field, made once a second. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+function createCompressor(encoding: "br" | "gzip"): Gzip | BrotliCompress {
+  return encoding === "gzip"
+    ? createGzip({ flush: zlibConstants.Z_SYNC_FLUSH, level: 6 })
+    : createBrotliCompress({ flush: zlibConstants.BROTLI_OPERATION_FLUSH, params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 4 } });
+}
+
+/**
+ * A streamed body on the native engine: bytes go to the C side as they come (it coalesces what
+ * one turn of the loop writes into one write), the producer waits while the connection holds
+ * more than STREAM_DRAIN_OVER bytes, and the chunk framing is the C side's.
+ */
+class NativeBodyWriter implements BodyWriter {
+  bytes = 0;
+  aborted: AbortReason | null = null;
+  peakBufferedBytes = 0;
+  shutdownAtOnce = false;
+  private buffered = 0;
+  private framing: "length" | "chunked" | "close" | "none" | null = null;
+  private drainResolve: (() => void) | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private pendingHead: (() => void) | null = null;
+  private headTimer: NodeJS.Immediate | null = null;
+  private ended = false;
+  private idleFlush = false;
+  private readonly compressor: Gzip | BrotliCompress | null;
+
+  constructor(private readonly exchange: Exchange, private readonly options: BodyOptions) {
+    exchange.writer = this;
+    this.compressor = options.encoding === null ? null : createCompressor(options.encoding);
+    if (this.compressor !== null) {
+      // Each piece the compressor gives is a flush of its own (a token stream stays live).
+      this.compressor.on("data", (data: Buffer) => this.write(data, HTTP_WRITE.flush));
+      this.compressor.once("end", () => this.write(null, this.lastFlags()));
+      this.compressor.once("error", () => {
+        options.stats.failed++;
+        this.exchange.destroy();
+      });
+    }
+    if (exchange.socket.destroyed) queueMicrotask(() => this.markAborted("disconnect"));
+  }
+
+  get backpressure(): boolean {
+    return this.buffered > STREAM_DRAIN_OVER || (this.compressor?.writableLength ?? 0) > STREAM_DRAIN_OVER;
+  }
+
+  /** What the connection holds now (asked of the C side: it flushes between turns of the loop). */
+  get bufferedBytes(): number {
+    return Math.max(0, this.exchange.buffered()) + (this.compressor?.writableLength ?? 0);
+  }
+
+  private begin(): void {
+    if (this.framing !== null) return;
+    this.pendingHead = null;
+    this.framing = this.exchange.startStream();
+  }
+
+  private lastFlags(): number {
+    return HTTP_WRITE.end | (this.framing === "chunked" ? HTTP_WRITE.last : 0) | (this.framing === "close" ? HTTP_WRITE.close : 0);
+  }
+
+  private write(data: string | Uint8Array | null, flags: number): void {
+    this.begin();
+    const exchange = this.exchange;
+    if (exchange.method === "HEAD" || this.framing === "none") {
+      if ((flags & HTTP_WRITE.end) !== 0) exchange.writeBody(null, HTTP_WRITE.end);
+      return;
+    }
+    if (this.framing === "chunked" && data !== null) flags |= HTTP_WRITE.chunk;
+    const buffered = exchange.writeBody(data, flags);
+    if (buffered < 0) {
+      if (this.aborted === null && !this.ended) this.markAborted("disconnect");
+      return;
+    }
+    this.buffered = buffered;
+    if (this.options.monitorMemory) {
+      if (buffered > this.peakBufferedBytes) this.peakBufferedBytes = buffered;
+      if (buffered > this.options.stats.peakBufferedBytes) this.options.stats.peakBufferedBytes = buffered;
+    }
+  }
+
+  push(chunk: string | Uint8Array): void {
+    if (this.aborted !== null || this.ended) return;
+    const length = typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength;
+    if (length === 0) return;
+    this.bytes += length;
+    this.options.stats.bytes += length;
+    if (this.compressor !== null) {
+      this.begin();
+      this.compressor.write(chunk);
+    } else {
+      this.write(chunk, 0);
+    }
+  }
+
+  /** What is coalesced in the C side goes out (at the end of this turn of the loop). */
+  flush(): void {
+    if (this.aborted !== null || this.ended || this.framing === null) return;
+    this.write(null, HTTP_WRITE.flush);
+  }
+
+  /** Flush once the event loop is idle: the producer waits for data, nothing may be held back. */
+  flushWhenIdle(): void {
+    if (this.idleFlush || this.aborted !== null || this.ended) return;
+    this.idleFlush = true;
+    setImmediate(() => {
+      this.idleFlush = false;
+      this.flush();
+    });
+  }
+
+  sendHeadWhenIdle(writeHead: () => void): void {
+    this.pendingHead = writeHead;
+    this.headTimer ??= setImmediate(() => {
+      this.headTimer = null;
+      const head = this.pendingHead;
+      if (head === null || this.aborted !== null || this.framing !== null) return;
+      head();
+      this.begin();
+      this.flush();
+    });
+  }
+
+  clearHead(): void {
+    this.pendingHead = null;
+  }
+
+  drained(): Promise<void> {
+    if (this.aborted !== null || !this.backpressure) return Promise.resolve();
+    this.options.stats.backpressureEvents++;
+    return new Promise((resolve) => {
+      const previous = this.drainResolve;
+      this.drainResolve = previous === null ? resolve : () => (previous(), resolve());
+      this.idleTimer ??= setTimeout(() => {
+        this.idleTimer = null;
+        this.cut("idle-timeout");
+      }, this.options.idleTimeoutMs);
+      if (this.compressor !== null && this.buffered <= STREAM_DRAIN_OVER) this.compressor.once("drain", () => this.drain());
+    });
+  }
+
+  /** @internal The C side's output went out. */
+  drain(): void {
+    this.buffered = 0;
+    if (this.backpressure) return;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const resolve = this.drainResolve;
+    this.drainResolve = null;
+    resolve?.();
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pendingHead = null;
+    if (this.aborted !== null) return;
+    if (this.compressor !== null) this.compressor.end();
+    else this.write(null, this.lastFlags());
+    this.drain();
+  }
+
+  endNow(): void {
+    if (this.aborted !== null || this.ended) return;
+    this.end();
+    this.aborted = "shutdown";
+    this.options.onAbort("shutdown");
+  }
+
+  cut(reason: AbortReason, finalChunk?: string | Uint8Array): void {
+    if (this.aborted !== null) return;
+    if (finalChunk !== undefined) this.push(finalChunk);
+    this.markAborted(reason);
+    if (reason === "error" && this.framing !== null && this.compressor === null) {
+      // What was produced goes out; the connection then closes without the last chunk.
+      this.exchange.writeBody(null, HTTP_WRITE.end | HTTP_WRITE.close);
+    } else {
+      this.exchange.destroy();
+    }
+  }
+
+  release(): void {
+    this.pendingHead = null;
+    this.exchange.writer = null;
+    this.compressor?.destroy();
+  }
+
+  /** @internal */
+  connectionEnded(): void {
+    if (this.aborted === null && !this.ended) this.markAborted("disconnect");
+    else this.drain();
+  }
+
+  private markAborted(reason: AbortReason): void {
+    if (this.aborted !== null) return;
+    this.aborted = reason;
+    this.pendingHead = null;
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    if (this.compressor !== null && reason !== "error") this.compressor.destroy();
+    const resolve = this.drainResolve;
+    this.drainResolve = null;
+    resolve?.();
+    this.options.onAbort(reason);
+  }
+}
+
+/** The native engine's body writers. Its sinks are its own exchanges: it makes no others. */
+const nativeBodyWriters: BodyWriters = {
+  open(res: ResponseSink, options: BodyOptions): BodyWriter {
+    return new NativeBodyWriter(res as Exchange, options);
+  },
+  /** Its connections stay in C: an SSE room subscriber streams chunked like any other stream. */
+  handOver(): boolean {
+    return false;
+  },
+};
+
+/** The HTTP engine in C. */
+export class NativeHttpEngine implements HttpEngine {
+  readonly name = "native";
+  readonly nodeServer = null;
+  handle: HttpServerHandle | null = null;
+  /** Set once shutdown began: every response says `Connection: close`. */
+  closing = false;
+  readonly keepAliveSeconds: number;
+  private readonly connections = new Map<number, Connection>();
+  /** Connections the C server accepted, kept when it closes. */
+  private accepted = 0;
+  private stopWaiters: Array<() => void> = [];
+  private stopTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    readonly binding: NativeBinding,
+    private readonly options: ResolvedAppOptions,
+    private readonly stats: ConnectionStats,
+    private readonly events: HttpEvents,
+  ) {
+    this.keepAliveSeconds = Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000));
+  }
+
+  async listen(port: number, host: string): Promise<BoundAddress> {
+    const address = isIP(host) !== 0 ? host : (await lookup(host)).address;
+    const binding = this.binding;
+    const handle = binding.createHttpServer({
+      onRequest: (id, method, target, minor, flags, _length, rawHeaders, peer, peerPort) =>
+        this.request(id, method, target, minor, flags, rawHeaders, peer, peerPort),
+      onBody: (id, bytes) => this.connections.get(id)?.current?.body(bytes),
+      onBodyEnd: (id) => this.connections.get(id)?.current?.bodyEnd(),
+      onDrain: (id) => this.connections.get(id)?.current?.writer?.drain(),
+      onClose: (id) => this.closed(id),
+    }, {
+      maxHeaderBytes: this.options.maxHeaderBytes,
+      // The app enforces maxBodyBytes where the body is read (413 from the request); the C side
+      // refuses only what no reader could take.
+      maxBodyBytes: Number.MAX_SAFE_INTEGER,
+      maxConnections: this.options.maxConnections,
+      headersTimeoutMs: this.options.headersTimeoutMs,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      keepAliveTimeoutMs: this.options.keepAliveTimeoutMs,
+    });
+    try {
+      const bound = binding.serverListen(handle, address, port, 511, false);
+      this.handle = handle;
+      return { address, port: bound };
+    } catch (error) {
+      binding.serverClose(handle);
+      throw error;
+    }
+  }
+
+  private request(id: number, method: string, target: string, minor: number, flags: number, rawHeaders: string[], peer: string, port: number): void {
+    let connection = this.connections.get(id);
+    if (connection === undefined) {
+      connection = new Connection(peer, port);
+      this.connections.set(id, connection);
+    }
+    const exchange = new Exchange(this, id, method, target, minor, flags, rawHeaders, connection);
+    connection.current = exchange;
+    if ((flags & HTTP_REQUEST.upgrade) !== 0) {
+      // The descriptor can leave once the C side finished parsing this read (the batch ends).
+      queueMicrotask(() => this.upgrade(exchange));
+      return;
+    }
+    this.events.request(exchange, exchange, nativeBodyWriters);
+  }
+
+  /**
+   * A protocol switch (a WebSocket handshake): the connection leaves the C server as a node:net
+   * socket for the app's WebSocket engine, as node:http's upgrade hands one over. It still
+   * counts as a connection until it closes.
+   */
+  private upgrade(exchange: Exchange): void {
+    const detached = this.handle === null ? null : this.binding.serverDetach(this.handle, exchange.id);
+    if (detached === null) return;
+    this.connections.delete(exchange.id);
+    const [fd, rest] = detached;
+    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false });
+    // Counted as node:http counts its sockets: the WebSocket engine takes over the count when it
+    // adopts the connection (and removes this listener), as it does on node:http.
+    this.stats.active++;
+    socket.on("close", () => {
+      this.stats.active--;
+      exchange.socket.ended();
+    });
+    this.events.upgrade(exchange, socket, rest);
+  }
+
+  /** @internal The response of an exchange ended. */
+  exchangeDone(exchange: Exchange): void {
+    const connection = exchange.socket;
+    if (connection.current === exchange && exchange.complete) connection.current = null;
+  }
+
+  private closed(id: number): void {
+    const connection = this.connections.get(id);
+    if (connection === undefined) return;
+    this.connections.delete(id);
+    connection.current?.ended();
+    connection.current = null;
+    connection.ended();
+    if (this.stopWaiters.length > 0) this.checkStopped();
+  }
+
+  // What exchanges call: each is a no-op (-1: gone) once the server closed.
+
+  /** @internal */
+  write(id: number, data: string | Uint8Array | null, flags: number, drainOver: number): number {
+    return this.handle === null ? -1 : this.binding.serverWrite(this.handle, id, data, flags, drainOver);
+  }
+
+  /** @internal */
+  buffered(id: number): number {
+    return this.handle === null ? -1 : this.binding.serverBuffered(this.handle, id);
+  }
+
+  /** @internal */
+  pause(id: number): void {
+    if (this.handle !== null) this.binding.serverPause(this.handle, id);
+  }
+
+  /** @internal */
+  resume(id: number): void {
+    if (this.handle !== null) this.binding.serverResume(this.handle, id);
+  }
+
+  /** @internal */
+  destroy(id: number): void {
+    if (this.handle !== null) this.binding.serverDestroy(this.handle, id);
+  }
+
+  setConnectionLimit(limit: number): void {
+    if (this.handle !== null) this.binding.serverSetMaxConnections(this.handle, Math.max(1, limit));
+  }
+
+  stopAccepting(): Promise<void> {
+    if (this.handle === null) return Promise.resolve();
+    this.closing = true;
+    this.binding.serverStopAccepting(this.handle);
+    return new Promise((resolve) => {
+      this.stopWaiters.push(resolve);
+      this.checkStopped();
+    });
+  }
+
+  /** Resolve the stop once no connection is left (those without a request are not reported). */
+  private checkStopped(): void {
+    const handle = this.handle;
+    if (handle === null || this.binding.serverStats(handle).connections === 0) {
+      if (this.stopTimer !== null) clearTimeout(this.stopTimer);
+      this.stopTimer = null;
+      const waiters = this.stopWaiters;
+      this.stopWaiters = [];
+      if (handle !== null) {
+        this.accepted = this.binding.serverStats(handle).accepted;
+        this.binding.serverClose(handle);
+        this.handle = null;
+      }
+      for (const resolve of waiters) resolve();
+      return;
+    }
+    this.stopTimer ??= setTimeout(() => {
+      this.stopTimer = null;
+      this.checkStopped();
+    }, STOP_POLL_MS);
+  }
+
+  closeIdle(): void {
+    if (this.handle !== null) this.binding.serverCloseIdle(this.handle);
+  }
+
+  connectionCounts(): { active: number; total: number } {
+    if (this.handle === null) return { active: 0, total: this.accepted };
+    const { connections, accepted } = this.binding.serverStats(this.handle);
+    return { active: connections, total: accepted };
+  }
+
+  closeAll(): void {
+    if (this.handle !== null) this.binding.serverCloseAll(this.handle);
+  }
+}
