@@ -169,9 +169,11 @@ class Exchange implements IncomingRequest, ResponseSink {
 
   // ---- the response ----
 
+  /** The head is committed (as node:http's writeHead commits it); it leaves with the body. */
   writeHead(status: number, headers: string[]): this {
     this.statusCode = status;
     this.head = headers;
+    this.headersSent = true;
     return this;
   }
 
@@ -333,7 +335,10 @@ class NativeBodyWriter implements BodyWriter {
     if (this.compressor !== null) {
       // Each piece the compressor gives is a flush of its own (a token stream stays live).
       this.compressor.on("data", (data: Buffer) => this.write(data, HTTP_WRITE.flush));
-      this.compressor.once("end", () => this.write(null, this.lastFlags()));
+      this.compressor.once("end", () => {
+        this.begin();
+        this.write(null, this.lastFlags());
+      });
       this.compressor.once("error", () => {
         options.stats.failed++;
         this.exchange.destroy();
@@ -361,7 +366,14 @@ class NativeBodyWriter implements BodyWriter {
     return HTTP_WRITE.end | (this.framing === "chunked" ? HTTP_WRITE.last : 0) | (this.framing === "close" ? HTTP_WRITE.close : 0);
   }
 
+  /** Hand bytes to the C side, after what this writer has in the shared slab. */
   private write(data: string | Uint8Array | null, flags: number): void {
+    if (shared.owner === this) handOffShared();
+    this.emit(data, flags);
+  }
+
+  /** @internal Hand bytes to the C side as they are. */
+  emit(data: string | Uint8Array | null, flags: number): void {
     this.begin();
     const exchange = this.exchange;
     if (exchange.method === "HEAD" || this.framing === "none") {
@@ -390,8 +402,32 @@ class NativeBodyWriter implements BodyWriter {
     if (this.compressor !== null) {
       this.begin();
       this.compressor.write(chunk);
+    } else if (length < SHARED_CHUNK_MAX) {
+      this.coalesce(chunk, length);
     } else {
       this.write(chunk, 0);
+    }
+  }
+
+  /**
+   * A small chunk goes into the shared slab, so that a producer of tiny pieces calls into C once
+   * per slab rather than once per piece; the slab is handed over when another writer needs it,
+   * when it is full, when this writer flushes or writes anything else, and before the current
+   * piece of JavaScript ends.
+   */
+  private coalesce(chunk: string | Uint8Array, length: number): void {
+    if (shared.owner !== this || shared.used + length > SHARED_SLAB_BYTES) {
+      handOffShared();
+      shared.owner = this;
+    }
+    if (typeof chunk === "string") shared.used += shared.slab.write(chunk, shared.used, "utf8");
+    else {
+      shared.slab.set(chunk, shared.used);
+      shared.used += length;
+    }
+    if (!shared.queued) {
+      shared.queued = true;
+      queueMicrotask(handOffShared);
     }
   }
 
@@ -457,8 +493,14 @@ class NativeBodyWriter implements BodyWriter {
     this.ended = true;
     this.pendingHead = null;
     if (this.aborted !== null) return;
-    if (this.compressor !== null) this.compressor.end();
-    else this.write(null, this.lastFlags());
+    if (this.compressor !== null) {
+      this.compressor.end();
+    } else {
+      // The head and what is coalesced go first: the framing (and so the last flags) is known then.
+      if (shared.owner === this) handOffShared();
+      this.begin();
+      this.emit(null, this.lastFlags());
+    }
     this.drain();
   }
 
@@ -473,8 +515,10 @@ class NativeBodyWriter implements BodyWriter {
     if (this.aborted !== null) return;
     if (finalChunk !== undefined) this.push(finalChunk);
     this.markAborted(reason);
-    if (reason === "error" && this.framing !== null && this.compressor === null) {
-      // What was produced goes out; the connection then closes without the last chunk.
+    if (reason === "error" && this.compressor === null) {
+      // What was produced goes out (the head first); the connection then closes without the last chunk.
+      if (shared.owner === this) handOffShared();
+      this.begin();
       this.exchange.writeBody(null, HTTP_WRITE.end | HTTP_WRITE.close);
     } else {
       this.exchange.destroy();
@@ -482,6 +526,7 @@ class NativeBodyWriter implements BodyWriter {
   }
 
   release(): void {
+    this.dropShared();
     this.pendingHead = null;
     this.exchange.writer = null;
     this.compressor?.destroy();
@@ -493,8 +538,17 @@ class NativeBodyWriter implements BodyWriter {
     else this.drain();
   }
 
+  /** What this writer has in the shared slab is not sent. */
+  private dropShared(): void {
+    if (shared.owner !== this) return;
+    shared.owner = null;
+    shared.used = 0;
+  }
+
   private markAborted(reason: AbortReason): void {
     if (this.aborted !== null) return;
+    // Kept for a cut with an error (its bytes go out first), dropped otherwise.
+    if (reason !== "error") this.dropShared();
     this.aborted = reason;
     this.pendingHead = null;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
@@ -505,6 +559,30 @@ class NativeBodyWriter implements BodyWriter {
     resolve?.();
     this.options.onAbort(reason);
   }
+}
+
+/** Chunks below this size are coalesced in the shared slab. */
+const SHARED_CHUNK_MAX = 16 * 1024;
+const SHARED_SLAB_BYTES = 64 * 1024;
+
+/**
+ * One slab for all writers: the C side copies what it is handed at once, so the slab is free
+ * again as soon as it was handed over, and an idle or paused stream holds none of it.
+ */
+const shared: { slab: Buffer; used: number; owner: NativeBodyWriter | null; queued: boolean } = {
+  slab: Buffer.allocUnsafeSlow(SHARED_SLAB_BYTES),
+  used: 0,
+  owner: null,
+  queued: false,
+};
+
+function handOffShared(): void {
+  shared.queued = false;
+  const owner = shared.owner;
+  const used = shared.used;
+  shared.owner = null;
+  shared.used = 0;
+  if (owner !== null && used > 0) owner.emit(shared.slab.subarray(0, used), 0);
 }
 
 /** The native engine's body writers. Its sinks are its own exchanges: it makes no others. */
