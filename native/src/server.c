@@ -23,6 +23,10 @@
 #define LISTENER_ID 0xffffffffu
 /* How long a connection we ended has to close its side after our FIN before it is closed. */
 #define LINGER_MS 2000
+/* Output buffers of at least POOL_MIN bytes are kept for reuse, up to POOL_MAX_BYTES in POOL_SLOTS. */
+#define POOL_MIN (16 * 1024)
+#define POOL_MAX_BYTES (4 * 1024 * 1024)
+#define POOL_SLOTS 32
 /* Rounds of "resume the connections whose response ended, flush" per loop callback. */
 #define SETTLE_ROUNDS 8
 
@@ -45,6 +49,7 @@ enum {
 
 typedef struct conn conn_t;
 struct conn {
+  cz_server_t *server;
   int fd;
   uint32_t id;
   uint32_t flags;
@@ -60,10 +65,6 @@ struct conn {
   size_t out_len;
   size_t out_cap;
   size_t drain_over;
-  /* A chunk being coalesced (small writes of one turn of the loop): framed when it closes. */
-  uint8_t *chunk;
-  size_t chunk_len;
-  size_t chunk_cap;
   conn_t *next_dirty;
   struct sockaddr_storage peer;
   cz_http_parser_t parser;
@@ -93,6 +94,11 @@ struct cz_server {
   conn_t **closed;
   uint32_t closed_len, closed_cap;
   cz_server_stats_t stats;
+  /* Output buffers let go by connections, for the next that needs one (a fresh large one page-faults). */
+  uint8_t *pool[POOL_SLOTS];
+  size_t pool_cap[POOL_SLOTS];
+  int pool_len;
+  size_t pooled;
   uint8_t slab[READ_SLAB];
 };
 
@@ -175,6 +181,33 @@ static void mark_dirty(cz_server_t *s, conn_t *c) {
   if (s->batch_depth == 0) wake(s);
 }
 
+/* A buffer of at least `need` bytes from the pool (its size in *cap), or NULL. */
+static uint8_t *pool_take(cz_server_t *s, size_t need, size_t *cap) {
+  int best = -1;
+  for (int i = 0; i < s->pool_len; i++) {
+    if (s->pool_cap[i] >= need && (best < 0 || s->pool_cap[i] < s->pool_cap[best])) best = i;
+  }
+  if (best < 0) return NULL;
+  uint8_t *data = s->pool[best];
+  *cap = s->pool_cap[best];
+  s->pooled -= *cap;
+  s->pool_len--;
+  s->pool[best] = s->pool[s->pool_len];
+  s->pool_cap[best] = s->pool_cap[s->pool_len];
+  return data;
+}
+
+static void pool_give(cz_server_t *s, uint8_t *data, size_t cap) {
+  if (data == NULL) return;
+  if (cap < POOL_MIN || s->pool_len == POOL_SLOTS || s->pooled + cap > POOL_MAX_BYTES || s->freeing) {
+    free(data);
+    return;
+  }
+  s->pool[s->pool_len] = data;
+  s->pool_cap[s->pool_len++] = cap;
+  s->pooled += cap;
+}
+
 static int reserve_out(conn_t *c, size_t n) {
   if (c->out_off > 0 && c->out_off + c->out_len + n > c->out_cap) {
     memmove(c->out, c->out + c->out_off, c->out_len);
@@ -183,6 +216,15 @@ static int reserve_out(conn_t *c, size_t n) {
   if (c->out_len + n <= c->out_cap) return 0;
   size_t cap = c->out_cap < 4096 ? 4096 : c->out_cap;
   while (cap < c->out_len + n) cap *= 2;
+  if (c->out == NULL && cap >= POOL_MIN) {
+    size_t got;
+    uint8_t *pooled = pool_take(c->server, cap, &got);
+    if (pooled != NULL) {
+      c->out = pooled;
+      c->out_cap = got;
+      return 0;
+    }
+  }
   uint8_t *out = realloc(c->out, cap);
   if (out == NULL) return -1;
   c->out = out;
@@ -206,14 +248,9 @@ static void output_done(cz_server_t *s, conn_t *c) {
   c->out_off = 0;
   /* Output buffers of idle connections are let go: an idle connection keeps only its struct. */
   if (c->out_cap > 16 * 1024 || !(c->flags & C_ACTIVE)) {
-    free(c->out);
+    pool_give(s, c->out, c->out_cap);
     c->out = NULL;
     c->out_cap = 0;
-  }
-  if (!(c->flags & C_ACTIVE) && c->chunk != NULL) {
-    free(c->chunk);
-    c->chunk = NULL;
-    c->chunk_cap = 0;
   }
   if ((c->flags & C_CLOSE_AFTER) && !(c->flags & C_LINGER) && !(c->flags & C_ACTIVE)) {
     c->flags |= C_LINGER;
@@ -246,39 +283,12 @@ static void flush(cz_server_t *s, conn_t *c) {
   if (!(c->flags & C_CLOSING)) set_interest(s, c);
 }
 
-/* Chunks this small are coalesced with the writes around them; larger ones are framed as they are. */
-#define COALESCE_MAX (16 * 1024)
-/* A coalesced chunk is closed once it holds this much. */
-#define CHUNK_TARGET (64 * 1024)
-
-/* Frame the chunk being coalesced into the output (RFC 9112 §7.1: size in hex, CRLF, data, CRLF). */
-static int close_chunk(conn_t *c) {
-  if (c->chunk_len == 0) return 0;
-  char size[24];
-  int n = snprintf(size, sizeof size, "%zx\r\n", c->chunk_len);
-  int failed = append_out(c, size, (size_t)n) | append_out(c, c->chunk, c->chunk_len) | append_out(c, "\r\n", 2);
-  c->chunk_len = 0;
-  return failed;
-}
-
+/* Frame bytes as one chunk of the output (RFC 9112 §7.1: size in hex, CRLF, data, CRLF). */
 static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
   if (len == 0) return 0;
-  if (len > COALESCE_MAX) {
-    char size[24];
-    int n = snprintf(size, sizeof size, "%zx\r\n", len);
-    return close_chunk(c) | append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
-  }
-  if (c->chunk_len + len > c->chunk_cap) {
-    size_t cap = c->chunk_cap == 0 ? 4096 : c->chunk_cap;
-    while (cap < c->chunk_len + len) cap *= 2;
-    uint8_t *chunk = realloc(c->chunk, cap);
-    if (chunk == NULL) return -1;
-    c->chunk = chunk;
-    c->chunk_cap = cap;
-  }
-  memcpy(c->chunk + c->chunk_len, data, len);
-  c->chunk_len += len;
-  return c->chunk_len >= CHUNK_TARGET ? close_chunk(c) : 0;
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", len);
+  return append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
 }
 
 static void flush_dirty(cz_server_t *s) {
@@ -329,8 +339,7 @@ static void free_conn(cz_server_t *s, conn_t *c) {
   s->free_slots[s->free_count++] = index;
   cz_http_release(&c->parser);
   free(c->in);
-  free(c->out);
-  free(c->chunk);
+  pool_give(s, c->out, c->out_cap);
   free(c);
 }
 
@@ -596,6 +605,7 @@ static void accept_some(cz_server_t *s) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     conn_t *c = calloc(1, sizeof *c);
+    if (c != NULL) c->server = s;
     if (c == NULL || take_slot(s, c) != 0) {
       free(c);
       close(fd);
@@ -812,12 +822,8 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
   conn_t *c = find(s, id);
   if (c == NULL || !(c->flags & C_ACTIVE) || (c->flags & C_RESPONDED)) return -1;
   int failed = 0;
-  if (flags & CZ_WRITE_CHUNK) {
-    failed |= append_chunk(c, data, len);
-  } else {
-    failed |= close_chunk(c) | append_out(c, data, len);
-  }
-  if (flags & (CZ_WRITE_FLUSH | CZ_WRITE_LAST | CZ_WRITE_END)) failed |= close_chunk(c);
+  if (flags & CZ_WRITE_CHUNK) failed |= append_chunk(c, data, len);
+  else failed |= append_out(c, data, len);
   if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
   if (failed) {
     close_conn(c, s, CZ_SERVER_END_SERVER);
@@ -825,7 +831,7 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
   }
   c->flags |= C_STARTED;
   if (flags & CZ_WRITE_CLOSE) c->flags |= C_CLOSE_AFTER;
-  int64_t buffered = (int64_t)(c->out_len + c->chunk_len);
+  int64_t buffered = (int64_t)c->out_len;
   if ((size_t)buffered > drain_over) c->flags |= C_WANT_DRAIN;
   mark_dirty(s, c);
   if (flags & CZ_WRITE_END) {
@@ -881,7 +887,7 @@ int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_l
 
 int64_t cz_server_buffered(cz_server_t *s, uint32_t id) {
   conn_t *c = find(s, id);
-  return c == NULL ? -1 : (int64_t)(c->out_len + c->chunk_len);
+  return c == NULL ? -1 : (int64_t)c->out_len;
 }
 
 void cz_server_destroy(cz_server_t *s, uint32_t id) {
@@ -917,6 +923,7 @@ static void after_close(uv_handle_t *handle) {
   free(s->free_slots);
   free(s->resume);
   free(s->closed);
+  for (int i = 0; i < s->pool_len; i++) free(s->pool[i]);
   free(s);
 }
 

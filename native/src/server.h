@@ -74,12 +74,10 @@ enum {
   CZ_WRITE_LAST = 1 << 1,  /* after the bytes, the last chunk (`0` CRLF CRLF) */
   CZ_WRITE_END = 1 << 2,   /* the response is complete */
   CZ_WRITE_CLOSE = 1 << 3, /* close the connection once this output went out */
-  CZ_WRITE_FLUSH = 1 << 4, /* what is coalesced goes out with the next write to the kernel */
 };
 /*
- * Write bytes of the current response of connection `id` (its head first). Small chunks are
- * coalesced into one (until 64 KiB, CZ_WRITE_FLUSH, a write that is not a chunk, or the end),
- * so a producer of tiny pieces sends few chunks; the caller flushes when its producer waits. With CZ_WRITE_END the
+ * Write bytes of the current response of connection `id` (its head first). The bytes are copied:
+ * the caller's buffer is free again on return. With CZ_WRITE_END the
  * response is complete: the next pipelined request is parsed, or the connection closes when it
  * does not stay open. Returns the connection's buffered bytes after the write, or -1 when the
  * connection is gone. When the buffered bytes exceed `drain_over`, on_drain reports when they are

@@ -150,6 +150,23 @@ static binding_t *arg_server(napi_env env, napi_value v) {
 }
 
 /* A number option, or `fallback` when it is not given. */
+/* The arguments (handle, number) of most functions: the server, or NULL with an error thrown. */
+static binding_t *server_and_number(napi_env env, napi_callback_info info, uint32_t *number, const char *usage) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) {
+    fail(env, usage);
+    return NULL;
+  }
+  binding_t *b = arg_server(env, argv[0]);
+  if (b != NULL && napi_get_value_uint32(env, argv[1], number) != napi_ok) {
+    fail(env, usage);
+    return NULL;
+  }
+  return b;
+}
+
+/* A number option, or `fallback` when it is not given. */
 static double option(napi_env env, napi_value options, const char *name, double fallback) {
   napi_value v;
   double out;
@@ -316,26 +333,17 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
 
 #define ID_CALL(fn, call)                                                   \
   static napi_value fn(napi_env env, napi_callback_info info) {             \
-    size_t argc = 2;                                                        \
-    napi_value argv[2];                                                     \
-    CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));            \
-    binding_t *b = arg_server(env, argv[0]);                                \
     uint32_t id;                                                            \
-    if (b == NULL) return NULL;                                             \
-    if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return fail(env, #fn "(handle, id)"); \
-    call(b->server, id);                                                    \
+    binding_t *b = server_and_number(env, info, &id, #fn "(handle, id)");   \
+    if (b != NULL) call(b->server, id);                                     \
     return NULL;                                                            \
   }
 
 /* detach(handle, id) -> [fd, rest] for a protocol switch, or null when the connection is gone */
 static napi_value js_detach(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
   uint32_t id;
+  binding_t *b = server_and_number(env, info, &id, "serverDetach(handle, id)");
   if (b == NULL) return NULL;
-  if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return fail(env, "serverDetach(handle, id)");
   uint8_t *rest;
   size_t rest_len;
   int fd = cz_server_detach(b->server, id, &rest, &rest_len);
@@ -356,13 +364,9 @@ static napi_value js_detach(napi_env env, napi_callback_info info) {
 
 /* buffered(handle, id) -> bytes the connection holds, or -1 when it is gone */
 static napi_value js_buffered(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
   uint32_t id;
+  binding_t *b = server_and_number(env, info, &id, "serverBuffered(handle, id)");
   if (b == NULL) return NULL;
-  if (napi_get_value_uint32(env, argv[1], &id) != napi_ok) return fail(env, "serverBuffered(handle, id)");
   napi_value out;
   napi_create_double(env, (double)cz_server_buffered(b->server, id), &out);
   return out;
@@ -388,14 +392,9 @@ SERVER_CALL(js_close_idle, cz_server_close_idle)
 SERVER_CALL(js_close_all, cz_server_close_all)
 
 static napi_value js_set_max_connections(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
   uint32_t max;
-  if (b == NULL) return NULL;
-  if (napi_get_value_uint32(env, argv[1], &max) != napi_ok) return fail(env, "setMaxConnections(handle, max)");
-  cz_server_set_max_connections(b->server, max);
+  binding_t *b = server_and_number(env, info, &max, "serverSetMaxConnections(handle, max)");
+  if (b != NULL) cz_server_set_max_connections(b->server, max);
   return NULL;
 }
 

@@ -31,6 +31,10 @@ describe("routing, requests and responses", () => {
   };
 
   app.get("/hello", () => "Hello, World!");
+  app.get("/after/{ms:int}", async (req) => {
+    await new Promise((resolve) => setTimeout(resolve, req.params.ms));
+    return `after ${req.params.ms}`;
+  });
   app.get("/users/{id:int}", (req) => ({ id: req.params.id, type: typeof req.params.id }));
   app.get("/files/{rest:path}", (req) => req.params.rest);
   app.get("/names/{name}", (req) => req.params.name);
@@ -224,6 +228,18 @@ describe("routing, requests and responses", () => {
   test("a request head over maxHeaderBytes gets 431", async () => {
     const { data } = await rawExchange(served.port, `GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(8000)}\r\n\r\n`);
     assert.equal(splitResponse(data).status, 431);
+  });
+
+  test("pipelined requests are answered in the order they were sent, a slow one first", async () => {
+    const pipeline = ["/after/80", "/hello", "/after/0", "/bytes"]
+      .map((path, i) => `GET ${path} HTTP/1.1\r\nHost: x\r\n${i === 3 ? "Connection: close\r\n" : ""}\r\n`).join("");
+    const { data, closed } = await rawExchange(served.port, pipeline);
+    assert.ok(closed);
+    const text = data.toString("latin1");
+    const statuses = text.match(/HTTP\/1\.1 \d{3}/g);
+    assert.deepEqual(statuses, ["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 200"]);
+    const order = ["after 80", "Hello, World!", "after 0", "\x01\x02\x03"].map((body) => text.indexOf(body));
+    assert.ok(order.every((at, i) => at > 0 && (i === 0 || at > order[i - 1]!)), `bodies in order: ${JSON.stringify(order)}`);
   });
 
   test("malformed request lines get 400", async () => {

@@ -289,7 +289,7 @@ test("a client that goes away mid-response is reported closed by the peer", { ti
   const h = new Harness(binding, {}, (req, h) => {
     closedId = req.id;
     h.binding.serverWrite(h.handle, req.id, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_WRITE.latin1, 1 << 20);
-    h.binding.serverWrite(h.handle, req.id, "first", HTTP_WRITE.chunk | HTTP_WRITE.flush, 1 << 20);
+    h.binding.serverWrite(h.handle, req.id, "first", HTTP_WRITE.chunk, 1 << 20);
   });
   try {
     await exchange(h.port, ["GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"], { until: /first\r\n$/ });

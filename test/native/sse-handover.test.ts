@@ -8,7 +8,8 @@ import { nativeOrSkip } from "./native-helpers.js";
 
 /** An app whose `/feed/{name}` is an SSE subscriber of the room `name`, on the native engine. */
 async function feedServer(options: { maxStreamsPerClient?: number; shutdownTimeoutMs?: number; maxConnections?: number } = {}): Promise<{ app: Catzilla; port: number }> {
-  const app = testApp({ engine: "native", ...options });
+  // The hand-over is node:http's: on the native HTTP engine subscribers never leave its C server.
+  const app = testApp({ engine: "native", httpEngine: "node", ...options });
   app.get("/feed/{name}", (req) => app.rooms.getOrCreate(req.params.name).eventSource({ pingMs: 0 }));
   const { port } = await app.listen({ port: 0, host: "127.0.0.1" });
   return { app, port };

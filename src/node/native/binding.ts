@@ -137,8 +137,6 @@ export const HTTP_WRITE = {
   end: 4,
   /** Close the connection once the output went out. */
   close: 8,
-  /** What is coalesced goes out with the next write. */
-  flush: 16,
   /** A string is latin1 (a head), not UTF-8. */
   latin1: 256,
 } as const;

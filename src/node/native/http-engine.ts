@@ -11,19 +11,24 @@ import { lookup } from "node:dns/promises";
 import type { IncomingHttpHeaders } from "node:http";
 import { STATUS_CODES } from "node:http";
 import { isIP, Socket } from "node:net";
-import { constants as zlibConstants, createBrotliCompress, createGzip, type BrotliCompress, type Gzip } from "node:zlib";
+import type { BrotliCompress, Gzip } from "node:zlib";
 import type {
   AbortReason, BodyOptions, BodyWriter, BodyWriters, BoundAddress, HttpEngine, HttpEvents, IncomingRequest,
   RequestConnection, ResponseSink,
 } from "../../http-engine.js";
 import type { ConnectionStats } from "../../metrics/stats.js";
 import type { ResolvedAppOptions } from "../../options.js";
+import { MAX_IN_FLIGHT_BYTES, giveSlab, slabSizeFor, takeSlab } from "../slabs.js";
+import { createCompressor } from "../stream-writer.js";
 import { HTTP_REQUEST, HTTP_WRITE, type HttpServerHandle, type NativeBinding } from "./binding.js";
 
 /** Body bytes queued for a consumer that does not read before the C side stops reading. */
 const BODY_HIGH_WATER = 64 * 1024;
-/** Bytes a streamed body may have in the C side's output before its producer waits. */
-const STREAM_DRAIN_OVER = 64 * 1024;
+/**
+ * A streamed body's producer waits when the bytes the C side holds for the kernel and one more
+ * slab would pass this: what a stream whose reader stopped holds in user space, as on node:http.
+ */
+const MAX_HELD_BYTES = MAX_IN_FLIGHT_BYTES;
 /** A fixed response's bytes never make the producer wait: no drain is asked for. */
 const NO_DRAIN = 2 ** 31;
 /** How often a stopped engine checks whether its last connection ended. */
@@ -251,19 +256,19 @@ class Exchange implements IncomingRequest, ResponseSink {
   startStream(): "length" | "chunked" | "close" | "none" {
     this.headersSent = true;
     const head = this.serializeHead(true);
-    this.engine.write(this.id, head, HTTP_WRITE.latin1, STREAM_DRAIN_OVER);
+    this.engine.write(this.id, head, HTTP_WRITE.latin1, NO_DRAIN);
     return this.framing;
   }
 
   /** @internal Write body bytes of a streamed response; the buffered bytes after, -1 when gone. */
-  writeBody(data: string | Uint8Array | null, flags: number): number {
+  writeBody(data: string | Uint8Array | null, flags: number, drainOver = NO_DRAIN): number {
     if (this.finished) return -1;
     if (this.closeAfter) flags |= (flags & HTTP_WRITE.end) !== 0 ? HTTP_WRITE.close : 0;
     if ((flags & HTTP_WRITE.end) !== 0) {
       this.finished = true;
       this.engine.exchangeDone(this);
     }
-    return this.engine.write(this.id, data, flags, STREAM_DRAIN_OVER);
+    return this.engine.write(this.id, data, flags, drainOver);
   }
 
   /** @internal Bytes of this connection the kernel did not take yet; -1 when it is gone. */
@@ -303,16 +308,12 @@ function httpDate(): string {
   return dateText;
 }
 
-function createCompressor(encoding: "br" | "gzip"): Gzip | BrotliCompress {
-  return encoding === "gzip"
-    ? createGzip({ flush: zlibConstants.Z_SYNC_FLUSH, level: 6 })
-    : createBrotliCompress({ flush: zlibConstants.BROTLI_OPERATION_FLUSH, params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 4 } });
-}
-
 /**
- * A streamed body on the native engine: bytes go to the C side as they come (it coalesces what
- * one turn of the loop writes into one write), the producer waits while the connection holds
- * more than STREAM_DRAIN_OVER bytes, and the chunk framing is the C side's.
+ * A streamed body on the native engine: small chunks are coalesced into a slab (from the pool
+ * node:http's writer uses) that is handed to the C side when full, when the producer waits or
+ * flushes, and at the end; the C side copies it (the slab goes back to the pool at once), frames
+ * it as one chunk and writes what a turn of the loop produced in one write. The producer waits
+ * while the connection holds so much that another slab would take it past MAX_HELD_BYTES.
  */
 class NativeBodyWriter implements BodyWriter {
   bytes = 0;
@@ -328,13 +329,23 @@ class NativeBodyWriter implements BodyWriter {
   private ended = false;
   private idleFlush = false;
   private readonly compressor: Gzip | BrotliCompress | null;
+  /** Small chunks are coalesced into slabs of this size (chunkSize's class, as on node:http). */
+  private readonly slabSize: number;
+  private readonly chunkSize: number;
+  private slab: Buffer | null = null;
+  private used = 0;
+  /** Held bytes past which the producer waits: room for one more slab below MAX_HELD_BYTES. */
+  private readonly drainOver: number;
 
   constructor(private readonly exchange: Exchange, private readonly options: BodyOptions) {
     exchange.writer = this;
+    this.chunkSize = options.chunkSize;
+    this.slabSize = slabSizeFor(options.chunkSize);
+    this.drainOver = Math.max(0, MAX_HELD_BYTES - this.slabSize);
     this.compressor = options.encoding === null ? null : createCompressor(options.encoding);
     if (this.compressor !== null) {
-      // Each piece the compressor gives is a flush of its own (a token stream stays live).
-      this.compressor.on("data", (data: Buffer) => this.write(data, HTTP_WRITE.flush));
+      // Each piece the compressor gives is a flush of its own (a token stream stays live): it goes as it is.
+      this.compressor.on("data", (data: Buffer) => this.write(data, 0));
       this.compressor.once("end", () => {
         this.begin();
         this.write(null, this.lastFlags());
@@ -348,7 +359,7 @@ class NativeBodyWriter implements BodyWriter {
   }
 
   get backpressure(): boolean {
-    return this.buffered > STREAM_DRAIN_OVER || (this.compressor?.writableLength ?? 0) > STREAM_DRAIN_OVER;
+    return this.buffered > this.drainOver || (this.compressor?.writableLength ?? 0) > MAX_HELD_BYTES;
   }
 
   /** What the connection holds now (asked of the C side: it flushes between turns of the loop). */
@@ -366,14 +377,24 @@ class NativeBodyWriter implements BodyWriter {
     return HTTP_WRITE.end | (this.framing === "chunked" ? HTTP_WRITE.last : 0) | (this.framing === "close" ? HTTP_WRITE.close : 0);
   }
 
-  /** Hand bytes to the C side, after what this writer has in the shared slab. */
+  /** Hand bytes to the C side, after what this writer coalesced. */
   private write(data: string | Uint8Array | null, flags: number): void {
-    if (shared.owner === this) handOffShared();
+    if (this.used > 0) this.handOff();
     this.emit(data, flags);
   }
 
-  /** @internal Hand bytes to the C side as they are. */
-  emit(data: string | Uint8Array | null, flags: number): void {
+  /** The coalesced bytes go to the C side (which copies them); the slab goes back to the pool. */
+  private handOff(): void {
+    const slab = this.slab!;
+    const used = this.used;
+    this.slab = null;
+    this.used = 0;
+    this.emit(slab.subarray(0, used), 0);
+    giveSlab(slab);
+  }
+
+  /** Hand bytes to the C side as they are. */
+  private emit(data: string | Uint8Array | null, flags: number): void {
     this.begin();
     const exchange = this.exchange;
     if (exchange.method === "HEAD" || this.framing === "none") {
@@ -381,7 +402,7 @@ class NativeBodyWriter implements BodyWriter {
       return;
     }
     if (this.framing === "chunked" && data !== null) flags |= HTTP_WRITE.chunk;
-    const buffered = exchange.writeBody(data, flags);
+    const buffered = exchange.writeBody(data, flags, this.drainOver);
     if (buffered < 0) {
       if (this.aborted === null && !this.ended) this.markAborted("disconnect");
       return;
@@ -402,39 +423,24 @@ class NativeBodyWriter implements BodyWriter {
     if (this.compressor !== null) {
       this.begin();
       this.compressor.write(chunk);
-    } else if (length < SHARED_CHUNK_MAX) {
-      this.coalesce(chunk, length);
+    } else if (length < this.chunkSize >> 1) {
+      if (length > this.slabSize - this.used) this.handOff();
+      const slab = (this.slab ??= takeSlab(this.slabSize));
+      if (typeof chunk === "string") this.used += slab.write(chunk, this.used, "utf8");
+      else {
+        slab.set(chunk, this.used);
+        this.used += length;
+      }
+      if (this.used >= this.chunkSize) this.handOff();
     } else {
       this.write(chunk, 0);
     }
   }
 
-  /**
-   * A small chunk goes into the shared slab, so that a producer of tiny pieces calls into C once
-   * per slab rather than once per piece; the slab is handed over when another writer needs it,
-   * when it is full, when this writer flushes or writes anything else, and before the current
-   * piece of JavaScript ends.
-   */
-  private coalesce(chunk: string | Uint8Array, length: number): void {
-    if (shared.owner !== this || shared.used + length > SHARED_SLAB_BYTES) {
-      handOffShared();
-      shared.owner = this;
-    }
-    if (typeof chunk === "string") shared.used += shared.slab.write(chunk, shared.used, "utf8");
-    else {
-      shared.slab.set(chunk, shared.used);
-      shared.used += length;
-    }
-    if (!shared.queued) {
-      shared.queued = true;
-      queueMicrotask(handOffShared);
-    }
-  }
-
-  /** What is coalesced in the C side goes out (at the end of this turn of the loop). */
+  /** What is coalesced goes to the C side, which writes it at the end of this turn of the loop. */
   flush(): void {
-    if (this.aborted !== null || this.ended || this.framing === null) return;
-    this.write(null, HTTP_WRITE.flush);
+    if (this.aborted !== null || this.ended || this.used === 0) return;
+    this.handOff();
   }
 
   /** Flush once the event loop is idle: the producer waits for data, nothing may be held back. */
@@ -473,7 +479,7 @@ class NativeBodyWriter implements BodyWriter {
         this.idleTimer = null;
         this.cut("idle-timeout");
       }, this.options.idleTimeoutMs);
-      if (this.compressor !== null && this.buffered <= STREAM_DRAIN_OVER) this.compressor.once("drain", () => this.drain());
+      if (this.compressor !== null && this.buffered <= this.drainOver) this.compressor.once("drain", () => this.drain());
     });
   }
 
@@ -497,7 +503,7 @@ class NativeBodyWriter implements BodyWriter {
       this.compressor.end();
     } else {
       // The head and what is coalesced go first: the framing (and so the last flags) is known then.
-      if (shared.owner === this) handOffShared();
+      if (this.used > 0) this.handOff();
       this.begin();
       this.emit(null, this.lastFlags());
     }
@@ -517,7 +523,7 @@ class NativeBodyWriter implements BodyWriter {
     this.markAborted(reason);
     if (reason === "error" && this.compressor === null) {
       // What was produced goes out (the head first); the connection then closes without the last chunk.
-      if (shared.owner === this) handOffShared();
+      if (this.used > 0) this.handOff();
       this.begin();
       this.exchange.writeBody(null, HTTP_WRITE.end | HTTP_WRITE.close);
     } else {
@@ -526,7 +532,7 @@ class NativeBodyWriter implements BodyWriter {
   }
 
   release(): void {
-    this.dropShared();
+    this.dropCoalesced();
     this.pendingHead = null;
     this.exchange.writer = null;
     this.compressor?.destroy();
@@ -538,17 +544,17 @@ class NativeBodyWriter implements BodyWriter {
     else this.drain();
   }
 
-  /** What this writer has in the shared slab is not sent. */
-  private dropShared(): void {
-    if (shared.owner !== this) return;
-    shared.owner = null;
-    shared.used = 0;
+  /** What this writer coalesced is not sent. */
+  private dropCoalesced(): void {
+    if (this.slab !== null) giveSlab(this.slab);
+    this.slab = null;
+    this.used = 0;
   }
 
   private markAborted(reason: AbortReason): void {
     if (this.aborted !== null) return;
     // Kept for a cut with an error (its bytes go out first), dropped otherwise.
-    if (reason !== "error") this.dropShared();
+    if (reason !== "error") this.dropCoalesced();
     this.aborted = reason;
     this.pendingHead = null;
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
@@ -559,30 +565,6 @@ class NativeBodyWriter implements BodyWriter {
     resolve?.();
     this.options.onAbort(reason);
   }
-}
-
-/** Chunks below this size are coalesced in the shared slab. */
-const SHARED_CHUNK_MAX = 16 * 1024;
-const SHARED_SLAB_BYTES = 64 * 1024;
-
-/**
- * One slab for all writers: the C side copies what it is handed at once, so the slab is free
- * again as soon as it was handed over, and an idle or paused stream holds none of it.
- */
-const shared: { slab: Buffer; used: number; owner: NativeBodyWriter | null; queued: boolean } = {
-  slab: Buffer.allocUnsafeSlow(SHARED_SLAB_BYTES),
-  used: 0,
-  owner: null,
-  queued: false,
-};
-
-function handOffShared(): void {
-  shared.queued = false;
-  const owner = shared.owner;
-  const used = shared.used;
-  shared.owner = null;
-  shared.used = 0;
-  if (owner !== null && used > 0) owner.emit(shared.slab.subarray(0, used), 0);
 }
 
 /** The native engine's body writers. Its sinks are its own exchanges: it makes no others. */
