@@ -83,6 +83,13 @@ void cz_http_release(cz_http_parser_t *p) {
   p->head_cap = p->headers_cap = 0;
 }
 
+void cz_http_trim(cz_http_parser_t *p) {
+  if (p->state == CZ_HTTP_HEAD && p->head_len > 0) return;
+  /* Past its head a request's head bytes are not read again (trailers are parsed byte by byte). */
+  p->head_len = 0;
+  cz_http_release(p);
+}
+
 /* One element of a comma-separated list, OWS trimmed: [*s, *s + *len). Returns 0 at the end. */
 static int next_element(const char **cursor, const char *end, const char **s, size_t *len) {
   const char *c = *cursor;

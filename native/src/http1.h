@@ -99,6 +99,11 @@ typedef struct {
 void cz_http_init(cz_http_parser_t *p, const cz_http_limits_t *limits);
 void cz_http_release(cz_http_parser_t *p);
 /*
+ * Let go of the buffers kept for the next head (between requests, or while a body is read); the
+ * parser makes them again when a head begins. Nothing happens while a head is being gathered.
+ */
+void cz_http_trim(cz_http_parser_t *p);
+/*
  * Feed bytes. Returns how many were consumed: all of them, or fewer when a callback asked to
  * stop, the request switched protocols (CZ_HTTP_UPGRADED: the rest is the new protocol's), the
  * connection is done (CZ_HTTP_CLOSED) or the input was refused (CZ_HTTP_ERROR, with status and

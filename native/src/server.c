@@ -688,6 +688,25 @@ static void on_idle(uv_idle_t *idle) {
   end(s);
 }
 
+/*
+ * Buffers a connection holds without use go (a long stream, an idle keep-alive connection): the
+ * unparsed input when all of it was parsed, the output when it all went, the parser's head
+ * buffers between heads. What needs them makes them again.
+ */
+static void trim(cz_server_t *s, conn_t *c) {
+  if (c->in != NULL && c->in_off == c->in_len) {
+    free(c->in);
+    c->in = NULL;
+    c->in_off = c->in_len = c->in_cap = 0;
+  }
+  if (c->out != NULL && c->out_len == 0) {
+    pool_give(s, c->out, c->out_cap);
+    c->out = NULL;
+    c->out_off = c->out_cap = 0;
+  }
+  if (!(c->flags & C_PARSING)) cz_http_trim(&c->parser);
+}
+
 static void on_sweep(uv_timer_t *timer) {
   cz_server_t *s = timer->data;
   uint32_t now = now_ms(s);
@@ -697,6 +716,7 @@ static void on_sweep(uv_timer_t *timer) {
     conn_t *c = s->slots[i];
     if (c == NULL || (c->flags & C_CLOSING)) continue;
     uint32_t age = now - c->since;
+    trim(s, c);
     if (c->flags & C_LINGER) {
       if (age >= LINGER_MS) close_conn(c, s, c->end);
     } else if (c->flags & C_ACTIVE) {
