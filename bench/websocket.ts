@@ -23,8 +23,10 @@ interface Target {
 }
 
 const targets: Target[] = [
-  { name: "catzilla native", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "native" } },
-  { name: "catzilla node", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "node" } },
+  { name: "catzilla native", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "native", CATZILLA_HTTP_ENGINE: "node" } },
+  { name: "catzilla node", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "node", CATZILLA_HTTP_ENGINE: "node" } },
+  // The native WebSocket engine behind the native HTTP engine (the handshake parsed in C).
+  { name: "catzilla native-http", script: "examples/conformance.ts", protocol: "ws", env: { CATZILLA_ENGINE: "native", CATZILLA_HTTP_ENGINE: "native" } },
   { name: "ws+bufferutil", script: "bench/peers/ws-echo.ts", protocol: "ws" },
   { name: "ws", script: "bench/peers/ws-echo.ts", protocol: "ws", env: { WS_NO_BUFFER_UTIL: "1" } },
   { name: "uWebSockets.js", script: "bench/peers/uws-echo.ts", protocol: "ws" },
