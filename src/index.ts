@@ -41,7 +41,7 @@ export {
 } from "./errors.js";
 export type { ValidationIssue } from "./errors.js";
 export { DEFAULTS } from "./options.js";
-export type { AppOptions, RateLimitOptions, Logger } from "./options.js";
+export type { AppOptions, EngineChoice, HttpEngineChoice, RateLimitOptions, Logger } from "./options.js";
 export type { Stats, StreamStats, HttpStats, ConnectionStats, MemoryStats } from "./metrics/stats.js";
 export { renderPrometheus } from "./metrics/prometheus.js";
 export { WebSocket } from "./websocket/session.js";

@@ -97,10 +97,11 @@ export interface AppOptions {
    */
   engine?: EngineChoice;
   /**
-   * Which engine owns the listening socket and plain HTTP/1.1 connections: `"node"` (node:http)
-   * or `"native"` (the C server: requests parsed in C, responses written from C; the addon must
-   * load, or `listen()` fails). The `CATZILLA_HTTP_ENGINE` environment variable sets it when
-   * this option is not given. With `workers` > 1 node:http serves (the cluster shares its port).
+   * Which engine owns the listening socket and plain HTTP/1.1 connections: `"node"` (node:http),
+   * `"native"` (the C server: requests parsed in C, responses written from C; the addon must
+   * load, or `listen()` fails) or `"auto"` (native where the addon loaded, node:http otherwise).
+   * The `CATZILLA_HTTP_ENGINE` environment variable sets it when this option is not given. With
+   * `workers` > 1 node:http serves (the cluster shares its port).
    * @default "node"
    */
   httpEngine?: HttpEngineChoice;
@@ -115,7 +116,7 @@ export interface AppOptions {
 export type EngineChoice = "auto" | "native" | "node";
 
 /** The HTTP engine to run; see {@link AppOptions.httpEngine}. */
-export type HttpEngineChoice = "native" | "node";
+export type HttpEngineChoice = "auto" | "native" | "node";
 
 /** The logger the framework writes to; `console` fits. */
 export interface Logger {
@@ -176,8 +177,8 @@ export function resolveAppOptions(options: AppOptions = {}): ResolvedAppOptions 
   if (options.httpEngine === undefined && process.env.CATZILLA_HTTP_ENGINE !== undefined && process.env.CATZILLA_HTTP_ENGINE !== "") {
     resolved.httpEngine = process.env.CATZILLA_HTTP_ENGINE as HttpEngineChoice;
   }
-  if (!["native", "node"].includes(resolved.httpEngine)) {
-    throw new TypeError(`Option httpEngine (or CATZILLA_HTTP_ENGINE) must be "native" or "node", got ${String(resolved.httpEngine)}`);
+  if (!["auto", "native", "node"].includes(resolved.httpEngine)) {
+    throw new TypeError(`Option httpEngine (or CATZILLA_HTTP_ENGINE) must be "auto", "native" or "node", got ${String(resolved.httpEngine)}`);
   }
   if (typeof resolved.handleSignals !== "boolean") {
     throw new TypeError(`Option handleSignals must be a boolean, got ${String(resolved.handleSignals)}`);

@@ -281,7 +281,8 @@ export class Catzilla extends Router {
     const stats: Stats = {
       ...this.collector.snapshot(),
       engine: this.websockets.engineName,
-      httpEngine: this.appServer.httpEngineName ?? "node",
+      // Which engine serves is known once the app listens.
+      ...(this.appServer.httpEngineName === null ? {} : { httpEngine: this.appServer.httpEngineName }),
       rooms: this.rooms.summary(),
     };
     const counts = this.appServer.connectionCounts();

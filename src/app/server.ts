@@ -121,12 +121,14 @@ export class AppServer {
   /** The HTTP engine the options ask for. */
   private makeEngine(events: HttpEvents): HttpEngine {
     const app = this.app;
-    if (app.config.httpEngine === "native" && !cluster.isWorker) {
+    const choice = app.config.httpEngine;
+    if (choice !== "node" && !cluster.isWorker) {
       const loaded = loadBinding();
-      if ("error" in loaded) {
-        throw new Error(`The native HTTP engine was asked for (httpEngine: "native" or CATZILLA_HTTP_ENGINE=native) but its addon cannot load: ${loaded.error.message}. ${BUILD_HINT}`);
+      if ("binding" in loaded) return new NativeHttpEngine(loaded.binding, app.config, app.collector.connections, events);
+      if (choice === "native") {
+        throw new Error(`The native HTTP engine was asked for (httpEngine: "native" or CATZILLA_HTTP_ENGINE=native) but its addon cannot load: ${loaded.error.message}. ` +
+          `${BUILD_HINT}; or choose httpEngine "auto" or "node".`);
       }
-      return new NativeHttpEngine(loaded.binding, app.config, app.collector.connections, events);
     }
     return new NodeHttpEngine(app.config, app.collector.connections, events);
   }

@@ -110,7 +110,7 @@ export interface Stats {
   pid: number;
   /** The engine that owns WebSocket connections: `"native"` (the C core) or `"node"` (node:net). */
   engine?: "native" | "node";
-  /** The engine that owns HTTP/1.1 connections: `"native"` (the C server) or `"node"` (node:http). */
+  /** The engine that owns HTTP/1.1 connections, once the app listens: `"native"` (the C server) or `"node"` (node:http). */
   httpEngine?: "native" | "node";
   rooms?: RoomsStats;
   uptimeMs: number;
