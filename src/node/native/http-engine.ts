@@ -605,14 +605,16 @@ export class NativeHttpEngine implements HttpEngine {
     const address = isIP(host) !== 0 ? host : (await lookup(host)).address;
     const binding = this.binding;
     const handle = binding.createHttpServer({
-      onRequest: (id, method, target, minor, flags, _length, rawHeaders, peer, peerPort) =>
-        this.request(id, method, target, minor, flags, rawHeaders, peer, peerPort),
+      onRequest: (id, method, target, minor, flags, length, rawHeaders, peer, peerPort) =>
+        this.request(id, method, target, minor, flags, length, rawHeaders, peer, peerPort),
       onBody: (id, bytes) => this.connections.get(id)?.current?.body(bytes),
       onBodyEnd: (id) => this.connections.get(id)?.current?.bodyEnd(),
       onDrain: (id) => this.connections.get(id)?.current?.writer?.drain(),
       onClose: (id) => this.closed(id),
     }, {
       maxHeaderBytes: this.options.maxHeaderBytes,
+      // node:http's maxHeadersCount; within maxHeaderBytes a head rarely comes near it.
+      maxHeaders: 2_000,
       // The app enforces maxBodyBytes where the body is read (413 from the request); the C side
       // refuses only what no reader could take.
       maxBodyBytes: Number.MAX_SAFE_INTEGER,
@@ -631,7 +633,9 @@ export class NativeHttpEngine implements HttpEngine {
     }
   }
 
-  private request(id: number, method: string, target: string, minor: number, flags: number, rawHeaders: string[], peer: string, port: number): void {
+  private request(
+    id: number, method: string, target: string, minor: number, flags: number, length: number, rawHeaders: string[], peer: string, port: number,
+  ): void {
     let connection = this.connections.get(id);
     if (connection === undefined) {
       connection = new Connection(peer, port);
@@ -639,6 +643,8 @@ export class NativeHttpEngine implements HttpEngine {
     }
     const exchange = new Exchange(this, id, method, target, minor, flags, rawHeaders, connection);
     connection.current = exchange;
+    // A request without a body is complete as it arrives.
+    if ((flags & HTTP_REQUEST.chunked) === 0 && length <= 0) exchange.complete = true;
     if ((flags & HTTP_REQUEST.upgrade) !== 0) {
       // The descriptor can leave once the C side finished parsing this read (the batch ends).
       queueMicrotask(() => this.upgrade(exchange));
@@ -654,7 +660,10 @@ export class NativeHttpEngine implements HttpEngine {
    */
   private upgrade(exchange: Exchange): void {
     const detached = this.handle === null ? null : this.binding.serverDetach(this.handle, exchange.id);
-    if (detached === null) return;
+    if (detached === null) {
+      exchange.destroy();
+      return;
+    }
     this.connections.delete(exchange.id);
     const [fd, rest] = detached;
     const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false });
