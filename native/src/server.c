@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define READ_SLAB (64 * 1024)
@@ -47,6 +48,21 @@ enum {
   C_KEEP = 1 << 13,      /* the current request lets the connection stay open */
 };
 
+/*
+ * Output queued before the connection's output buffer: buffers sealed because an external piece
+ * came after them, and external pieces (bytes the caller keeps alive until `release`).
+ */
+typedef struct seg seg_t;
+struct seg {
+  seg_t *next;
+  uint8_t *data;
+  size_t off; /* bytes [off, len) are still to go */
+  size_t len;
+  size_t cap;  /* a sealed buffer's size (for the pool); 0 for an external piece */
+  cz_release_t release;
+  void *release_ctx;
+};
+
 typedef struct conn conn_t;
 struct conn {
   cz_server_t *server;
@@ -60,7 +76,10 @@ struct conn {
   size_t in_off;
   size_t in_len;
   size_t in_cap;
-  uint8_t *out; /* output not taken by the kernel: out[out_off, out_len) */
+  seg_t *segs; /* output before `out`, in order */
+  seg_t *segs_tail;
+  size_t segs_bytes;
+  uint8_t *out; /* output not taken by the kernel: out[out_off, out_len), after `segs` */
   size_t out_off;
   size_t out_len;
   size_t out_cap;
@@ -161,12 +180,17 @@ static void end(cz_server_t *s) {
 
 static void close_conn(conn_t *c, cz_server_t *s, int end);
 
+/* Bytes of output not taken by the kernel yet. */
+static size_t queued(const conn_t *c) {
+  return c->segs_bytes + c->out_len;
+}
+
 static void set_interest(cz_server_t *s, conn_t *c) {
   uint32_t want = EPOLLRDHUP;
   int reading = !(c->flags & C_PAUSED) && c->in_len - c->in_off <= s->options.max_pipelined_bytes
                 && c->parser.state != CZ_HTTP_UPGRADED;
   if (reading || (c->flags & C_LINGER)) want |= EPOLLIN;
-  if (c->out_len > 0) want |= EPOLLOUT;
+  if (queued(c) > 0) want |= EPOLLOUT;
   if (want == c->interest) return;
   struct epoll_event ev = {.events = want, .data.u64 = c->id};
   epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -240,6 +264,14 @@ static int append_out(conn_t *c, const void *data, size_t len) {
   return 0;
 }
 
+/* Frame bytes as one chunk of the output (RFC 9112 §7.1: size in hex, CRLF, data, CRLF). */
+static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
+  if (len == 0) return 0;
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", len);
+  return append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
+}
+
 /*
  * The output went out: a connection we end sends its FIN and waits for the peer's; a waiting
  * writer is told (last: what it writes then is output again).
@@ -263,10 +295,82 @@ static void output_done(cz_server_t *s, conn_t *c) {
   }
 }
 
+static void seg_free(cz_server_t *s, seg_t *g) {
+  if (g->release != NULL) g->release(g->release_ctx);
+  else pool_give(s, g->data, g->cap);
+  free(g);
+}
+
+/* Queue a piece of output after what is queued: the output buffer is sealed before it. */
+static int push_seg(cz_server_t *s, conn_t *c, uint8_t *data, size_t len, size_t cap, cz_release_t release, void *ctx) {
+  seg_t *g = malloc(sizeof *g);
+  if (g == NULL) return -1;
+  g->next = NULL;
+  g->data = data;
+  g->off = 0;
+  g->len = len;
+  g->cap = cap;
+  g->release = release;
+  g->release_ctx = ctx;
+  if (c->segs_tail != NULL) c->segs_tail->next = g;
+  else c->segs = g;
+  c->segs_tail = g;
+  c->segs_bytes += len;
+  (void)s;
+  return 0;
+}
+
+/* The output buffer's bytes become a segment, so that what comes next goes after them. */
+static int seal_out(cz_server_t *s, conn_t *c) {
+  if (c->out_len == 0) return 0;
+  if (push_seg(s, c, c->out, c->out_off + c->out_len, c->out_cap, NULL, NULL) != 0) return -1;
+  c->segs_tail->off = c->out_off;
+  c->segs_bytes -= c->out_off;
+  c->out = NULL;
+  c->out_off = c->out_len = c->out_cap = 0;
+  return 0;
+}
+
+/* Take `n` bytes the kernel accepted off the front of the output. */
+static void consume_out(cz_server_t *s, conn_t *c, size_t n) {
+  while (n > 0 && c->segs != NULL) {
+    seg_t *g = c->segs;
+    size_t left = g->len - g->off;
+    size_t take = n < left ? n : left;
+    g->off += take;
+    c->segs_bytes -= take;
+    n -= take;
+    if (g->off < g->len) return;
+    c->segs = g->next;
+    if (c->segs == NULL) c->segs_tail = NULL;
+    seg_free(s, g);
+  }
+  c->out_off += n;
+  c->out_len -= n;
+}
+
+#define FLUSH_IOV 16
+
 static void flush(cz_server_t *s, conn_t *c) {
   if (c->flags & C_CLOSING) return;
-  if (c->out_len > 0) {
-    ssize_t n = send(c->fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
+  if (queued(c) > 0) {
+    struct iovec iov[FLUSH_IOV];
+    int count = 0;
+    seg_t *g = c->segs;
+    for (; g != NULL && count < FLUSH_IOV; g = g->next) {
+      iov[count].iov_base = g->data + g->off;
+      iov[count++].iov_len = g->len - g->off;
+    }
+    /* The output buffer comes after every segment. */
+    if (g == NULL && c->out_len > 0 && count < FLUSH_IOV) {
+      iov[count].iov_base = c->out + c->out_off;
+      iov[count++].iov_len = c->out_len;
+    }
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = iov;
+    msg.msg_iovlen = (size_t)count;
+    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
     s->stats.writes++;
     if (n < 0) {
       if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -276,19 +380,10 @@ static void flush(cz_server_t *s, conn_t *c) {
       n = 0;
     }
     s->stats.bytes_out += (uint64_t)n;
-    c->out_off += (size_t)n;
-    c->out_len -= (size_t)n;
+    consume_out(s, c, (size_t)n);
   }
-  if (c->out_len == 0) output_done(s, c);
+  if (queued(c) == 0) output_done(s, c);
   if (!(c->flags & C_CLOSING)) set_interest(s, c);
-}
-
-/* Frame bytes as one chunk of the output (RFC 9112 §7.1: size in hex, CRLF, data, CRLF). */
-static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
-  if (len == 0) return 0;
-  char size[24];
-  int n = snprintf(size, sizeof size, "%zx\r\n", len);
-  return append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
 }
 
 static void flush_dirty(cz_server_t *s) {
@@ -340,6 +435,10 @@ static void free_conn(cz_server_t *s, conn_t *c) {
   cz_http_release(&c->parser);
   free(c->in);
   pool_give(s, c->out, c->out_cap);
+  for (seg_t *g = c->segs, *next; g != NULL; g = next) {
+    next = g->next;
+    seg_free(s, g);
+  }
   free(c);
 }
 
@@ -666,7 +765,7 @@ static void on_ready(uv_poll_t *poller, int status, int events) {
     conn_t *c = find(s, id);
     if (c == NULL) continue;
     uint32_t got = ready[i].events;
-    if ((got & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->out_len > 0) flush(s, c);
+    if ((got & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && queued(c) > 0) flush(s, c);
     if (c->flags & C_CLOSING) continue;
     if (got & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
       if (c->interest & EPOLLIN) {
@@ -821,7 +920,7 @@ void cz_server_stop_accepting(cz_server_t *s) {
 void cz_server_close_idle(cz_server_t *s) {
   for (uint32_t i = 0; i < s->slot_count; i++) {
     conn_t *c = s->slots[i];
-    if (c == NULL || (c->flags & (C_CLOSING | C_ACTIVE)) || c->out_len > 0) continue;
+    if (c == NULL || (c->flags & (C_CLOSING | C_ACTIVE)) || queued(c) > 0) continue;
     if (c->parser.head_len > 0 || c->in_len > c->in_off) continue;
     close_conn(c, s, CZ_SERVER_END_SERVER);
   }
@@ -838,20 +937,11 @@ void cz_server_set_max_connections(cz_server_t *s, uint32_t max) {
   s->options.max_connections = max;
 }
 
-int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over) {
-  conn_t *c = find(s, id);
-  if (c == NULL || !(c->flags & C_ACTIVE) || (c->flags & C_RESPONDED)) return -1;
-  int failed = 0;
-  if (flags & CZ_WRITE_CHUNK) failed |= append_chunk(c, data, len);
-  else failed |= append_out(c, data, len);
-  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
-  if (failed) {
-    close_conn(c, s, CZ_SERVER_END_SERVER);
-    return -1;
-  }
+/* What every write does after its bytes are queued. */
+static int64_t wrote(cz_server_t *s, conn_t *c, int flags, size_t drain_over) {
   c->flags |= C_STARTED;
   if (flags & CZ_WRITE_CLOSE) c->flags |= C_CLOSE_AFTER;
-  int64_t buffered = (int64_t)c->out_len;
+  int64_t buffered = (int64_t)queued(c);
   if ((size_t)buffered > drain_over) c->flags |= C_WANT_DRAIN;
   mark_dirty(s, c);
   if (flags & CZ_WRITE_END) {
@@ -865,17 +955,63 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
       c->since = now_ms(s);
     } else if (c->flags & C_PAUSED) {
       /* The rest of the body is read and dropped. */
-      cz_server_resume(s, id);
+      cz_server_resume(s, c->id);
     }
   }
   return buffered;
+}
+
+static conn_t *writable(cz_server_t *s, uint32_t id) {
+  conn_t *c = find(s, id);
+  return c == NULL || !(c->flags & C_ACTIVE) || (c->flags & C_RESPONDED) ? NULL : c;
+}
+
+int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over) {
+  conn_t *c = writable(s, id);
+  if (c == NULL) return -1;
+  int failed = (flags & CZ_WRITE_CHUNK) ? append_chunk(c, data, len) : append_out(c, data, len);
+  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
+  if (failed) {
+    close_conn(c, s, CZ_SERVER_END_SERVER);
+    return -1;
+  }
+  return wrote(s, c, flags, drain_over);
+}
+
+int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over,
+                                 cz_release_t release, void *ctx) {
+  conn_t *c = writable(s, id);
+  if (c == NULL) {
+    release(ctx);
+    return -1;
+  }
+  int failed = 0;
+  char size[24];
+  if ((flags & CZ_WRITE_CHUNK) && len > 0) {
+    int n = snprintf(size, sizeof size, "%zx\r\n", len);
+    failed |= append_out(c, size, (size_t)n);
+  }
+  failed |= seal_out(s, c);
+  if (failed || push_seg(s, c, (uint8_t *)data, len, 0, release, ctx) != 0) {
+    release(ctx);
+    close_conn(c, s, CZ_SERVER_END_SERVER);
+    return -1;
+  }
+  if ((flags & CZ_WRITE_CHUNK) && len > 0) failed |= append_out(c, "\r\n", 2);
+  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
+  if (failed) {
+    close_conn(c, s, CZ_SERVER_END_SERVER);
+    return -1;
+  }
+  return wrote(s, c, flags, drain_over);
 }
 
 int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_len) {
   conn_t *c = find(s, id);
   *rest = NULL;
   *rest_len = 0;
-  if (c == NULL || (c->flags & C_PARSING)) return -1;
+  /* Output that is more than one buffer (a response was written): not a protocol switch's. */
+  if (c == NULL || (c->flags & C_PARSING) || c->segs != NULL) return -1;
   size_t held = c->in_len - c->in_off;
   if (held > 0) {
     *rest = malloc(held);
@@ -907,7 +1043,7 @@ int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_l
 
 int64_t cz_server_buffered(cz_server_t *s, uint32_t id) {
   conn_t *c = find(s, id);
-  return c == NULL ? -1 : (int64_t)c->out_len;
+  return c == NULL ? -1 : (int64_t)queued(c);
 }
 
 void cz_server_destroy(cz_server_t *s, uint32_t id) {

@@ -85,6 +85,14 @@ enum {
  */
 int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over);
 /*
+ * As cz_server_write, without the copy: the caller keeps the bytes unchanged until the server
+ * calls release(ctx) — once the kernel took them, or the connection went (also when this call
+ * fails: then before it returns).
+ */
+typedef void (*cz_release_t)(void *ctx);
+int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over,
+                                 cz_release_t release, void *ctx);
+/*
  * Give up connection `id` (a protocol switch): its descriptor leaves the server, which forgets
  * the connection without reporting it; the bytes read past the request head are copied to
  * `*rest` (malloc'd, the caller frees it; NULL when none). Returns the descriptor, or -1.

@@ -35,6 +35,20 @@ static uint32_t binding_count = 0;
 
 /* write()'s flag for a string of latin1 text (a head) instead of UTF-8 (a body). */
 #define WRITE_LATIN1 (1u << 8)
+/* write()'s flag for bytes the server keeps a reference to instead of copying them. */
+#define WRITE_EXTERNAL (1u << 9)
+
+typedef struct {
+  napi_env env;
+  napi_ref ref;
+} held_t;
+
+/* The kernel took the bytes of a Buffer written without a copy (or the connection went). */
+static void release_held(void *ctx) {
+  held_t *h = ctx;
+  napi_delete_reference(h->env, h->ref);
+  free(h);
+}
 
 static void b_begin(void *ctx) {
   binding_t *b = ctx;
@@ -324,6 +338,19 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
       return fail(env, "write: data must be a string or a Uint8Array");
     }
     data = base;
+    if ((flags & WRITE_EXTERNAL) && len > 0) {
+      held_t *h = malloc(sizeof *h);
+      if (h == NULL) return fail(env, "write: out of memory");
+      h->env = env;
+      if (napi_create_reference(env, argv[2], 1, &h->ref) != napi_ok) {
+        free(h);
+        return fail(env, "write: data");
+      }
+      int64_t buffered = cz_server_write_external(b->server, id, data, len, (int)(flags & 0xff), (size_t)drain_over, release_held, h);
+      napi_value out;
+      napi_create_double(env, (double)buffered, &out);
+      return out;
+    }
   }
   int64_t buffered = cz_server_write(b->server, id, data, len, (int)(flags & 0xff), (size_t)drain_over);
   napi_value out;

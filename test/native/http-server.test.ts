@@ -233,7 +233,7 @@ test("timeouts: an idle keep-alive connection is closed, a head that does not en
   }
 });
 
-test("a slow reader: writes past the threshold wait for drain, and every byte arrives in order", { timeout: 20_000 }, async (t) => {
+for (const [how, extra] of [["copied", 0], ["kept by reference", HTTP_WRITE.external]] as const) test(`a slow reader: writes (${how}) past the threshold wait for drain, and every byte arrives in order`, { timeout: 20_000 }, async (t) => {
   const binding = nativeOrSkip(t);
   if (binding === null) return;
   const CHUNK = 64 * 1024;
@@ -250,7 +250,7 @@ test("a slow reader: writes past the threshold wait for drain, and every byte ar
         const chunk = Buffer.alloc(CHUNK, sent % 251);
         sent++;
         const last = sent === CHUNKS;
-        const buffered = b.serverWrite(h.handle, req.id, chunk, HTTP_WRITE.chunk | (last ? HTTP_WRITE.last | HTTP_WRITE.end : 0), DRAIN_OVER);
+        const buffered = b.serverWrite(h.handle, req.id, chunk, extra | HTTP_WRITE.chunk | (last ? HTTP_WRITE.last | HTTP_WRITE.end : 0), DRAIN_OVER);
         assert.ok(buffered >= 0);
         peakBuffered = Math.max(peakBuffered, buffered);
         if (!last && buffered > DRAIN_OVER) {

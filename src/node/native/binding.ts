@@ -139,6 +139,11 @@ export const HTTP_WRITE = {
   close: 8,
   /** A string is latin1 (a head), not UTF-8. */
   latin1: 256,
+  /**
+   * Bytes the server keeps a reference to instead of copying: the caller leaves them unchanged
+   * until the connection's buffered bytes say they went (as after a node:net write).
+   */
+  external: 512,
 } as const;
 
 /** Bits of onRequest's `flags`. */

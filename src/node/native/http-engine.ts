@@ -29,6 +29,8 @@ const BODY_HIGH_WATER = 64 * 1024;
  * slab would pass this: what a stream whose reader stopped holds in user space, as on node:http.
  */
 const MAX_HELD_BYTES = MAX_IN_FLIGHT_BYTES;
+/** Byte chunks this large are written without a copy (the C side keeps a reference). */
+const EXTERNAL_MIN = 32 * 1024;
 /** A fixed response's bytes never make the producer wait: no drain is asked for. */
 const NO_DRAIN = 2 ** 31;
 /** How often a stopped engine checks whether its last connection ended. */
@@ -246,7 +248,7 @@ class Exchange implements IncomingRequest, ResponseSink {
       engine.write(this.id, head + body, flags | HTTP_WRITE.latin1, NO_DRAIN);
     } else {
       engine.write(this.id, head, HTTP_WRITE.latin1, NO_DRAIN);
-      engine.write(this.id, body, flags, NO_DRAIN);
+      engine.write(this.id, body, flags | (typeof body !== "string" && body.byteLength >= EXTERNAL_MIN ? HTTP_WRITE.external : 0), NO_DRAIN);
     }
     this.engine.exchangeDone(this);
     return this;
@@ -433,7 +435,9 @@ class NativeBodyWriter implements BodyWriter {
       }
       if (this.used >= this.chunkSize) this.handOff();
     } else {
-      this.write(chunk, 0);
+      // A large chunk goes without a copy, as node:http writes it (the producer does not reuse
+      // it while the connection holds bytes: bufferedBytes says so).
+      this.write(chunk, typeof chunk === "string" || length < EXTERNAL_MIN ? 0 : HTTP_WRITE.external);
     }
   }
 
