@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "server.h"
+#include "bytes.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,10 +25,6 @@
 #define LISTENER_ID 0xffffffffu
 /* How long a connection we ended has to close its side after our FIN before it is closed. */
 #define LINGER_MS 2000
-/* Output buffers of at least POOL_MIN bytes are kept for reuse, up to POOL_MAX_BYTES in POOL_SLOTS. */
-#define POOL_MIN (16 * 1024)
-#define POOL_MAX_BYTES (4 * 1024 * 1024)
-#define POOL_SLOTS 32
 /* Rounds of "resume the connections whose response ended, flush" per loop callback. */
 #define SETTLE_ROUNDS 8
 
@@ -58,7 +55,7 @@ struct seg {
   uint8_t *data;
   size_t off; /* bytes [off, len) are still to go */
   size_t len;
-  size_t cap;  /* a sealed buffer's size (for the pool); 0 for an external piece */
+  cz_bytes_t *sealed; /* a sealed output buffer (data lies in it); NULL for an external piece */
   cz_release_t release;
   void *release_ctx;
 };
@@ -79,10 +76,9 @@ struct conn {
   seg_t *segs; /* output before `out`, in order */
   seg_t *segs_tail;
   size_t segs_bytes;
-  uint8_t *out; /* output not taken by the kernel: out[out_off, out_len), after `segs` */
+  cz_bytes_t *out; /* output not taken by the kernel: out->data[out_off, out_off + out_len), after `segs` */
   size_t out_off;
   size_t out_len;
-  size_t out_cap;
   size_t drain_over;
   conn_t *next_dirty;
   struct sockaddr_storage peer;
@@ -110,14 +106,11 @@ struct cz_server {
   conn_t *dirty;
   uint32_t *resume;
   uint32_t resume_len, resume_cap;
-  conn_t **closed;
-  uint32_t closed_len, closed_cap;
+  conn_t **closed; /* slot_cap entries */
+  uint32_t closed_len;
   cz_server_stats_t stats;
-  /* Output buffers let go by connections, for the next that needs one (a fresh large one page-faults). */
-  uint8_t *pool[POOL_SLOTS];
-  size_t pool_cap[POOL_SLOTS];
-  int pool_len;
-  size_t pooled;
+  /* Output buffers, reused across connections (bytes.h: a fresh large one page-faults). */
+  cz_pool_t *buffers;
   uint8_t slab[READ_SLAB];
 };
 
@@ -205,71 +198,38 @@ static void mark_dirty(cz_server_t *s, conn_t *c) {
   if (s->batch_depth == 0) wake(s);
 }
 
-/* A buffer of at least `need` bytes from the pool (its size in *cap), or NULL. */
-static uint8_t *pool_take(cz_server_t *s, size_t need, size_t *cap) {
-  int best = -1;
-  for (int i = 0; i < s->pool_len; i++) {
-    if (s->pool_cap[i] >= need && (best < 0 || s->pool_cap[i] < s->pool_cap[best])) best = i;
-  }
-  if (best < 0) return NULL;
-  uint8_t *data = s->pool[best];
-  *cap = s->pool_cap[best];
-  s->pooled -= *cap;
-  s->pool_len--;
-  s->pool[best] = s->pool[s->pool_len];
-  s->pool_cap[best] = s->pool_cap[s->pool_len];
-  return data;
-}
-
-static void pool_give(cz_server_t *s, uint8_t *data, size_t cap) {
-  if (data == NULL) return;
-  if (cap < POOL_MIN || s->pool_len == POOL_SLOTS || s->pooled + cap > POOL_MAX_BYTES || s->freeing) {
-    free(data);
-    return;
-  }
-  s->pool[s->pool_len] = data;
-  s->pool_cap[s->pool_len++] = cap;
-  s->pooled += cap;
-}
-
 static int reserve_out(conn_t *c, size_t n) {
-  if (c->out_off > 0 && c->out_off + c->out_len + n > c->out_cap) {
-    memmove(c->out, c->out + c->out_off, c->out_len);
+  cz_bytes_t *b = c->out;
+  if (b != NULL && c->out_off > 0 && c->out_off + c->out_len + n > b->cap) {
+    memmove(b->data, b->data + c->out_off, c->out_len);
     c->out_off = 0;
   }
-  if (c->out_len + n <= c->out_cap) return 0;
-  size_t cap = c->out_cap < 4096 ? 4096 : c->out_cap;
-  while (cap < c->out_len + n) cap *= 2;
-  if (c->out == NULL && cap >= POOL_MIN) {
-    size_t got;
-    uint8_t *pooled = pool_take(c->server, cap, &got);
-    if (pooled != NULL) {
-      c->out = pooled;
-      c->out_cap = got;
-      return 0;
-    }
-  }
-  uint8_t *out = realloc(c->out, cap);
-  if (out == NULL) return -1;
-  c->out = out;
-  c->out_cap = cap;
+  if (b != NULL) b->len = c->out_off + c->out_len;
+  b = cz_bytes_reserve(c->server->buffers, b, n);
+  if (b == NULL) return -1;
+  c->out = b;
   return 0;
 }
 
 static int append_out(conn_t *c, const void *data, size_t len) {
   if (len == 0) return 0;
   if (reserve_out(c, len) != 0) return -1;
-  memcpy(c->out + c->out_off + c->out_len, data, len);
+  memcpy(c->out->data + c->out_off + c->out_len, data, len);
   c->out_len += len;
   return 0;
 }
 
-/* Frame bytes as one chunk of the output (RFC 9112 §7.1: size in hex, CRLF, data, CRLF). */
-static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
-  if (len == 0) return 0;
+/* A chunk's size line (RFC 9112 §7.1: the size in hex, CRLF); its data and a CRLF follow. */
+static int append_chunk_size(conn_t *c, size_t len) {
   char size[24];
   int n = snprintf(size, sizeof size, "%zx\r\n", len);
-  return append_out(c, size, (size_t)n) | append_out(c, data, len) | append_out(c, "\r\n", 2);
+  return append_out(c, size, (size_t)n);
+}
+
+/* Frame bytes as one chunk of the output. */
+static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
+  if (len == 0) return 0;
+  return append_chunk_size(c, len) | append_out(c, data, len) | append_out(c, "\r\n", 2);
 }
 
 /*
@@ -279,10 +239,9 @@ static int append_chunk(conn_t *c, const uint8_t *data, size_t len) {
 static void output_done(cz_server_t *s, conn_t *c) {
   c->out_off = 0;
   /* Output buffers of idle connections are let go: an idle connection keeps only its struct. */
-  if (c->out_cap > 16 * 1024 || !(c->flags & C_ACTIVE)) {
-    pool_give(s, c->out, c->out_cap);
+  if (c->out != NULL && (c->out->cap > 16 * 1024 || !(c->flags & C_ACTIVE))) {
+    cz_bytes_free(c->out);
     c->out = NULL;
-    c->out_cap = 0;
   }
   if ((c->flags & C_CLOSE_AFTER) && !(c->flags & C_LINGER) && !(c->flags & C_ACTIVE)) {
     c->flags |= C_LINGER;
@@ -295,44 +254,41 @@ static void output_done(cz_server_t *s, conn_t *c) {
   }
 }
 
-static void seg_free(cz_server_t *s, seg_t *g) {
+static void seg_free(seg_t *g) {
   if (g->release != NULL) g->release(g->release_ctx);
-  else pool_give(s, g->data, g->cap);
+  else cz_bytes_free(g->sealed);
   free(g);
 }
 
-/* Queue a piece of output after what is queued: the output buffer is sealed before it. */
-static int push_seg(cz_server_t *s, conn_t *c, uint8_t *data, size_t len, size_t cap, cz_release_t release, void *ctx) {
+/* Queue bytes [off, len) of `data` after what is queued (the output buffer is sealed before). */
+static int push_seg(conn_t *c, uint8_t *data, size_t off, size_t len, cz_bytes_t *sealed, cz_release_t release, void *ctx) {
   seg_t *g = malloc(sizeof *g);
   if (g == NULL) return -1;
   g->next = NULL;
   g->data = data;
-  g->off = 0;
+  g->off = off;
   g->len = len;
-  g->cap = cap;
+  g->sealed = sealed;
   g->release = release;
   g->release_ctx = ctx;
   if (c->segs_tail != NULL) c->segs_tail->next = g;
   else c->segs = g;
   c->segs_tail = g;
-  c->segs_bytes += len;
-  (void)s;
+  c->segs_bytes += len - off;
   return 0;
 }
 
 /* The output buffer's bytes become a segment, so that what comes next goes after them. */
-static int seal_out(cz_server_t *s, conn_t *c) {
+static int seal_out(conn_t *c) {
   if (c->out_len == 0) return 0;
-  if (push_seg(s, c, c->out, c->out_off + c->out_len, c->out_cap, NULL, NULL) != 0) return -1;
-  c->segs_tail->off = c->out_off;
-  c->segs_bytes -= c->out_off;
+  if (push_seg(c, c->out->data, c->out_off, c->out_off + c->out_len, c->out, NULL, NULL) != 0) return -1;
   c->out = NULL;
-  c->out_off = c->out_len = c->out_cap = 0;
+  c->out_off = c->out_len = 0;
   return 0;
 }
 
 /* Take `n` bytes the kernel accepted off the front of the output. */
-static void consume_out(cz_server_t *s, conn_t *c, size_t n) {
+static void consume_out(conn_t *c, size_t n) {
   while (n > 0 && c->segs != NULL) {
     seg_t *g = c->segs;
     size_t left = g->len - g->off;
@@ -343,7 +299,7 @@ static void consume_out(cz_server_t *s, conn_t *c, size_t n) {
     if (g->off < g->len) return;
     c->segs = g->next;
     if (c->segs == NULL) c->segs_tail = NULL;
-    seg_free(s, g);
+    seg_free(g);
   }
   c->out_off += n;
   c->out_len -= n;
@@ -363,7 +319,7 @@ static void flush(cz_server_t *s, conn_t *c) {
     }
     /* The output buffer comes after every segment. */
     if (g == NULL && c->out_len > 0 && count < FLUSH_IOV) {
-      iov[count].iov_base = c->out + c->out_off;
+      iov[count].iov_base = c->out->data + c->out_off;
       iov[count++].iov_len = c->out_len;
     }
     struct msghdr msg;
@@ -380,7 +336,7 @@ static void flush(cz_server_t *s, conn_t *c) {
       n = 0;
     }
     s->stats.bytes_out += (uint64_t)n;
-    consume_out(s, c, (size_t)n);
+    consume_out(c, (size_t)n);
   }
   if (queued(c) == 0) output_done(s, c);
   if (!(c->flags & C_CLOSING)) set_interest(s, c);
@@ -414,6 +370,10 @@ static int take_slot(cz_server_t *s, conn_t *c) {
       uint32_t *free_slots = realloc(s->free_slots, cap * sizeof *free_slots);
       if (free_slots == NULL) return -1;
       s->free_slots = free_slots;
+      /* Room for every connection on the closed list: closing never needs memory. */
+      conn_t **closed = realloc(s->closed, cap * sizeof *closed);
+      if (closed == NULL) return -1;
+      s->closed = closed;
       s->slot_cap = cap;
     }
     index = s->slot_count++;
@@ -434,23 +394,20 @@ static void free_conn(cz_server_t *s, conn_t *c) {
   s->free_slots[s->free_count++] = index;
   cz_http_release(&c->parser);
   free(c->in);
-  pool_give(s, c->out, c->out_cap);
+  cz_bytes_free(c->out);
   for (seg_t *g = c->segs, *next; g != NULL; g = next) {
     next = g->next;
-    seg_free(s, g);
+    seg_free(g);
   }
   free(c);
 }
 
 /* ---- closing ---- */
 
-static int close_list_grow(cz_server_t *s) {
-  uint32_t cap = s->closed_cap == 0 ? 256 : s->closed_cap * 2;
-  conn_t **closed = realloc(s->closed, cap * sizeof *closed);
-  if (closed == NULL) return -1;
-  s->closed = closed;
-  s->closed_cap = cap;
-  return 0;
+/* Free a connection on the next idle, when nothing up the stack holds it (reap). */
+static void defer_free(cz_server_t *s, conn_t *c) {
+  s->closed[s->closed_len++] = c;
+  wake(s);
 }
 
 static void close_conn(conn_t *c, cz_server_t *s, int end) {
@@ -463,14 +420,7 @@ static void close_conn(conn_t *c, cz_server_t *s, int end) {
   s->stats.connections--;
   if (s->freeing) return;
   update_ref(s);
-  if (s->closed_len == s->closed_cap && close_list_grow(s) != 0) {
-    /* Without room on the list it is reported and freed now. */
-    if (c->flags & C_KNOWN) s->events.on_close(s->ctx, c->id, end);
-    free_conn(s, c);
-    return;
-  }
-  s->closed[s->closed_len++] = c;
-  wake(s);
+  defer_free(s, c);
 }
 
 /* Report and free the connections closed since the last time: nothing up the stack holds them. */
@@ -792,16 +742,16 @@ static void on_idle(uv_idle_t *idle) {
  * unparsed input when all of it was parsed, the output when it all went, the parser's head
  * buffers between heads. What needs them makes them again.
  */
-static void trim(cz_server_t *s, conn_t *c) {
+static void trim(conn_t *c) {
   if (c->in != NULL && c->in_off == c->in_len) {
     free(c->in);
     c->in = NULL;
     c->in_off = c->in_len = c->in_cap = 0;
   }
   if (c->out != NULL && c->out_len == 0) {
-    pool_give(s, c->out, c->out_cap);
+    cz_bytes_free(c->out);
     c->out = NULL;
-    c->out_off = c->out_cap = 0;
+    c->out_off = 0;
   }
   if (!(c->flags & C_PARSING)) cz_http_trim(&c->parser);
 }
@@ -815,7 +765,7 @@ static void on_sweep(uv_timer_t *timer) {
     conn_t *c = s->slots[i];
     if (c == NULL || (c->flags & C_CLOSING)) continue;
     uint32_t age = now - c->since;
-    trim(s, c);
+    trim(c);
     if (c->flags & C_LINGER) {
       if (age >= LINGER_MS) close_conn(c, s, c->end);
     } else if (c->flags & C_ACTIVE) {
@@ -841,8 +791,10 @@ cz_server_t *cz_server_new(uv_loop_t *loop, const cz_server_options_t *options, 
   if (s == NULL) return NULL;
   s->epfd = epoll_create1(EPOLL_CLOEXEC);
   s->listen_fd = -1;
-  if (s->epfd < 0 || uv_poll_init(loop, &s->poller, s->epfd) != 0) {
+  s->buffers = cz_pool_new();
+  if (s->epfd < 0 || s->buffers == NULL || uv_poll_init(loop, &s->poller, s->epfd) != 0) {
     if (s->epfd >= 0) close(s->epfd);
+    cz_pool_close(s->buffers);
     free(s);
     return NULL;
   }
@@ -985,19 +937,15 @@ int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *dat
     release(ctx);
     return -1;
   }
-  int failed = 0;
-  char size[24];
-  if ((flags & CZ_WRITE_CHUNK) && len > 0) {
-    int n = snprintf(size, sizeof size, "%zx\r\n", len);
-    failed |= append_out(c, size, (size_t)n);
-  }
-  failed |= seal_out(s, c);
-  if (failed || push_seg(s, c, (uint8_t *)data, len, 0, release, ctx) != 0) {
+  int chunked = (flags & CZ_WRITE_CHUNK) && len > 0;
+  int failed = chunked ? append_chunk_size(c, len) : 0;
+  failed |= seal_out(c);
+  if (failed || push_seg(c, (uint8_t *)data, 0, len, NULL, release, ctx) != 0) {
     release(ctx);
     close_conn(c, s, CZ_SERVER_END_SERVER);
     return -1;
   }
-  if ((flags & CZ_WRITE_CHUNK) && len > 0) failed |= append_out(c, "\r\n", 2);
+  if (chunked) failed |= append_out(c, "\r\n", 2);
   if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
   if (failed) {
     close_conn(c, s, CZ_SERVER_END_SERVER);
@@ -1022,22 +970,14 @@ int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_l
   int fd = c->fd;
   epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
   /* What is still queued for it goes first, blocking briefly: a 100 Continue at most. */
-  if (c->out_len > 0) (void)!send(fd, c->out + c->out_off, c->out_len, MSG_NOSIGNAL);
+  if (c->out_len > 0) (void)!send(fd, c->out->data + c->out_off, c->out_len, MSG_NOSIGNAL);
   c->fd = -1;
   c->flags |= C_CLOSING;
   c->flags &= ~C_KNOWN;
   s->stats.connections--;
   update_ref(s);
-  if (c->flags & C_DIRTY) {
-    /* Still on the dirty list: freed by the next idle, as closed connections are. */
-    c->end = CZ_SERVER_END_SERVER;
-    if (s->closed_len < s->closed_cap || close_list_grow(s) == 0) {
-      s->closed[s->closed_len++] = c;
-      wake(s);
-      return fd;
-    }
-  }
-  free_conn(s, c);
+  /* It may still be on the dirty list: freed by the next idle, as closed connections are (unreported). */
+  defer_free(s, c);
   return fd;
 }
 
@@ -1079,7 +1019,6 @@ static void after_close(uv_handle_t *handle) {
   free(s->free_slots);
   free(s->resume);
   free(s->closed);
-  for (int i = 0; i < s->pool_len; i++) free(s->pool[i]);
   free(s);
 }
 
@@ -1102,6 +1041,9 @@ static void free_now(cz_server_t *s) {
     close_conn(c, s, CZ_SERVER_END_SERVER);
     free_conn(s, c);
   }
+  /* Every buffer is back: the pool goes with its idle ones. */
+  cz_pool_close(s->buffers);
+  s->buffers = NULL;
   uv_close((uv_handle_t *)&s->poller, after_close);
   uv_close((uv_handle_t *)&s->idler, after_close);
   uv_close((uv_handle_t *)&s->sweeper, after_close);
