@@ -14,7 +14,7 @@ function construct(env: Record<string, string>, options = "{}"): { status: numbe
     console.log("engine=" + app.stats().engine);
   `;
   const run = spawnSync(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", "--input-type=module", "-e", script], {
-    cwd: root, encoding: "utf8", env: { ...process.env, CATZILLA_ENGINE: "", ...env },
+    cwd: root, encoding: "utf8", env: { ...process.env, CATZILLA_ENGINE: "", CATZILLA_HTTP_ENGINE: "", ...env },
   });
   return { status: run.status, out: `${run.stdout}${run.stderr}` };
 }
@@ -53,7 +53,7 @@ function listen(env: Record<string, string>, options = "{}"): { status: number |
     await app.close();
   `;
   const run = spawnSync(process.execPath, ["--conditions=catzilla-source", "--import", "tsx", "--input-type=module", "-e", script], {
-    cwd: root, encoding: "utf8", env: { ...process.env, CATZILLA_HTTP_ENGINE: "", ...env },
+    cwd: root, encoding: "utf8", env: { ...process.env, CATZILLA_ENGINE: "", CATZILLA_HTTP_ENGINE: "", ...env },
   });
   return { status: run.status, out: `${run.stdout}${run.stderr}` };
 }
