@@ -144,8 +144,34 @@ export interface BodyWriters {
 export interface HttpEvents {
   /** A request head arrived; the body follows on `raw`, the response goes to `res`. */
   request(raw: IncomingRequest, res: ResponseSink, writers: BodyWriters): void;
-  /** A request asks to switch protocols (a WebSocket handshake); the socket is the app's now. */
-  upgrade(raw: IncomingRequest, socket: Socket, head: Buffer): void;
+  /** A request asks to switch protocols (a WebSocket handshake); the app answers on `channel`. */
+  upgrade(raw: IncomingRequest, channel: UpgradeChannel): void;
+}
+
+/**
+ * Takes the descriptor of a connection that switched protocols (the native WebSocket engine):
+ * `owned` when the descriptor is the taker's to keep and close (else it keeps a duplicate);
+ * `rest` are the bytes read past the request head. False when it could not take it (the
+ * descriptor is the engine's still).
+ */
+export type DescriptorTaker = (fd: number, owned: boolean, rest: Buffer) => boolean;
+
+/** A connection that asked to switch protocols: the app's until it answers, once. */
+export interface UpgradeChannel {
+  /** The client's address and port. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** `listener` runs if the client leaves before the answer (once; never after the answer). */
+  onClose(listener: () => void): void;
+  /** Refuse: `response`, a whole HTTP/1.1 response, goes out, then the connection ends. */
+  refuse(response: string): void;
+  /**
+   * Switch protocols: the connection leaves the HTTP engine. `take`, when given, is offered its
+   * descriptor first: null when it took it (the connection is counted by the taker from then on).
+   * Else a node:net socket and the bytes read past the head, for the app to write its own
+   * response to and serve (counted as the engine's connection until it closes).
+   */
+  switchProtocols(take: DescriptorTaker | null): { socket: Socket; rest: Buffer } | null;
 }
 
 /** The address an engine bound. */

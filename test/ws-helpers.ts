@@ -68,6 +68,19 @@ function parseFrames(buffer: Buffer, out: ServerFrame[]): Buffer {
   return buffer.subarray(offset);
 }
 
+/** The text payloads of short unmasked server frames after a 101 head, as far as they are whole. */
+export function serverTexts(reply: Buffer): string[] {
+  let at = reply.indexOf("\r\n\r\n") + 4;
+  const out: string[] = [];
+  while (at + 2 <= reply.length) {
+    const len = reply[at + 1]! & 0x7f;
+    if (at + 2 + len > reply.length) break;
+    out.push(reply.subarray(at + 2, at + 2 + len).toString());
+    at += 2 + len;
+  }
+  return out;
+}
+
 /** Connect, send an upgrade request (extra headers override the defaults) and wait for the response head. */
 export async function rawWebSocket(port: number, path = "/", headers: Record<string, string> = {}): Promise<RawClient> {
   const socket = connect(port, "127.0.0.1");

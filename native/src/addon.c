@@ -379,19 +379,21 @@ static napi_value js_stream_profile(napi_env env, napi_callback_info info) {
 }
 
 /*
- * adopt(fd, profile, first, head, deflate) -> id; deflate: 0 when not negotiated, else
- * serverNoContextTakeover | clientNoContextTakeover << 1 | serverBits << 8 | clientBits << 16 |
- * level << 24, and threshold as a sixth argument.
+ * adopt(fd, profile, first, head, deflate, threshold[, owned]) -> id; deflate: 0 when not
+ * negotiated, else serverNoContextTakeover | clientNoContextTakeover << 1 | serverBits << 8 |
+ * clientBits << 16 | level << 24. `owned`: the engine takes the descriptor itself (one the
+ * native HTTP server let go), not a duplicate; it stays the caller's when adopt throws.
  */
 static napi_value js_adopt(napi_env env, napi_callback_info info) {
-  ARGS(6);
-  uint32_t fd, profile, deflate_bits, threshold;
+  ARGS(7);
+  uint32_t fd, profile, deflate_bits, threshold, owned = 0;
   const uint8_t *first = NULL, *head = NULL;
   size_t first_len = 0, head_len = 0;
   if (argc < 6 || !arg_u32(env, argv[0], &fd) || !arg_u32(env, argv[1], &profile) ||
       !arg_bytes(env, argv[2], &first, &first_len) || !arg_bytes(env, argv[3], &head, &head_len) ||
-      !arg_u32(env, argv[4], &deflate_bits) || !arg_u32(env, argv[5], &threshold)) {
-    return type_error(env, "adopt(fd, profile, first, head, deflate, threshold)");
+      !arg_u32(env, argv[4], &deflate_bits) || !arg_u32(env, argv[5], &threshold) ||
+      (argc > 6 && !arg_u32(env, argv[6], &owned))) {
+    return type_error(env, "adopt(fd, profile, first, head, deflate, threshold[, owned])");
   }
   cz_deflate_params_t deflate = {
     (uint8_t)(deflate_bits & 1), (uint8_t)((deflate_bits >> 1) & 1),
@@ -399,7 +401,8 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
     (uint8_t)((deflate_bits >> 24) & 0xff),
   };
   uint32_t id;
-  int err = cz_adopt(a->engine, (int)fd, (int)profile, deflate_bits == 0 ? NULL : &deflate, first, first_len, head, head_len, &id);
+  int err = cz_adopt(a->engine, (int)fd, owned != 0, (int)profile, deflate_bits == 0 ? NULL : &deflate, first, first_len, head,
+                     head_len, &id);
   if (err != 0) {
     napi_throw_error(env, uv_err_name(err), uv_strerror(err));
     return NULL;

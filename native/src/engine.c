@@ -1341,8 +1341,8 @@ int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile) {
   return e->profile_count++;
 }
 
-int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *deflate, const uint8_t *first, size_t first_len,
-             const uint8_t *head, size_t head_len, uint32_t *id) {
+int cz_adopt(cz_engine_t *e, int fd, int owned, int profile, const cz_deflate_params_t *deflate, const uint8_t *first,
+             size_t first_len, const uint8_t *head, size_t head_len, uint32_t *id) {
   if (profile < 0 || profile >= e->profile_count) return UV_EINVAL;
   int stream = e->profiles[profile].kind == CZ_KIND_STREAM;
   if (stream && deflate != NULL) return UV_EINVAL;
@@ -1350,17 +1350,17 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
                           deflate->client_max_window_bits < 9 || deflate->client_max_window_bits > 15 || deflate->level > 9)) {
     return UV_EINVAL;
   }
-  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  int copy = owned ? fd : fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return -errno;
   int flags = fcntl(copy, F_GETFL);
-  if (flags < 0 || fcntl(copy, F_SETFL, flags | O_NONBLOCK) != 0) {
+  if (flags < 0 || ((flags & O_NONBLOCK) == 0 && fcntl(copy, F_SETFL, flags | O_NONBLOCK) != 0)) {
     int err = -errno;
-    close(copy);
+    if (!owned) close(copy);
     return err;
   }
   cz_conn_t *c = calloc(1, stream ? cz_stream_size() : sizeof *c);
   if (c == NULL) {
-    close(copy);
+    if (!owned) close(copy);
     return UV_ENOMEM;
   }
   c->fd = copy;
@@ -1370,7 +1370,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   if (deflate != NULL) {
     c->deflate = calloc(1, sizeof *c->deflate);
     if (c->deflate == NULL) {
-      close(copy);
+      if (!owned) close(copy);
       free(c);
       return UV_ENOMEM;
     }
@@ -1379,7 +1379,7 @@ int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *def
   }
   int err = take_slot(e, c);
   if (err != 0) {
-    close(copy);
+    if (!owned) close(copy);
     free(c->deflate);
     free(c);
     return err;

@@ -96,13 +96,14 @@ cz_pool_t *cz_engine_buffers(cz_engine_t *e);
 int cz_engine_add_profile(cz_engine_t *e, const cz_profile_t *profile);
 
 /*
- * Adopt a duplicate of `fd` (an accepted TCP socket after the upgrade): `first` is written first
- * (the 101 response), `head` are bytes already read past the request head; `deflate` is NULL
- * when permessage-deflate was not negotiated. Returns 0 and the
- * connection's id, or a negative libuv error.
+ * Adopt `fd` (an accepted TCP socket after the upgrade): a duplicate of it, or, when `owned`, the
+ * descriptor itself (then the engine closes it; on an error it is the caller's still). `first` is
+ * written first (the 101 response), `head` are bytes already read past the request head;
+ * `deflate` is NULL when permessage-deflate was not negotiated. Returns 0 and the connection's
+ * id, or a negative libuv error.
  */
-int cz_adopt(cz_engine_t *e, int fd, int profile, const cz_deflate_params_t *deflate, const uint8_t *first, size_t first_len,
-             const uint8_t *head, size_t head_len, uint32_t *id);
+int cz_adopt(cz_engine_t *e, int fd, int owned, int profile, const cz_deflate_params_t *deflate, const uint8_t *first,
+             size_t first_len, const uint8_t *head, size_t head_len, uint32_t *id);
 
 int cz_send(cz_engine_t *e, uint32_t id, int opcode, const uint8_t *data, size_t len);
 /* A frame encoded elsewhere (a broadcast); `payload` bytes count toward the buffer limit. */

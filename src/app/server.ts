@@ -106,7 +106,7 @@ export class AppServer {
     const websockets = app.websockets;
     const events: HttpEvents = {
       request: app.serve,
-      upgrade: (raw, socket, head) => websockets.upgrade(raw, socket, head),
+      upgrade: (raw, channel) => websockets.upgrade(raw, channel),
     };
     const engine = (this.engine = this.makeEngine(events));
     this.applyConnectionLimit();

@@ -1,10 +1,13 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Socket } from "node:net";
-import type { BodyOptions, BodyWriter, BodyWriters, BoundAddress, HttpEngine, HttpEvents, ResponseSink } from "../http-engine.js";
+import type {
+  BodyOptions, BodyWriter, BodyWriters, BoundAddress, DescriptorTaker, HttpEngine, HttpEvents, ResponseSink, UpgradeChannel,
+} from "../http-engine.js";
 import type { ResolvedAppOptions } from "../options.js";
 import type { ConnectionStats } from "../metrics/stats.js";
 import { StreamWriter } from "./stream-writer.js";
+import { canHandOver, holdSocket, letGo, releaseSocket } from "./socket-handle.js";
 
 /**
  * Size of the socket write buffer before a stream waits for 'drain'. Large enough that a
@@ -57,6 +60,63 @@ function closeDelimitedHead(status: number, headers: readonly string[], res: Ser
   return Buffer.concat([Buffer.from(`${head}Connection: close\r\n\r\n`, "latin1"), Buffer.from(body)]);
 }
 
+/** An upgrade on node:http: the socket its 'upgrade' event gave, and the bytes read past the head. */
+class SocketUpgrade implements UpgradeChannel {
+  private closeListener: (() => void) | null = null;
+
+  constructor(private readonly socket: Socket, private readonly head: Buffer, private readonly connections: ConnectionStats) {
+    socket.on("error", ignore);
+  }
+
+  get remoteAddress(): string {
+    return this.socket.remoteAddress ?? "";
+  }
+
+  get remotePort(): number {
+    return this.socket.remotePort ?? 0;
+  }
+
+  onClose(listener: () => void): void {
+    this.closeListener = listener;
+    this.socket.once("close", listener);
+  }
+
+  private answered(): void {
+    if (this.closeListener !== null) this.socket.off("close", this.closeListener);
+    this.closeListener = null;
+  }
+
+  refuse(response: string): void {
+    this.answered();
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    socket.end(response);
+    setTimeout(destroySocket, REFUSAL_LINGER_MS, socket).unref();
+  }
+
+  switchProtocols(take: DescriptorTaker | null): { socket: Socket; rest: Buffer } | null {
+    this.answered();
+    const socket = this.socket;
+    socket.off("error", ignore);
+    if (take === null || !canHandOver(socket)) return { socket, rest: this.head };
+    const held = holdSocket(socket, this.head);
+    if (!take(held.fd, false, held.bytes)) {
+      // Not taken: node:net carries on, with what was read in the meantime.
+      releaseSocket(socket);
+      return { socket, rest: held.bytes };
+    }
+    // node:net's socket goes with its listeners, and with them the close that counts it out of
+    // connections.active: the taker counts the connection from now on (App.stats()).
+    letGo(socket);
+    this.connections.active--;
+    return null;
+  }
+}
+
+function destroySocket(socket: Socket): void {
+  socket.destroy();
+}
+
 /** The HTTP engine on node:http: its server with the app's limits and timeouts applied. */
 export class NodeHttpEngine implements HttpEngine {
   readonly name = "node";
@@ -64,7 +124,9 @@ export class NodeHttpEngine implements HttpEngine {
 
   constructor(options: ResolvedAppOptions, connections: ConnectionStats, events: HttpEvents) {
     const server = (this.nodeServer = createHttpServer(options, connections, (raw, res) => events.request(raw, res, nodeBodyWriters)));
-    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => events.upgrade(raw, socket, head));
+    server.on("upgrade", (raw: IncomingMessage, socket: Socket, head: Buffer) => {
+      events.upgrade(raw, new SocketUpgrade(socket, head, connections));
+    });
   }
 
   listen(port: number, host: string): Promise<BoundAddress> {

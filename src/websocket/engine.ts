@@ -1,5 +1,4 @@
-import type { Socket } from "node:net";
-import type { IncomingRequest } from "../http-engine.js";
+import type { IncomingRequest, UpgradeChannel } from "../http-engine.js";
 import { HTTPError, WebSocketException, statusText } from "../errors.js";
 import { DependencyScope, type DependencyOverrides } from "../request/dependencies.js";
 import { Request } from "../request/request.js";
@@ -36,9 +35,7 @@ interface CompiledRoute {
 
 /** What an upgrade needs until accept or reject. */
 interface Pending {
-  socket: Socket;
-  onEarlyClose: () => void;
-  head: Buffer;
+  channel: UpgradeChannel;
   check: Extract<HandshakeCheck, { ok: true }>;
   route: CompiledRoute;
   timer: NodeJS.Timeout;
@@ -53,8 +50,6 @@ export interface EngineHost {
   readonly isShuttingDown: boolean;
   readonly dependencyOverrides: DependencyOverrides;
 }
-
-const GRACE_MS = 1_000;
 
 /**
  * Upgrades HTTP requests to WebSocket connections: routing, handshake checks, limits,
@@ -102,33 +97,32 @@ export class WebSocketEngine {
     this.table = null;
   }
 
-  /** Handle a node:http 'upgrade' event. */
-  upgrade(raw: IncomingRequest, socket: Socket, head: Buffer): void {
-    socket.on("error", ignore);
+  /** A request asks to switch to WebSocket: route it, check it, run its middleware and handler. */
+  upgrade(raw: IncomingRequest, channel: UpgradeChannel): void {
     const req = new Request(raw, 0);
-    if (this.host.isShuttingDown) return this.refuse(socket, 503, "Server is shutting down");
+    if (this.host.isShuttingDown) return this.refuse(channel, 503, "Server is shutting down");
     const table = (this.table ??= this.compile());
     let found: CompiledRoute | null = null;
     for (const compiled of table) {
       const params = compiled.pattern.match(req.path);
       if (params === null) continue;
-      if (params === undefined) return this.refuse(socket, 400, "Malformed percent-encoding in path");
+      if (params === undefined) return this.refuse(channel, 400, "Malformed percent-encoding in path");
       req.params = params;
       found = compiled;
       break;
     }
-    if (found === null) return this.refuse(socket, 404, "No WebSocket route for this path");
+    if (found === null) return this.refuse(channel, 404, "No WebSocket route for this path");
     const check = checkHandshake(req.method, raw.httpVersion, raw.headers);
-    if (!check.ok) return this.refuse(socket, check.status, check.reason, check.headers);
+    if (!check.ok) return this.refuse(channel, check.status, check.reason, check.headers);
     const options = found.options;
     if (options.origins !== null && (check.origin === undefined || !options.origins.includes(check.origin))) {
-      return this.refuse(socket, 403, "Origin not allowed");
+      return this.refuse(channel, 403, "Origin not allowed");
     }
-    if (this.sessions.size >= options.maxConnections) return this.refuse(socket, 503, "Too many WebSocket connections");
-    const address = socket.remoteAddress ?? "";
+    if (this.sessions.size >= options.maxConnections) return this.refuse(channel, 503, "Too many WebSocket connections");
+    const address = channel.remoteAddress;
     const fromClient = this.perClient.get(address) ?? 0;
     if (fromClient >= options.maxConnectionsPerClient) {
-      return this.refuse(socket, 429, "Too many WebSocket connections from this address", { "Retry-After": "1" });
+      return this.refuse(channel, 429, "Too many WebSocket connections from this address", { "Retry-After": "1" });
     }
     this.perClient.set(address, fromClient + 1);
     const ws = new WebSocket(req, found.session);
@@ -137,11 +131,10 @@ export class WebSocketEngine {
       this.refuseIfConnecting(ws, 408, "Handshake not completed in time");
     }, options.handshakeTimeoutMs);
     // A client that leaves during the handshake ends the session.
-    const onEarlyClose = (): void => {
+    channel.onClose(() => {
       if (ws.readyState === 0) ws.reject(499, "Client closed the connection");
-    };
-    socket.once("close", onEarlyClose);
-    this.pending.set(ws, { socket, onEarlyClose, head, check, route: found, timer, closeRequested: null });
+    });
+    this.pending.set(ws, { channel, check, route: found, timer, closeRequested: null });
     void this.run(ws, found);
   }
 
@@ -149,7 +142,7 @@ export class WebSocketEngine {
   accept(ws: WebSocket<any, any>, options: AcceptOptions): WebSocketTransport {
     const pending = this.pending.get(ws);
     if (pending === undefined) throw new WebSocketException("The handshake of this WebSocket is over");
-    const { socket, onEarlyClose, head, check, route, timer } = pending;
+    const { channel, check, route, timer } = pending;
     if (options.subprotocol !== undefined && !check.protocols.includes(options.subprotocol)) {
       throw new WebSocketException(`Subprotocol ${options.subprotocol} was not offered by the client`);
     }
@@ -164,35 +157,36 @@ export class WebSocketEngine {
       }
     }
     clearTimeout(timer);
-    socket.off("close", onEarlyClose);
-    socket.off("error", ignore);
     this.pending.delete(ws);
     const response = acceptResponse(acceptKey(check.key), subprotocol, extensions, Object.entries(options.headers ?? {}));
     ws.subprotocol = subprotocol;
     ws.request.detach();
     const stats = this.stats.websockets;
-    let rest = head;
-    if (this.native !== null && NativeEngine.canAdopt(socket)) {
-      const adopted = this.native.adopt(socket, route.connection, this.events, Buffer.from(response), head, deflate, extensions, this.host.logger);
-      if (!Buffer.isBuffer(adopted)) {
-        adopted.user = ws;
-        stats.opened++;
-        stats.active++;
-        // node:net's socket went with its listeners, and with them the close that counts it out of
-        // connections.active: the engine counts the connection from now on (App.stats()).
-        this.stats.connections.active--;
-        return adopted;
-      }
-      // Not adopted: node:net carries on, with what was read in the meantime.
-      rest = adopted;
+    const native = this.native;
+    const first = Buffer.from(response);
+    let adopted: WebSocketTransport | null = null;
+    // The native engine takes the descriptor where it can (and writes the response itself).
+    const switched = channel.switchProtocols(native === null ? null : (fd, owned, rest) => {
+      adopted = native.adoptDescriptor(fd, owned, route.connection, this.events, first, rest, deflate, extensions, this.host.logger,
+        channel.remoteAddress, channel.remotePort);
+      return adopted !== null;
+    });
+    let transport: WebSocketTransport;
+    if (switched === null) {
+      transport = adopted!;
+    } else {
+      const { socket, rest } = switched;
+      socket.write(response);
+      const connection = new NodeConnection(socket, this.registry, route.connection, this.events, deflate, extensions);
+      // Set before start: the bytes read past the head may hold messages.
+      connection.user = ws;
+      connection.start(rest);
+      transport = connection;
     }
-    socket.write(response);
-    const connection = new NodeConnection(socket, this.registry, route.connection, this.events, deflate, extensions);
-    connection.user = ws;
+    transport.user = ws;
     stats.opened++;
     stats.active++;
-    connection.start(rest);
-    return connection;
+    return transport;
   }
 
   /** @internal SessionHost: refuse the handshake with an HTTP status; `detail` is the JSON body's. */
@@ -200,11 +194,10 @@ export class WebSocketEngine {
     const pending = this.pending.get(ws);
     if (pending === undefined) return;
     clearTimeout(pending.timer);
-    pending.socket.off("close", pending.onEarlyClose);
     this.pending.delete(ws);
     this.sessions.delete(ws);
     this.releaseClient(ws);
-    this.refuse(pending.socket, status, detail, headers);
+    this.refuse(pending.channel, status, detail, headers);
   }
 
   /** @internal SessionHost: remember a close before accept. */
@@ -341,11 +334,9 @@ export class WebSocketEngine {
     else this.perClient.set(address, count - 1);
   }
 
-  private refuse(socket: Socket, status: number, detail: unknown, headers: Record<string, string> = {}): void {
+  private refuse(channel: UpgradeChannel, status: number, detail: unknown, headers: Record<string, string> = {}): void {
     this.stats.websockets.rejectedHandshakes++;
-    if (socket.destroyed) return;
-    socket.end(rejectResponse(status, detail, statusText(status), headers));
-    setTimeout(destroySocket, GRACE_MS, socket).unref();
+    channel.refuse(rejectResponse(status, detail, statusText(status), headers));
   }
 
   private compile(): CompiledRoute[] {
@@ -374,12 +365,6 @@ export class WebSocketEngine {
       };
     });
   }
-}
-
-function ignore(): void {}
-
-function destroySocket(socket: Socket): void {
-  socket.destroy();
 }
 
 let sharedNative: NativeEngine | null = null;

@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Catzilla } from "../../src/index.js";
-import { clientFrame, connectWs } from "../ws-helpers.js";
+import { clientFrame, connectWs, serverTexts as texts } from "../ws-helpers.js";
 import { testApp, waitFor } from "../helpers.js";
 import { nativeOrSkip } from "./native-helpers.js";
 
@@ -51,19 +51,6 @@ const request = (port: number) => Buffer.from(
   `GET /echo HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
   `Sec-WebSocket-Key: ${randomBytes(16).toString("base64")}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
 );
-
-/** The text payloads of the server frames after the 101 head. */
-function texts(reply: Buffer): string[] {
-  let at = reply.indexOf("\r\n\r\n") + 4;
-  const out: string[] = [];
-  while (at + 2 <= reply.length) {
-    const len = reply[at + 1]! & 0x7f;
-    if (at + 2 + len > reply.length) break;
-    out.push(reply.subarray(at + 2, at + 2 + len).toString());
-    at += 2 + len;
-  }
-  return out;
-}
 
 test("hand-over: frames sent with the upgrade request, and during the handshake, reach the native engine in order", async (t) => {
   if (nativeOrSkip(t) === null) return;

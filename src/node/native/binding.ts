@@ -72,9 +72,10 @@ export interface NativeBinding {
   /**
    * `deflate`: 0 without permessage-deflate, else serverNoContextTakeover | clientNoContextTakeover << 1
    * | serverMaxWindowBits << 8 | clientMaxWindowBits << 16 | level << 24 (zlib's, 0–9); `threshold`:
-   * smaller messages go uncompressed.
+   * smaller messages go uncompressed; `owned` 1: the engine takes `fd` itself, not a duplicate
+   * (it stays the caller's when adopt throws).
    */
-  adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array, deflate: number, threshold: number): number;
+  adopt(fd: number, profile: number, first: Uint8Array, head: Uint8Array, deflate: number, threshold: number, owned?: number): number;
   sendText(id: number, text: string): number;
   /** Send the first `length` bytes of the outbox as one message. */
   sendOutbox(id: number, binary: number, length: number): number;

@@ -6,17 +6,13 @@ import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
 import { END_REASONS, RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 import { intern } from "../../intern.js";
+import { canHandOver, holdSocket, releaseSocket } from "../socket-handle.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
 const EMPTY = Buffer.alloc(0);
 /** Sends up to this many bytes (UTF-16 units × 3 for text) are queued; longer ones go at once. */
 const QUEUE_ENTRY_MAX = 4096;
-
-type SocketInternals = Socket & {
-  _handle?: { fd?: number; reading?: boolean; readStop?: () => number; readStart?: () => number } | null;
-  encrypted?: boolean;
-};
 
 /**
  * The native engine in the process: connections adopted from node:net sockets after the upgrade,
@@ -115,47 +111,30 @@ export class NativeEngine implements NativeHandlers, BulkSender, StreamBulkSende
     this.binding.sendQueued(bytes);
   }
 
-  /** Whether a socket can be handed over: a plain TCP socket with a file descriptor. */
-  static canAdopt(socket: Socket): boolean {
-    const s = socket as SocketInternals;
-    return s.encrypted !== true && typeof s._handle?.fd === "number" && s._handle.fd >= 0 && !socket.destroyed;
-  }
-
   /**
-   * Take over an upgraded socket: `first` (the 101 response) is written by the engine, `head` and
-   * whatever the socket read since are parsed first. The node:net socket is destroyed; its
-   * descriptor lives on, duplicated, in C. When the engine cannot take it (no descriptor left to
-   * duplicate, say), the socket is left as it was and the bytes read so far are returned instead,
-   * for node:net to carry on with.
+   * Take over the descriptor of an upgraded connection: a duplicate of it, or, when `owned`, the
+   * descriptor itself (the native HTTP server let it go; the engine closes it from now on).
+   * `first` (the 101 response) is written first, `head` is parsed first. Null when the engine
+   * cannot take it (the descriptor is the caller's still).
    */
-  adopt(
-    socket: Socket, options: ConnectionOptions, events: TransportEvents, first: Uint8Array, head: Buffer,
-    deflate: DeflateParams | null, extensions: string | undefined, logger: Logger,
-  ): NativeConnection | Buffer {
-    const handle = stopReading(socket);
-    const pending: Buffer[] = head.length > 0 ? [head] : [];
-    while (socket.readableLength > 0) {
-      const chunk = socket.read() as Buffer | null;
-      if (chunk === null) break;
-      pending.push(chunk);
-    }
+  adoptDescriptor(
+    fd: number, owned: boolean, options: ConnectionOptions, events: TransportEvents, first: Uint8Array, head: Uint8Array,
+    deflate: DeflateParams | null, extensions: string | undefined, logger: Logger, address: string, port: number,
+  ): NativeConnection | null {
     const deflateBits = deflate === null ? 0
       : Number(deflate.serverNoContextTakeover) | Number(deflate.clientNoContextTakeover) << 1 |
         deflate.serverMaxWindowBits << 8 | deflate.clientMaxWindowBits << 16 | options.compressionLevel << 24;
-    const bytes = pending.length === 1 ? pending[0]! : pending.length === 0 ? EMPTY : Buffer.concat(pending);
     let id: number;
     try {
-      id = this.binding.adopt(handle.fd!, this.profile(options), first, bytes, deflateBits, deflate === null ? 0 : options.compressionThreshold);
+      id = this.binding.adopt(fd, this.profile(options), first, head, deflateBits, deflate === null ? 0 : options.compressionThreshold, owned ? 1 : 0);
     } catch (error) {
       this.failures++;
       if (this.failures === 1) logger.error("catzilla: the native engine could not adopt a connection; node:net serves it", error);
-      resumeReading(socket, handle);
-      return bytes;
+      return null;
     }
-    const connection = new NativeConnection(this.kind(options, events, deflate, extensions), id, intern(socket.remoteAddress ?? ""), socket.remotePort ?? 0);
+    const connection = new NativeConnection(this.kind(options, events, deflate, extensions), id, intern(address), port);
     this.bySlot[id & SLOT_MASK] = connection;
     this.connectionCount++;
-    letGo(socket);
     return connection;
   }
 
@@ -167,14 +146,14 @@ export class NativeEngine implements NativeHandlers, BulkSender, StreamBulkSende
    * no descriptor left to duplicate); it is untouched then and node:http goes on with it.
    */
   adoptStream(socket: Socket, head: Uint8Array, profile: StreamProfile, owner: StreamOwner): NativeStream | null {
-    if (!NativeEngine.canAdopt(socket) || socket.writableLength > 0 || socket.pending) return null;
-    const handle = stopReading(socket);
+    if (!canHandOver(socket) || socket.writableLength > 0 || socket.pending) return null;
+    const { fd } = holdSocket(socket, EMPTY);
     let id: number;
     try {
-      id = this.binding.adopt(handle.fd!, this.streamProfile(profile), head, EMPTY, 0, 0);
+      id = this.binding.adopt(fd, this.streamProfile(profile), head, EMPTY, 0, 0);
     } catch {
       this.failures++;
-      resumeReading(socket, handle);
+      releaseSocket(socket);
       return null;
     }
     const stream = new NativeStream(this, id, owner);
@@ -561,28 +540,4 @@ export interface StreamProfile {
 }
 
 /** As net.Socket pauses a handle: marked not reading, so that node:net can start it again. */
-function stopReading(socket: Socket): NonNullable<SocketInternals["_handle"]> {
-  const handle = (socket as SocketInternals)._handle!;
-  handle.reading = false;
-  handle.readStop?.();
-  return handle;
-}
-
-/**
- * Undo stopReading when the engine could not take the socket: its handle reads again. (A read
- * request would not do it: net.Socket thinks a read is under way and does not start the handle.)
- */
-function resumeReading(socket: Socket, handle: NonNullable<SocketInternals["_handle"]>): void {
-  handle.reading = true;
-  const err = handle.readStart?.() ?? 0;
-  if (err < 0) socket.destroy();
-}
-
-/** The descriptor lives on, duplicated, in C: node:net's socket and everything on it go. */
-function letGo(socket: Socket): void {
-  socket.removeAllListeners();
-  socket.on("error", ignore);
-  socket.destroy();
-}
-
 function ignore(): void {}

@@ -4,8 +4,8 @@
  * IncomingRequest, a ResponseSink, the body writers) over the addon's calls. Heads arrive parsed
  * (one call per request, headers as a flat list), responses leave as bytes the C side frames and
  * writes once per connection and turn of the loop, and streamed bodies wait for the C side's
- * drain. A WebSocket handshake leaves the C server with its descriptor for the app's WebSocket
- * engine, as node:http's upgrade does.
+ * drain. A WebSocket handshake the app accepts leaves the C server with its descriptor, for the
+ * native WebSocket engine to take as it is.
  */
 import { lookup } from "node:dns/promises";
 import type { IncomingHttpHeaders } from "node:http";
@@ -13,8 +13,8 @@ import { STATUS_CODES } from "node:http";
 import { isIP, Socket } from "node:net";
 import type { BrotliCompress, Gzip } from "node:zlib";
 import type {
-  AbortReason, BodyOptions, BodyWriter, BodyWriters, BoundAddress, HttpEngine, HttpEvents, IncomingRequest,
-  RequestConnection, ResponseSink,
+  AbortReason, BodyOptions, BodyWriter, BodyWriters, BoundAddress, DescriptorTaker, HttpEngine, HttpEvents, IncomingRequest,
+  RequestConnection, ResponseSink, UpgradeChannel,
 } from "../../http-engine.js";
 import type { ConnectionStats } from "../../metrics/stats.js";
 import type { ResolvedAppOptions } from "../../options.js";
@@ -582,6 +582,56 @@ const nativeBodyWriters: BodyWriters = {
   },
 };
 
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * A WebSocket handshake on the C server: refused with a response written like any other, or
+ * switched with its descriptor going straight to the native WebSocket engine (no node:net socket
+ * on the way), else to a node:net socket built on it.
+ */
+class NativeUpgrade implements UpgradeChannel {
+  private answered = false;
+
+  constructor(private readonly engine: NativeHttpEngine, private readonly exchange: Exchange) {}
+
+  get remoteAddress(): string {
+    return this.exchange.socket.remoteAddress;
+  }
+
+  get remotePort(): number {
+    return this.exchange.socket.remotePort;
+  }
+
+  onClose(listener: () => void): void {
+    this.exchange.socket.once("close", () => {
+      if (!this.answered) listener();
+    });
+  }
+
+  refuse(response: string): void {
+    this.answered = true;
+    this.exchange.finished = true;
+    this.engine.write(this.exchange.id, response, HTTP_WRITE.end | HTTP_WRITE.close, NO_DRAIN);
+  }
+
+  switchProtocols(take: DescriptorTaker | null): { socket: Socket; rest: Buffer } | null {
+    this.answered = true;
+    this.exchange.finished = true;
+    const detached = this.engine.detach(this.exchange);
+    if (detached === null) {
+      // The client left in the meantime: a socket that is closed already stands for it.
+      const socket = new Socket();
+      socket.destroy();
+      return { socket, rest: EMPTY };
+    }
+    const [fd, rest] = detached;
+    if (take !== null && take(fd, true, rest)) return null;
+    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false });
+    this.engine.adoptSocket(socket);
+    return { socket, rest };
+  }
+}
+
 /** The HTTP engine in C. */
 export class NativeHttpEngine implements HttpEngine {
   readonly name = "native";
@@ -658,27 +708,29 @@ export class NativeHttpEngine implements HttpEngine {
   }
 
   /**
-   * A protocol switch (a WebSocket handshake): the connection leaves the C server as a node:net
-   * socket for the app's WebSocket engine, as node:http's upgrade hands one over. It still
-   * counts as a connection until it closes.
+   * A protocol switch (a WebSocket handshake): the connection stays in the C server (not read
+   * further) until the app answers on the channel.
    */
   private upgrade(exchange: Exchange): void {
-    const detached = this.handle === null ? null : this.binding.serverDetach(this.handle, exchange.id);
-    if (detached === null) {
-      exchange.destroy();
-      return;
-    }
+    if (this.handle === null || exchange.socket.destroyed) return;
+    this.events.upgrade(exchange, new NativeUpgrade(this, exchange));
+  }
+
+  /**
+   * @internal The connection leaves the C server with its descriptor and the bytes read past the
+   * head; null when it is gone.
+   */
+  detach(exchange: Exchange): [fd: number, rest: Buffer] | null {
     this.connections.delete(exchange.id);
-    const [fd, rest] = detached;
-    const socket = new Socket({ fd, readable: true, writable: true, allowHalfOpen: false });
-    // Counted as node:http counts its sockets: the WebSocket engine takes over the count when it
-    // adopts the connection (and removes this listener), as it does on node:http.
+    const detached = this.handle === null ? null : this.binding.serverDetach(this.handle, exchange.id);
+    if (detached === null) this.destroy(exchange.id);
+    return detached;
+  }
+
+  /** @internal A descriptor that left as a node:net socket: counted as node:http counts its sockets. */
+  adoptSocket(socket: Socket): void {
     this.stats.active++;
-    socket.on("close", () => {
-      this.stats.active--;
-      exchange.socket.ended();
-    });
-    this.events.upgrade(exchange, socket, rest);
+    socket.once("close", () => this.stats.active--);
   }
 
   /** @internal The response of an exchange ended. */
