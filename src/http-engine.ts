@@ -88,6 +88,15 @@ export interface BodyOptions {
  * slower than the producer holds a bounded amount in the server), notices the client going
  * away, and cuts the connection on failure so the client sees an incomplete body.
  */
+/**
+ * Bytes [position, position + length) of a file open as descriptor `fd`, as a body chunk: an
+ * engine that sends from descriptors (`BodyWriters.sendsFiles`) sends them without reading them
+ * into memory (sendfile(2)). The descriptor may be closed once `pushFile` returned.
+ */
+export class FileRegion {
+  constructor(readonly fd: number, readonly position: number, readonly length: number) {}
+}
+
 export interface BodyWriter {
   /** Body bytes produced so far (before compression). */
   readonly bytes: number;
@@ -102,6 +111,8 @@ export interface BodyWriter {
   /** An endless stream (an event stream): shutdown ends it at once, cleanly (`endNow`). */
   shutdownAtOnce: boolean;
   push(chunk: string | Uint8Array): void;
+  /** A region of a file, sent from its descriptor: only where `BodyWriters.sendsFiles`, never when compressing. */
+  pushFile?(region: FileRegion): void;
   /** Write what is coalesced now. */
   flush(): void;
   /** Write what is coalesced once the event loop is idle (the producer waits for data). */
@@ -127,6 +138,8 @@ export interface BodyWriter {
 /** How an engine writes streamed bodies to its responses. */
 export interface BodyWriters {
   open(res: ResponseSink, options: BodyOptions): BodyWriter;
+  /** Whether its writers take file regions (`pushFile`) when they do not compress. */
+  readonly sendsFiles: boolean;
   /**
    * Give a response's connection to an engine that writes its body from now on (an SSE room
    * subscriber for the native stream engine): the status line and headers (close-delimited, the

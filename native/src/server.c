@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -47,17 +49,19 @@ enum {
 
 /*
  * Output queued before the connection's output buffer: buffers sealed because an external piece
- * came after them, and external pieces (bytes the caller keeps alive until `release`).
+ * came after them, external pieces (bytes the caller keeps alive until `release`), and regions of
+ * files (sent with sendfile(2) from a descriptor of the server's own).
  */
 typedef struct seg seg_t;
 struct seg {
   seg_t *next;
   uint8_t *data;
-  size_t off; /* bytes [off, len) are still to go */
+  size_t off; /* bytes [off, len) are still to go (of the file, for a file region) */
   size_t len;
   cz_bytes_t *sealed; /* a sealed output buffer (data lies in it); NULL for an external piece */
   cz_release_t release;
   void *release_ctx;
+  int file_fd; /* a file region's descriptor (a duplicate, closed with the segment), else -1 */
 };
 
 typedef struct conn conn_t;
@@ -255,7 +259,8 @@ static void output_done(cz_server_t *s, conn_t *c) {
 }
 
 static void seg_free(seg_t *g) {
-  if (g->release != NULL) g->release(g->release_ctx);
+  if (g->file_fd >= 0) close(g->file_fd);
+  else if (g->release != NULL) g->release(g->release_ctx);
   else cz_bytes_free(g->sealed);
   free(g);
 }
@@ -271,6 +276,7 @@ static int push_seg(conn_t *c, uint8_t *data, size_t off, size_t len, cz_bytes_t
   g->sealed = sealed;
   g->release = release;
   g->release_ctx = ctx;
+  g->file_fd = -1;
   if (c->segs_tail != NULL) c->segs_tail->next = g;
   else c->segs = g;
   c->segs_tail = g;
@@ -306,37 +312,65 @@ static void consume_out(conn_t *c, size_t n) {
 }
 
 #define FLUSH_IOV 16
+/* The most one flush sends: other connections get their turn. */
+#define FLUSH_MAX (4u << 20)
+#define FLUSH_ROUNDS 8
+
+/*
+ * One call to the kernel: a file region at the front with sendfile(2), else the bytes up to the
+ * next file region (or the end) with sendmsg. `asked` gets what was offered. -1 when the
+ * connection failed, -2 when a file ended before its region did (it changed while being sent).
+ */
+static ssize_t send_front(conn_t *c, size_t *asked) {
+  seg_t *g = c->segs;
+  if (g != NULL && g->file_fd >= 0) {
+    off_t at = (off_t)g->off;
+    size_t left = g->len - g->off;
+    *asked = left < FLUSH_MAX ? left : FLUSH_MAX;
+    ssize_t n = sendfile(c->fd, g->file_fd, &at, *asked);
+    if (n == 0) return -2;
+    if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+    return n;
+  }
+  struct iovec iov[FLUSH_IOV];
+  int count = 0;
+  *asked = 0;
+  for (; g != NULL && g->file_fd < 0 && count < FLUSH_IOV; g = g->next) {
+    iov[count].iov_base = g->data + g->off;
+    iov[count++].iov_len = g->len - g->off;
+    *asked += g->len - g->off;
+  }
+  /* The output buffer comes after every segment. */
+  if (g == NULL && c->out_len > 0 && count < FLUSH_IOV) {
+    iov[count].iov_base = c->out->data + c->out_off;
+    iov[count++].iov_len = c->out_len;
+    *asked += c->out_len;
+  }
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = iov;
+  msg.msg_iovlen = (size_t)count;
+  ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+  return n;
+}
 
 static void flush(cz_server_t *s, conn_t *c) {
   if (c->flags & C_CLOSING) return;
-  if (queued(c) > 0) {
-    struct iovec iov[FLUSH_IOV];
-    int count = 0;
-    seg_t *g = c->segs;
-    for (; g != NULL && count < FLUSH_IOV; g = g->next) {
-      iov[count].iov_base = g->data + g->off;
-      iov[count++].iov_len = g->len - g->off;
-    }
-    /* The output buffer comes after every segment. */
-    if (g == NULL && c->out_len > 0 && count < FLUSH_IOV) {
-      iov[count].iov_base = c->out->data + c->out_off;
-      iov[count++].iov_len = c->out_len;
-    }
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = iov;
-    msg.msg_iovlen = (size_t)count;
-    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+  size_t sent = 0;
+  for (int round = 0; round < FLUSH_ROUNDS && queued(c) > 0 && sent < FLUSH_MAX; round++) {
+    size_t asked;
+    ssize_t n = send_front(c, &asked);
     s->stats.writes++;
     if (n < 0) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        close_conn(c, s, CZ_SERVER_END_PEER);
-        return;
-      }
-      n = 0;
+      close_conn(c, s, CZ_SERVER_END_PEER);
+      return;
     }
     s->stats.bytes_out += (uint64_t)n;
     consume_out(c, (size_t)n);
+    sent += (size_t)n;
+    /* The kernel took less than it was offered: it is full. */
+    if ((size_t)n < asked) break;
   }
   if (queued(c) == 0) output_done(s, c);
   if (!(c->flags & C_CLOSING)) set_interest(s, c);
@@ -944,6 +978,27 @@ int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *dat
     release(ctx);
     close_conn(c, s, CZ_SERVER_END_SERVER);
     return -1;
+  }
+  if (chunked) failed |= append_out(c, "\r\n", 2);
+  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
+  if (failed) {
+    close_conn(c, s, CZ_SERVER_END_SERVER);
+    return -1;
+  }
+  return wrote(s, c, flags, drain_over);
+}
+
+int64_t cz_server_write_file(cz_server_t *s, uint32_t id, int fd, uint64_t offset, uint64_t len, int flags, size_t drain_over) {
+  conn_t *c = writable(s, id);
+  if (c == NULL) return -1;
+  int chunked = (flags & CZ_WRITE_CHUNK) && len > 0;
+  int failed = chunked ? append_chunk_size(c, (size_t)len) : 0;
+  failed |= seal_out(c);
+  if (!failed && len > 0) {
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    failed = copy < 0 || push_seg(c, NULL, (size_t)offset, (size_t)(offset + len), NULL, NULL, NULL) != 0;
+    if (failed && copy >= 0) close(copy);
+    if (!failed) c->segs_tail->file_fd = copy;
   }
   if (chunked) failed |= append_out(c, "\r\n", 2);
   if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);

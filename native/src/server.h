@@ -93,6 +93,13 @@ typedef void (*cz_release_t)(void *ctx);
 int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over,
                                  cz_release_t release, void *ctx);
 /*
+ * As cz_server_write, with bytes [offset, offset + len) of the file open as `fd` for body: the
+ * server keeps a duplicate of the descriptor (the caller may close its own at once) and sends
+ * the region with sendfile(2) when its turn comes. A file that ends before the region does
+ * closes the connection.
+ */
+int64_t cz_server_write_file(cz_server_t *s, uint32_t id, int fd, uint64_t offset, uint64_t len, int flags, size_t drain_over);
+/*
  * Give up connection `id` (a protocol switch): its descriptor leaves the server, which forgets
  * the connection without reporting it; the bytes read past the request head are copied to
  * `*rest` (malloc'd, the caller frees it; NULL when none). Returns the descriptor, or -1.

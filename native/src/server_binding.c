@@ -358,6 +358,27 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* writeFile(handle, id, fd, offset, length, flags, drainOver) -> buffered bytes, or -1 when the connection is gone */
+static napi_value js_write_file(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  binding_t *b = arg_server(env, argv[0]);
+  if (b == NULL) return NULL;
+  uint32_t id, fd, flags;
+  double offset, length, drain_over;
+  if (argc < 7 || napi_get_value_uint32(env, argv[1], &id) != napi_ok || napi_get_value_uint32(env, argv[2], &fd) != napi_ok
+      || napi_get_value_double(env, argv[3], &offset) != napi_ok || napi_get_value_double(env, argv[4], &length) != napi_ok
+      || napi_get_value_uint32(env, argv[5], &flags) != napi_ok || napi_get_value_double(env, argv[6], &drain_over) != napi_ok
+      || !(offset >= 0 && offset <= 9007199254740991.0) || !(length >= 0 && length <= 9007199254740991.0 - offset)) {
+    return fail(env, "writeFile(handle, id, fd, offset, length, flags, drainOver)");
+  }
+  int64_t buffered = cz_server_write_file(b->server, id, (int)fd, (uint64_t)offset, (uint64_t)length, (int)(flags & 0xff), (size_t)drain_over);
+  napi_value out;
+  napi_create_double(env, (double)buffered, &out);
+  return out;
+}
+
 #define ID_CALL(fn, call)                                                   \
   static napi_value fn(napi_env env, napi_callback_info info) {             \
     uint32_t id;                                                            \
@@ -474,6 +495,7 @@ void cz_register_server(napi_env env, napi_value exports) {
     {"createHttpServer", NULL, js_create, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverListen", NULL, js_listen, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverWrite", NULL, js_write, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"serverWriteFile", NULL, js_write_file, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverDetach", NULL, js_detach, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverBuffered", NULL, js_buffered, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"serverDestroy", NULL, js_destroy, NULL, NULL, NULL, napi_default_jsproperty, NULL},

@@ -24,6 +24,7 @@ export const nodeBodyWriters: BodyWriters = {
   open(res: ResponseSink, options: BodyOptions): BodyWriter {
     return new StreamWriter(res as ServerResponse, options);
   },
+  sendsFiles: false,
 
   handOver(res, status, headers, opening, adopt): boolean {
     const response = res as ServerResponse;

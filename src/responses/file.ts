@@ -7,6 +7,7 @@ import { evaluatePreconditions, httpDate, ifRangeHolds, parseRange, type ByteRan
 import type { HeadersInit } from "./headers.js";
 import { Response, type SendContext } from "./response.js";
 import { StreamingResponse, type Chunk, type StreamController } from "./streaming.js";
+import { FileRegion } from "../http-engine.js";
 
 /** Options of {@link FileResponse}. */
 export interface FileResponseOptions {
@@ -44,7 +45,7 @@ interface Part {
  *
  * @example app.get("/download/{id}", (req) => new FileResponse(pathFor(req.params.id), { filename: "report.pdf" }));
  */
-export class FileResponse extends StreamingResponse<Chunk> {
+export class FileResponse extends StreamingResponse<Chunk | FileRegion> {
   readonly path: string;
   readonly filename: string | undefined;
   readonly disposition: "attachment" | "inline";
@@ -52,6 +53,8 @@ export class FileResponse extends StreamingResponse<Chunk> {
   readonly readSize: number;
   private handle: FileHandle | null = null;
   private parts: Part[] = [];
+  /** The engine sends the file's bytes from its descriptor (sendfile); they are not read here. */
+  private regions = false;
 
   constructor(path: string, options: FileResponseOptions = {}) {
     super([], {
@@ -148,6 +151,7 @@ export class FileResponse extends StreamingResponse<Chunk> {
         return;
       }
       this.handle = handle;
+      this.regions = ctx.writers.sendsFiles && !this.compress;
       started = true;
       await super.send(ctx);
     } finally {
@@ -156,10 +160,14 @@ export class FileResponse extends StreamingResponse<Chunk> {
     }
   }
 
-  protected override produce(controller: StreamController): AsyncGenerator<Chunk> {
+  protected override produce(controller: StreamController): AsyncGenerator<Chunk | FileRegion> {
     const handle = this.handle!;
     this.handle = null;
-    return readParts(handle, this.parts, this.readSize, controller);
+    return this.regions ? fileRegions(handle, this.parts, this.readSize) : readParts(handle, this.parts, this.readSize, controller);
+  }
+
+  protected override encode(value: Chunk | FileRegion): Chunk | FileRegion {
+    return value instanceof FileRegion ? value : super.encode(value);
   }
 }
 
@@ -182,6 +190,23 @@ async function* readParts(handle: FileHandle, parts: Part[], readSize: number, c
         if (bytesRead === 0) throw new Error(`File ended early at byte ${position}; it changed while being sent`);
         position += bytesRead;
         yield buffer.subarray(0, bytesRead);
+      }
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Byte ranges of an open file as regions of its descriptor, `readSize` bytes each (each waits for
+ * the one before to go out, so a reader that stops is timed out as with reads).
+ */
+async function* fileRegions(handle: FileHandle, parts: Part[], readSize: number): AsyncGenerator<Chunk | FileRegion> {
+  try {
+    for (const part of parts) {
+      if (part.header !== null) yield part.header;
+      for (let position = part.start; position <= part.end; position += readSize) {
+        yield new FileRegion(handle.fd, position, Math.min(readSize, part.end - position + 1));
       }
     }
   } finally {

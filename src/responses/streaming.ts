@@ -1,6 +1,6 @@
 import { Readable } from "node:stream";
 import { StreamingError, TooManyRequestsError } from "../errors.js";
-import type { AbortReason, BodyWriter, StreamEncoding } from "../http-engine.js";
+import { FileRegion, type AbortReason, type BodyWriter, type StreamEncoding } from "../http-engine.js";
 import { negotiateEncoding } from "../protocol/encoding.js";
 import { assertPositiveInteger } from "../validate.js";
 import { ResponseHeaders, type HeadersInit } from "./headers.js";
@@ -141,14 +141,17 @@ export class StreamingResponse<T = Chunk> extends Response {
     if (this.mediaType !== undefined) this.headers.set("Content-Type", this.mediaType);
   }
 
-  /** Turn one value of the source into body bytes. Subclasses encode their own item types. */
-  protected encode(value: T): Chunk {
+  /**
+   * Turn one value of the source into body bytes. Subclasses encode their own item types (a file
+   * response gives file regions where the engine sends from descriptors).
+   */
+  protected encode(value: T): Chunk | FileRegion {
     if (typeof value === "string" || value instanceof Uint8Array) return value;
     throw new TypeError(`A stream chunk must be a string or Uint8Array, got ${typeof value}`);
   }
 
   /** Headers added just before they are sent, once the first chunk is known. @internal */
-  protected finalHeaders(first: Chunk | undefined): ResponseHeaders {
+  protected finalHeaders(first: Chunk | FileRegion | undefined): ResponseHeaders {
     if (!this.headers.has("content-type")) {
       this.headers.set("Content-Type", typeof first === "string" || first === undefined
         ? "text/plain; charset=utf-8" : "application/octet-stream");
@@ -238,14 +241,14 @@ export class StreamingResponse<T = Chunk> extends Response {
     });
     controller.attach(writer);
     host.trackStream(writer);
-    const writeHead = (first: Chunk | undefined, opening?: Chunk): void => {
+    const writeHead = (first: Chunk | FileRegion | undefined, opening?: Chunk): void => {
       res.writeHead(this.status, this.finalHeaders(first).toFlatArray());
       if (opening !== undefined) writer.push(opening);
       stop = this.onStart(writer, req.lastEventId);
     };
 
     // Until the first chunk exists nothing is sent, so a failure still becomes an error response.
-    let first: Chunk | undefined;
+    let first: Chunk | FileRegion | undefined;
     let ended = false;
     try {
       iterator = this.open(controller);
@@ -267,7 +270,7 @@ export class StreamingResponse<T = Chunk> extends Response {
           break;
         }
         const chunk = this.encode(step.value);
-        if ((typeof chunk === "string" ? chunk.length : chunk.byteLength) > 0) {
+        if (sizeOf(chunk) > 0) {
           first = chunk;
           break;
         }
@@ -289,7 +292,7 @@ export class StreamingResponse<T = Chunk> extends Response {
       finish("completed");
       return done;
     }
-    if (first !== undefined) writer.push(first);
+    if (first !== undefined) put(writer, first);
     if (ended) {
       writer.end();
       finish("completed");
@@ -345,7 +348,7 @@ export class StreamingResponse<T = Chunk> extends Response {
           if (isFinished()) return;
         }
         if (step.done) break;
-        writer.push(this.encode(step.value));
+        put(writer, this.encode(step.value));
       }
     } catch (error) {
       if (!isFinished()) this.fail(error, writer, host, finish);
@@ -366,6 +369,7 @@ export class StreamingResponse<T = Chunk> extends Response {
         const step = iterator.isSync ? (iterator.next() as IteratorResult<T>) : await iterator.next();
         if (step.done) break;
         const chunk = this.encode(step.value);
+        if (chunk instanceof FileRegion) throw new TypeError("A file region is sent by the engine, not read here");
         parts.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       }
     } catch (error) {
@@ -474,4 +478,14 @@ function fromAsync<T>(it: AsyncIterator<T>): PullIterator<T> {
       }
     },
   };
+}
+
+function sizeOf(chunk: Chunk | FileRegion): number {
+  return typeof chunk === "string" ? chunk.length : chunk instanceof FileRegion ? chunk.length : chunk.byteLength;
+}
+
+/** A chunk to the writer: a file region goes from its descriptor. */
+function put(writer: BodyWriter, chunk: Chunk | FileRegion): void {
+  if (chunk instanceof FileRegion) writer.pushFile!(chunk);
+  else writer.push(chunk);
 }

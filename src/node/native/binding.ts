@@ -107,6 +107,11 @@ export interface NativeBinding {
    */
   serverWrite(server: HttpServerHandle, id: number, data: string | Uint8Array | null, flags: number, drainOver: number): number;
   /**
+   * As serverWrite, with bytes [offset, offset + length) of the file open as `fd` (the server
+   * keeps a duplicate of the descriptor and sends them with sendfile(2)).
+   */
+  serverWriteFile(server: HttpServerHandle, id: number, fd: number, offset: number, length: number, flags: number, drainOver: number): number;
+  /**
    * A protocol switch: the connection's descriptor leaves the server (which forgets it without a
    * report), with the bytes read past the request head. Null when the connection is gone.
    */

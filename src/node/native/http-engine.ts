@@ -13,8 +13,8 @@ import { STATUS_CODES } from "node:http";
 import { isIP, Socket } from "node:net";
 import type { BrotliCompress, Gzip } from "node:zlib";
 import type {
-  AbortReason, BodyOptions, BodyWriter, BodyWriters, BoundAddress, DescriptorTaker, HttpEngine, HttpEvents, IncomingRequest,
-  RequestConnection, ResponseSink, UpgradeChannel,
+  AbortReason, BodyOptions, BodyWriter, BodyWriters, BoundAddress, DescriptorTaker, FileRegion, HttpEngine, HttpEvents,
+  IncomingRequest, RequestConnection, ResponseSink, UpgradeChannel,
 } from "../../http-engine.js";
 import type { ConnectionStats } from "../../metrics/stats.js";
 import type { ResolvedAppOptions } from "../../options.js";
@@ -273,6 +273,12 @@ class Exchange implements IncomingRequest, ResponseSink {
     return this.engine.write(this.id, data, flags, drainOver);
   }
 
+  /** @internal A region of a file as body bytes (never the response's end). */
+  writeFile(region: FileRegion, flags: number, drainOver: number): number {
+    if (this.finished) return -1;
+    return this.engine.writeFile(this.id, region, flags, drainOver);
+  }
+
   /** @internal Bytes of this connection the kernel did not take yet; -1 when it is gone. */
   buffered(): number {
     return this.engine.buffered(this.id);
@@ -441,6 +447,24 @@ class NativeBodyWriter implements BodyWriter {
     }
   }
 
+  pushFile(region: FileRegion): void {
+    if (this.aborted !== null || this.ended || region.length === 0) return;
+    if (this.compressor !== null) throw new Error("A file region cannot be compressed: push its bytes");
+    this.bytes += region.length;
+    this.options.stats.bytes += region.length;
+    if (this.used > 0) this.handOff();
+    this.begin();
+    const exchange = this.exchange;
+    if (exchange.method === "HEAD" || this.framing === "none") return;
+    const flags = this.framing === "chunked" ? HTTP_WRITE.chunk : 0;
+    const buffered = exchange.writeFile(region, flags, this.drainOver);
+    if (buffered < 0) {
+      if (this.aborted === null && !this.ended) this.markAborted("disconnect");
+      return;
+    }
+    this.buffered = buffered;
+  }
+
   /** What is coalesced goes to the C side, which writes it at the end of this turn of the loop. */
   flush(): void {
     if (this.aborted !== null || this.ended || this.used === 0) return;
@@ -576,6 +600,8 @@ const nativeBodyWriters: BodyWriters = {
   open(res: ResponseSink, options: BodyOptions): BodyWriter {
     return new NativeBodyWriter(res as Exchange, options);
   },
+  // File regions go from the file to the socket in C (sendfile(2)).
+  sendsFiles: true,
   /** Its connections stay in C: an SSE room subscriber streams chunked like any other stream. */
   handOver(): boolean {
     return false;
@@ -754,6 +780,11 @@ export class NativeHttpEngine implements HttpEngine {
   /** @internal */
   write(id: number, data: string | Uint8Array | null, flags: number, drainOver: number): number {
     return this.handle === null ? -1 : this.binding.serverWrite(this.handle, id, data, flags, drainOver);
+  }
+
+  /** @internal */
+  writeFile(id: number, region: FileRegion, flags: number, drainOver: number): number {
+    return this.handle === null ? -1 : this.binding.serverWriteFile(this.handle, id, region.fd, region.position, region.length, flags, drainOver);
   }
 
   /** @internal */
