@@ -18,7 +18,23 @@ export function pinned(cpu: number, command: string, args: string[]): [string, s
   return canPin ? ["taskset", ["-c", String(cpu), command, ...args]] : [command, args];
 }
 
-/** Start a TypeScript server script on CPU 0; resolves once it printed "listening". */
+/** Bun as the npm registry's `bun` package ships it, pinned; installed on first use into bench/.bun. */
+const BUN_VERSION = "1.4.5";
+
+/** The bun binary (BENCH_BUN names another), installing it first if needed; null when it cannot be had. */
+export function bunBinary(): string | null {
+  if (process.env.BENCH_BUN !== undefined && process.env.BENCH_BUN !== "") return process.env.BENCH_BUN;
+  const prefix = `${root}bench/.bun`;
+  const binary = `${prefix}/node_modules/@oven/bun-linux-${process.arch === "arm64" ? "aarch64" : "x64"}/bin/bun`;
+  const version = (): string => spawnSync(binary, ["--version"], { encoding: "utf8" }).stdout?.trim() ?? "";
+  if (version() === BUN_VERSION) return binary;
+  console.log(`installing bun ${BUN_VERSION} from the npm registry into bench/.bun…`);
+  spawnSync("npm", ["install", "--prefix", prefix, "--no-save", "--no-audit", "--no-fund", "--no-package-lock", `bun@${BUN_VERSION}`], {
+    stdio: "inherit", timeout: 300_000,
+  });
+  return version() === BUN_VERSION ? binary : null;
+}
+
 /**
  * Node.js options of a server whose idle memory is measured (every server alike): a young
  * generation of 1 MB semi-spaces, which otherwise grows with the handshakes to up to 48 MB and is
@@ -26,8 +42,13 @@ export function pinned(cpu: number, command: string, args: string[]): [string, s
  */
 export const MEMORY_SERVER = ["--max-semi-space-size=1", "--import", "./bench/settle.ts"];
 
-export async function startServer(name: string, script: string, env: Record<string, string>, nodeOptions: readonly string[] = []): Promise<ChildProcess> {
-  const [command, args] = pinned(0, process.execPath, ["--import", "tsx", ...nodeOptions, script]);
+/** Start a server script on CPU 0 (TypeScript on Node.js with tsx, or on `runtime`); resolves once it printed "listening". */
+export async function startServer(
+  name: string, script: string, env: Record<string, string>, nodeOptions: readonly string[] = [], runtime?: string,
+): Promise<ChildProcess> {
+  const [command, args] = runtime === undefined
+    ? pinned(0, process.execPath, ["--import", "tsx", ...nodeOptions, script])
+    : pinned(0, runtime, [script]);
   const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
   await new Promise<void>((resolve, reject) => {
     let out = "";

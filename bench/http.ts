@@ -1,5 +1,5 @@
 /**
- * HTTP streaming benchmark: Catzilla against node:http, Fastify, Hono and Express, in one run, on
+ * HTTP streaming benchmark: Catzilla against node:http, Fastify, Hono, Express and Bun, in one run, on
  * the endpoints of examples/conformance.ts. Server pinned to CPU 0, load generator (wrk) to CPU 1.
  *
  *   npm run bench                      # all figures, 3 repetitions, medians
@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { tmpdir, cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { get } from "node:http";
-import { canPin as pin, firstLine, hasCommand, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
+import { bunBinary, canPin as pin, cpuMicros, firstLine, hasCommand, median, pinned, root, rssOf, startServer, stopServer } from "./harness.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
@@ -28,6 +28,8 @@ interface Target {
   name: string;
   script: string;
   env?: Record<string, string>;
+  /** Not Node.js: the runtime's binary (Bun). */
+  runtime?: () => string | null;
 }
 
 const targets: Target[] = [
@@ -38,6 +40,8 @@ const targets: Target[] = [
   { name: "fastify", script: "bench/peers/fastify.ts" },
   { name: "hono", script: "bench/peers/hono.ts" },
   { name: "express", script: "bench/peers/express.ts" },
+  // Bun.serve, the reference for what a native HTTP core gives (Bun from the npm registry).
+  { name: "bun", script: "bench/peers/bun.ts", runtime: bunBinary },
 ].filter((t) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(t.name));
 // BENCH_BASELINE=<another checkout, built>: its Catzilla beside this one's, in the same run (an A/B).
 if (process.env.BENCH_BASELINE !== undefined && process.env.BENCH_BASELINE !== "") {
@@ -59,6 +63,7 @@ interface Figure {
 
 const figures: Figure[] = [
   { key: "hello", label: "/hello", unit: "req/s", lowerIsBetter: false, target: { peer: "node:http", ratio: 0.85 } },
+  { key: "hello-cpu", label: "/hello server CPU per request", unit: "µs/req", lowerIsBetter: true },
   { key: "stream-1m", label: "/stream?n=1000&size=1024", unit: "MB/s", lowerIsBetter: false, target: { peer: "node:http", ratio: 3 } },
   { key: "stream-tiny", label: "/stream?n=100000&size=16", unit: "chunks/s", lowerIsBetter: false, target: { peer: "node:http", ratio: 10 } },
   { key: "files", label: "/files (16 MiB file)", unit: "MB/s", lowerIsBetter: false, target: { peer: "node:http", ratio: 1.5 } },
@@ -69,9 +74,11 @@ const figures: Figure[] = [
 const wanted = (key: string): boolean => only === undefined || only.some((o) => key.startsWith(o));
 
 function startTarget(target: Target, filesDir: string): Promise<ChildProcess> {
+  const runtime = target.runtime?.();
+  if (runtime === null) throw new Error(`${target.name} is not available`);
   return startServer(target.name, target.script, {
     PORT: String(port), FILES_DIR: filesDir, NODE_ENV: "production", MAX_CONNECTIONS: String(sseConnections + 1000), ...target.env,
-  });
+  }, [], runtime);
 }
 
 interface WrkResult {
@@ -145,7 +152,12 @@ async function measure(target: Target, filesDir: string): Promise<Record<string,
   for (let round = 0; round < repeat; round++) {
     const server = await startTarget(target, filesDir);
     try {
-      if (wanted("hello")) add("hello", wrk("/hello", 50).requestsPerSec);
+      if (wanted("hello")) {
+        const cpu = cpuMicros(server.pid!);
+        const r = wrk("/hello", 50);
+        add("hello", r.requestsPerSec);
+        add("hello-cpu", (cpuMicros(server.pid!) - cpu) / (r.requestsPerSec * seconds));
+      }
       if (wanted("stream-1m")) add("stream-1m", wrk("/stream?n=1000&size=1024", 16).requestsPerSec * 1000 * 1024 / 1e6);
       if (wanted("stream-tiny")) add("stream-tiny", wrk("/stream?n=100000&size=16", 8).requestsPerSec * 100_000);
       if (wanted("files")) add("files", wrk("/files/bench-16MiB.bin", 4).requestsPerSec * 16 * 1024 * 1024 / 1e6);
@@ -189,6 +201,11 @@ async function main(): Promise<void> {
   writeFileSync(join(filesDir, "bench-16MiB.bin"), randomBytes(16 * 1024 * 1024));
   console.log(`node ${process.version}, ${cpus().length} × ${cpus()[0]?.model}, ${Math.round(totalmem() / 2 ** 30)} GiB; ` +
     `server on CPU 0, wrk on CPU 1${pin ? "" : " (taskset unavailable: not pinned)"}; ${seconds} s per run, median of ${repeat}`);
+  for (const target of [...targets]) {
+    if (target.runtime === undefined || target.runtime() !== null) continue;
+    console.log(`${target.name} cannot be installed here: left out of this run`);
+    targets.splice(targets.indexOf(target), 1);
+  }
   const all: Record<string, Record<string, number>> = {};
   try {
     for (const target of targets) {
