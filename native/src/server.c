@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #define READ_SLAB (64 * 1024)
+#define FILE_SCRATCH (256 * 1024)
 #define EVENT_BATCH 256
 /* Connections accepted per readiness of the listening socket, before the others' turn. */
 #define ACCEPTS_PER_TURN 128
@@ -45,6 +46,7 @@ enum {
   C_RESUME = 1 << 11,    /* on the list of connections to parse again */
   C_PARSING = 1 << 12,
   C_KEEP = 1 << 13,      /* the current request lets the connection stay open */
+  C_LOOPBACK = 1 << 14,  /* the peer is on this host: file regions are copied, not spliced */
 };
 
 /*
@@ -115,6 +117,7 @@ struct cz_server {
   cz_server_stats_t stats;
   /* Output buffers, reused across connections (bytes.h: a fresh large one page-faults). */
   cz_pool_t *buffers;
+  uint8_t *scratch; /* FILE_SCRATCH bytes, for file regions copied to loopback peers; made on first use */
   uint8_t slab[READ_SLAB];
 };
 
@@ -316,6 +319,32 @@ static void consume_out(conn_t *c, size_t n) {
 #define FLUSH_MAX (4u << 20)
 #define FLUSH_ROUNDS 8
 
+/* Whether the peer is on this host (127.0.0.0/8, ::1, or the former as an IPv4-mapped address). */
+static int is_loopback(const struct sockaddr_storage *peer) {
+  if (peer->ss_family == AF_INET) return (ntohl(((const struct sockaddr_in *)peer)->sin_addr.s_addr) >> 24) == 127;
+  if (peer->ss_family != AF_INET6) return 0;
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+  return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/*
+ * A file region to a peer on this host: read into the server's scratch buffer and sent from it,
+ * as much as the socket takes now (what it does not take is read again next time). Over
+ * loopback two copies are faster than sendfile's splice (docs/http-engine.md), and nothing is
+ * held for a connection between turns.
+ */
+static ssize_t copy_file(conn_t *c, seg_t *g, size_t *asked) {
+  cz_server_t *s = c->server;
+  if (s->scratch == NULL && (s->scratch = malloc(FILE_SCRATCH)) == NULL) return -1;
+  size_t left = g->len - g->off;
+  ssize_t r = pread(g->file_fd, s->scratch, left < FILE_SCRATCH ? left : FILE_SCRATCH, (off_t)g->off);
+  if (r <= 0) return r == 0 ? -2 : -1;
+  *asked = (size_t)r;
+  ssize_t n = send(c->fd, s->scratch, (size_t)r, MSG_NOSIGNAL);
+  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+  return n;
+}
+
 /*
  * One call to the kernel: a file region at the front with sendfile(2), else the bytes up to the
  * next file region (or the end) with sendmsg. `asked` gets what was offered. -1 when the
@@ -327,6 +356,7 @@ static ssize_t send_front(conn_t *c, size_t *asked) {
     off_t at = (off_t)g->off;
     size_t left = g->len - g->off;
     *asked = left < FLUSH_MAX ? left : FLUSH_MAX;
+    if (c->flags & C_LOOPBACK) return copy_file(c, g, asked);
     ssize_t n = sendfile(c->fd, g->file_fd, &at, *asked);
     if (n == 0) return -2;
     if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
@@ -696,6 +726,7 @@ static void accept_some(cz_server_t *s) {
     }
     c->fd = fd;
     c->peer = peer;
+    if (!s->options.splice_loopback && is_loopback(&peer)) c->flags |= C_LOOPBACK;
     c->since = now_ms(s);
     cz_http_init(&c->parser, &s->options.limits);
     c->interest = EPOLLIN | EPOLLRDHUP;
@@ -1099,6 +1130,8 @@ static void free_now(cz_server_t *s) {
   /* Every buffer is back: the pool goes with its idle ones. */
   cz_pool_close(s->buffers);
   s->buffers = NULL;
+  free(s->scratch);
+  s->scratch = NULL;
   uv_close((uv_handle_t *)&s->poller, after_close);
   uv_close((uv_handle_t *)&s->idler, after_close);
   uv_close((uv_handle_t *)&s->sweeper, after_close);

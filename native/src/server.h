@@ -30,6 +30,7 @@ typedef struct cz_server_options {
   uint32_t request_timeout_ms; /* a request (head and body) not received this long after it began: 408 */
   uint32_t keep_alive_timeout_ms; /* a connection without a request this long: closed */
   uint32_t max_pipelined_bytes; /* bytes read ahead while a response is in flight; then reading waits */
+  uint32_t splice_loopback; /* file regions to peers on this host go by sendfile too (else: copied, faster there) */
 } cz_server_options_t;
 
 /* Why a connection ended, as reported to on_close. */

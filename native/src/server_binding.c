@@ -225,6 +225,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   o.request_timeout_ms = (uint32_t)option(env, argv[1], "requestTimeoutMs", 300000);
   o.keep_alive_timeout_ms = (uint32_t)option(env, argv[1], "keepAliveTimeoutMs", 5000);
   o.max_pipelined_bytes = (uint32_t)option(env, argv[1], "maxPipelinedBytes", 64 * 1024);
+  o.splice_loopback = option(env, argv[1], "spliceLoopback", 0) != 0;
   binding_t *b = calloc(1, sizeof *b);
   if (b == NULL) {
     napi_throw_error(env, "ERR_CATZILLA_NATIVE", "out of memory");

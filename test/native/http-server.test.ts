@@ -8,6 +8,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { nativeOrSkip } from "./native-helpers.js";
 import { HTTP_END, HTTP_REQUEST, HTTP_WRITE, type HttpServerHandle, type HttpServerOptions, type NativeBinding } from "../../src/node/native/binding.js";
 
@@ -279,6 +282,72 @@ for (const [how, extra] of [["copied", 0], ["kept by reference", HTTP_WRITE.exte
     assert.ok(peakBuffered <= DRAIN_OVER + CHUNK + 16, `buffered at most one chunk past the threshold, was ${peakBuffered}`);
   } finally {
     h.close();
+  }
+});
+
+for (const [how, spliceLoopback] of [["sendfile", 1], ["copied from the file", 0]] as const) test(`file regions (${how}) to a slow reader: chunked between other chunks, every byte in order`, { timeout: 20_000 }, async (t) => {
+  const binding = nativeOrSkip(t);
+  if (binding === null) return;
+  const dir = mkdtempSync(join(tmpdir(), "catzilla-regions-"));
+  const file = join(dir, "data.bin");
+  // Each 4 KiB block holds its own index: a byte out of place says where it came from.
+  const BLOCKS = 2048; // 8 MiB
+  const content = Buffer.alloc(BLOCKS * 4096);
+  for (let i = 0; i < BLOCKS; i++) content.fill(i % 251, i * 4096, (i + 1) * 4096);
+  writeFileSync(file, content);
+  const fd = openSync(file, "r");
+  const REGION = 1024 * 1024;
+  let waits = 0;
+  const h = new Harness(binding, { spliceLoopback }, (req, h) => {
+    const b = h.binding;
+    b.serverWrite(h.handle, req.id, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_WRITE.latin1, 0);
+    let at = 0;
+    const pump = (): void => {
+      while (at < content.length) {
+        // A marker chunk, then the next region (skipping the first 100 bytes of the file).
+        b.serverWrite(h.handle, req.id, `[${at}]`, HTTP_WRITE.chunk, 1 << 30);
+        const start = Math.max(at, 100);
+        const length = Math.min(REGION, content.length - start);
+        at = start + length;
+        const last = at === content.length;
+        const buffered = b.serverWriteFile(h.handle, req.id, fd, start, length, HTTP_WRITE.chunk | (last ? HTTP_WRITE.last | HTTP_WRITE.end : 0), 256 * 1024);
+        assert.ok(buffered >= 0);
+        if (!last && buffered > 256 * 1024) {
+          waits++;
+          h.drains.set(req.id, pump);
+          return;
+        }
+      }
+    };
+    pump();
+    // The server keeps its own descriptor: the caller's may go at once.
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${h.port}/file`);
+    const parts: Buffer[] = [];
+    let index = 0;
+    for await (const bytes of res.body as AsyncIterable<Uint8Array>) {
+      parts.push(Buffer.from(bytes));
+      if (++index % 16 === 0) await new Promise((r) => setTimeout(r, 5)); // a reader slower than the server
+    }
+    const body = Buffer.concat(parts);
+    let expected = "";
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < content.length;) {
+      pieces.push(Buffer.from(`[${at}]`));
+      const start = Math.max(at, 100);
+      const end = Math.min(start + REGION, content.length);
+      pieces.push(content.subarray(start, end));
+      at = end;
+    }
+    expected = Buffer.concat(pieces).toString("latin1");
+    assert.equal(body.length, expected.length);
+    assert.ok(body.toString("latin1") === expected, "the body is the markers and the file's regions, in order");
+    assert.ok(waits > 0, "the writer waited for drain");
+  } finally {
+    closeSync(fd);
+    h.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -181,6 +181,11 @@ export interface HttpServerOptions {
   keepAliveTimeoutMs?: number;
   /** Bytes read ahead while a response is in flight (pipelined requests); then reading waits. */
   maxPipelinedBytes?: number;
+  /**
+   * File regions to peers on this host go by sendfile(2) as to any other (1); by default (0) they
+   * are read into the server's scratch buffer and sent from it, which is faster over loopback.
+   */
+  spliceLoopback?: number;
 }
 
 export interface HttpServerStats {
