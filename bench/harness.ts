@@ -25,7 +25,8 @@ const BUN_VERSION = "1.4.5";
 export function bunBinary(): string | null {
   if (process.env.BENCH_BUN !== undefined && process.env.BENCH_BUN !== "") return process.env.BENCH_BUN;
   const prefix = `${root}bench/.bun`;
-  const binary = `${prefix}/node_modules/@oven/bun-linux-${process.arch === "arm64" ? "aarch64" : "x64"}/bin/bun`;
+  // The package puts its platform package's binary here (bin/bun.exe on every platform).
+  const binary = `${prefix}/node_modules/bun/bin/bun.exe`;
   const version = (): string => spawnSync(binary, ["--version"], { encoding: "utf8" }).stdout?.trim() ?? "";
   if (version() === BUN_VERSION) return binary;
   console.log(`installing bun ${BUN_VERSION} from the npm registry into bench/.bun…`);
