@@ -70,7 +70,7 @@ if (nativeBuilt || process.env.CI === "true") {
 // The sanitizer pass: gcc's libasan is preloaded (node itself is not instrumented), leaks are
 // reported at exit but for what Node.js keeps on purpose (native/sanitizers/lsan.supp).
 // Every engine suite (the browser test starts Chromium without the preloaded libasan).
-const sanitizerFiles = files.filter((file) => /^test\/native\/(handover|sse-handover|parser|http-server|http-upgrade|http-files)\.test\.ts$/.test(file) ||
+const sanitizerFiles = files.filter((file) => /^test\/native\/(handover|sse-handover|parser|http-server|http-upgrade|http-files|http-streams)\.test\.ts$/.test(file) ||
   engineFiles.includes(file));
 const libasan = spawnSync("gcc", ["-print-file-name=libasan.so"], { encoding: "utf8" }).stdout?.trim() ?? "";
 if (sanitizerFiles.length > 0 && (nativeBuilt || process.env.CI === "true")) {
