@@ -142,14 +142,16 @@ export interface BodyWriters {
   readonly sendsFiles: boolean;
   /**
    * Give a response's connection to an engine that writes its body from now on (an SSE room
-   * subscriber for the native stream engine): the status line and headers (close-delimited, the
-   * connection is not reused) and `opening` go first. `adopt` takes the connection and the bytes
-   * and answers whether it took them; false when this engine cannot give the connection (it keeps
-   * serving it then).
+   * subscriber for the native stream engine): `take` is offered the connection's descriptor
+   * (`owned` when it is the taker's to keep, else it keeps a duplicate) with the status line and
+   * headers (close-delimited, the connection is not reused) and `opening` as the first bytes to
+   * write, and answers whether it took it. False when this engine cannot give the connection (it
+   * keeps serving it then), or the taker did not take it: node:http keeps serving it, the native
+   * engine, which let it go already, closes it (the response then ends as if the client left).
    */
   handOver(
     res: ResponseSink, status: number, headers: readonly string[], opening: string,
-    adopt: (socket: Socket, head: Buffer) => boolean,
+    take: (fd: number, owned: boolean, head: Buffer) => boolean,
   ): boolean;
 }
 

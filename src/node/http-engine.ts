@@ -26,10 +26,20 @@ export const nodeBodyWriters: BodyWriters = {
   },
   sendsFiles: false,
 
-  handOver(res, status, headers, opening, adopt): boolean {
+  handOver(res, status, headers, opening, take): boolean {
     const response = res as ServerResponse;
     const socket = response.socket;
-    if (socket === null || !adopt(socket, closeDelimitedHead(status, headers, response, opening))) return false;
+    // Only a socket with nothing queued: the taker's head must be the first bytes of the response.
+    if (socket === null || !canHandOver(socket) || socket.writableLength > 0 || socket.pending) return false;
+    const { fd } = holdSocket(socket, EMPTY);
+    if (!take(fd, false, closeDelimitedHead(status, headers, opening, response))) {
+      releaseSocket(socket);
+      return false;
+    }
+    // The descriptor lives on, duplicated. node:http's own listeners stay: its close handling
+    // frees the request's parser.
+    socket.on("error", ignore);
+    socket.destroy();
     // Counted as the status it was sent with; node:http writes nothing more on this response.
     response.statusCode = status;
     return true;
@@ -39,12 +49,15 @@ export const nodeBodyWriters: BodyWriters = {
 /** Header fields a close-delimited response does not carry (its framing is the connection's end). */
 const FRAMING_FIELDS = new Set(["connection", "content-length", "transfer-encoding", "keep-alive"]);
 
+const EMPTY = Buffer.alloc(0);
+
 /**
  * The status line and headers of a response whose body another engine writes, and the first
  * bytes of that body. It has no chunked framing: the body ends with the connection (RFC 9112
- * §6.3), which the client may not use for another request.
+ * §6.3), which the client may not use for another request. `res`: node:http's response, whose
+ * headers set on it directly go too.
  */
-function closeDelimitedHead(status: number, headers: readonly string[], res: ServerResponse, body: string): Buffer {
+export function closeDelimitedHead(status: number, headers: readonly string[], body: string, res?: ServerResponse): Buffer {
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
   const named = new Set<string>();
   for (let i = 0; i < headers.length; i += 2) {
@@ -53,7 +66,7 @@ function closeDelimitedHead(status: number, headers: readonly string[], res: Ser
     if (!FRAMING_FIELDS.has(name)) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   }
   // Headers set on node:http's response directly (validated by it) go too, unless set above.
-  for (const [name, value] of Object.entries(res.getHeaders())) {
+  for (const [name, value] of Object.entries(res?.getHeaders() ?? {})) {
     if (FRAMING_FIELDS.has(name) || named.has(name) || value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) head += `${name}: ${v}\r\n`;
   }

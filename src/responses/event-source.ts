@@ -138,10 +138,15 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
   /** @internal */
   override send(ctx: SendContext): Promise<void> {
     const engine = ctx.host.nativeStreams;
-    if (this.roomOnly && engine !== null && !this.compress && ctx.req.method === "GET" && this.handOver(ctx, engine)) {
-      return Promise.resolve();
-    }
+    if (this.roomOnly && engine !== null && !this.compress && ctx.req.method === "GET") return this.sendToRoom(ctx, engine);
     return super.send(ctx);
+  }
+
+  private async sendToRoom(ctx: SendContext, engine: NativeEngine): Promise<void> {
+    // The native HTTP engine lets a connection go once the read that brought its request is
+    // parsed: after this turn of microtasks.
+    await Promise.resolve();
+    if (!this.handOver(ctx, engine)) await super.send(ctx);
   }
 
   /**
@@ -163,8 +168,8 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
     }
     const profile = { heartbeatMs: this.pingMs, heartbeat, closeMs: END_GRACE_MS };
     let stream = null as NativeStream | null;
-    writers.handOver(res, this.status, this.finalHeaders(undefined).toFlatArray(), OPENING, (socket, head) => {
-      stream = engine.adoptStream(socket, head, profile, this);
+    writers.handOver(res, this.status, this.finalHeaders(undefined).toFlatArray(), OPENING, (fd, owned, head) => {
+      stream = engine.adoptStream(fd, owned, head, profile, this);
       return stream !== null;
     });
     if (stream === null) {

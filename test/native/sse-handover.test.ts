@@ -6,10 +6,15 @@ import { Catzilla } from "../../src/index.js";
 import { sleep, testApp, waitFor } from "../helpers.js";
 import { nativeOrSkip } from "./native-helpers.js";
 
+type HttpEngineName = "node" | "native";
+
 /** An app whose `/feed/{name}` is an SSE subscriber of the room `name`, on the native engine. */
-async function feedServer(options: { maxStreamsPerClient?: number; shutdownTimeoutMs?: number; maxConnections?: number } = {}): Promise<{ app: Catzilla; port: number }> {
-  // The hand-over is node:http's: on the native HTTP engine subscribers never leave its C server.
-  const app = testApp({ engine: "native", httpEngine: "node", ...options });
+async function feedServer(
+  httpEngine: HttpEngineName, options: { maxStreamsPerClient?: number; shutdownTimeoutMs?: number; maxConnections?: number } = {},
+): Promise<{ app: Catzilla; port: number }> {
+  // Either HTTP engine hands subscribers over: node:http its socket's descriptor (duplicated), the
+  // C server the descriptor itself.
+  const app = testApp({ engine: "native", httpEngine, ...options });
   app.get("/feed/{name}", (req) => app.rooms.getOrCreate(req.params.name).eventSource({ pingMs: 0 }));
   const { port } = await app.listen({ port: 0, host: "127.0.0.1" });
   return { app, port };
@@ -35,9 +40,10 @@ function subscribe(port: number, path: string): Subscriber {
 
 const descriptors = (): number => readdirSync("/proc/self/fd").length;
 
-test("an SSE room subscriber is handed to the native engine with its headers: one descriptor each, no node:http objects", async (t) => {
+for (const httpEngine of ["node", "native"] as const) {
+test(`an SSE room subscriber is handed to the native engine with its headers: one descriptor each, no HTTP engine objects (${httpEngine} HTTP engine)`, async (t) => {
   if (nativeOrSkip(t) === null) return;
-  const { app, port } = await feedServer();
+  const { app, port } = await feedServer(httpEngine);
   try {
     const engine = app.websockets.nativeEngine!;
     const before = descriptors();
@@ -75,9 +81,9 @@ test("an SSE room subscriber is handed to the native engine with its headers: on
   }
 });
 
-test("adopted subscribers count toward maxStreamsPerClient and end at shutdown", async (t) => {
+test(`adopted subscribers count toward maxStreamsPerClient and end at shutdown (${httpEngine} HTTP engine)`, async (t) => {
   if (nativeOrSkip(t) === null) return;
-  const { app, port } = await feedServer({ maxStreamsPerClient: 3, shutdownTimeoutMs: 300 });
+  const { app, port } = await feedServer(httpEngine, { maxStreamsPerClient: 3, shutdownTimeoutMs: 300 });
   const subscribers = Array.from({ length: 3 }, () => subscribe(port, "/feed/capped"));
   await waitFor(() => app.rooms.get("capped")?.size === 3, 3_000, "three subscribers");
   const refused = await fetch(`http://127.0.0.1:${port}/feed/capped`);
@@ -91,9 +97,9 @@ test("adopted subscribers count toward maxStreamsPerClient and end at shutdown",
   await waitFor(() => app.stats().streams.active === 0, 3_000, "the streams to be counted as ended");
 });
 
-test("adopted subscribers still count toward maxConnections", async (t) => {
+test(`adopted subscribers still count toward maxConnections (${httpEngine} HTTP engine)`, async (t) => {
   if (nativeOrSkip(t) === null) return;
-  const { app, port } = await feedServer({ maxConnections: 4 });
+  const { app, port } = await feedServer(httpEngine, { maxConnections: 4 });
   const subscribers: Subscriber[] = [];
   try {
     for (let i = 0; i < 4; i++) {
@@ -104,7 +110,7 @@ test("adopted subscribers still count toward maxConnections", async (t) => {
     // build is slow enough to show it): wait for the four heads.
     await waitFor(() => subscribers.every((s) => s.received().includes("\r\n\r\n")), 3_000, "four response heads");
     const heads = subscribers.map((s) => s.received().split("\r\n\r\n")[0]!.toLowerCase());
-    // Three went to the engine; the engine leaves the last connection of the four to node:http.
+    // Three went to the engine; the engine leaves the last connection of the four to the HTTP engine.
     assert.equal(app.websockets.nativeEngine!.streamCount, 3);
     assert.equal(heads.filter((h) => h.includes("connection: close")).length, 3);
     assert.equal(heads.filter((h) => h.includes("transfer-encoding: chunked")).length, 1);
@@ -125,3 +131,4 @@ test("adopted subscribers still count toward maxConnections", async (t) => {
     await app.close();
   }
 });
+}

@@ -1,4 +1,3 @@
-import type { Socket } from "node:net";
 import { CloseCode } from "../../protocol/websocket/constants.js";
 import type { BulkSender, EventStreamSink, SendStatus, StreamBulkSender, TransportEvents, WebSocketTransport } from "../../transport.js";
 import type { ConnectionOptions } from "../websocket/connection.js";
@@ -6,7 +5,6 @@ import type { DeflateParams } from "../../protocol/websocket/extensions.js";
 import type { Logger } from "../../options.js";
 import { END_REASONS, RECORD_FIELDS, RecordKind, SLOT_MASK, STATE_CLOSED, type NativeBinding, type NativeEngineStats, type NativeHandlers } from "./binding.js";
 import { intern } from "../../intern.js";
-import { canHandOver, holdSocket, releaseSocket } from "../socket-handle.js";
 
 const STATUS: readonly SendStatus[] = ["ok", "backpressure", "dropped", "closed"];
 const POLICY = { wait: 0, drop: 1, close: 2 } as const;
@@ -140,28 +138,23 @@ export class NativeEngine implements NativeHandlers, BulkSender, StreamBulkSende
 
   /**
    * Take over an HTTP connection whose response is a stream the server only writes to (an SSE
-   * room subscriber): `head` (the response's status line and headers) goes first, what the client
-   * sends from then on is dropped, and the end is reported to `owner.streamEnded` with 1006
-   * (client gone) or the code of `end()`. Null when the socket cannot be handed over (TLS, output still queued,
-   * no descriptor left to duplicate); it is untouched then and node:http goes on with it.
+   * room subscriber), by its descriptor (a duplicate of it, or, when `owned`, the descriptor
+   * itself): `head` (the response's status line and headers) goes first, what the client sends
+   * from then on is dropped, and the end is reported to `owner.streamEnded` with 1006 (client
+   * gone) or the code of `end()`. Null when the engine cannot take it (no descriptor left to
+   * duplicate, say); the descriptor is the caller's still then.
    */
-  adoptStream(socket: Socket, head: Uint8Array, profile: StreamProfile, owner: StreamOwner): NativeStream | null {
-    if (!canHandOver(socket) || socket.writableLength > 0 || socket.pending) return null;
-    const { fd } = holdSocket(socket, EMPTY);
+  adoptStream(fd: number, owned: boolean, head: Uint8Array, profile: StreamProfile, owner: StreamOwner): NativeStream | null {
     let id: number;
     try {
-      id = this.binding.adopt(fd, this.streamProfile(profile), head, EMPTY, 0, 0);
+      id = this.binding.adopt(fd, this.streamProfile(profile), head, EMPTY, 0, 0, owned ? 1 : 0);
     } catch {
       this.failures++;
-      releaseSocket(socket);
       return null;
     }
     const stream = new NativeStream(this, id, owner);
     this.bySlot[id & SLOT_MASK] = stream;
     this.streamTotal++;
-    // node:http's own listeners stay: its close handling frees the request's parser.
-    socket.on("error", ignore);
-    socket.destroy();
     return stream;
   }
 
@@ -538,6 +531,3 @@ export interface StreamProfile {
   /** How long the client has to close after the server ended the stream. */
   closeMs: number;
 }
-
-/** As net.Socket pauses a handle: marked not reading, so that node:net can start it again. */
-function ignore(): void {}

@@ -8,6 +8,7 @@
  * native WebSocket engine to take as it is.
  */
 import { lookup } from "node:dns/promises";
+import { closeSync } from "node:fs";
 import type { IncomingHttpHeaders } from "node:http";
 import { STATUS_CODES } from "node:http";
 import { isIP, Socket } from "node:net";
@@ -20,6 +21,7 @@ import type { ConnectionStats } from "../../metrics/stats.js";
 import type { ResolvedAppOptions } from "../../options.js";
 import { MAX_IN_FLIGHT_BYTES, giveSlab, slabSizeFor, takeSlab } from "../slabs.js";
 import { createCompressor } from "../stream-writer.js";
+import { closeDelimitedHead } from "../http-engine.js";
 import { HTTP_REQUEST, HTTP_WRITE, type HttpServerHandle, type NativeBinding } from "./binding.js";
 
 /** Body bytes queued for a consumer that does not read before the C side stops reading. */
@@ -602,8 +604,24 @@ const nativeBodyWriters: BodyWriters = {
   },
   // File regions go from the file to the socket in C (sendfile(2)).
   sendsFiles: true,
-  /** Its connections stay in C: an SSE room subscriber streams chunked like any other stream. */
-  handOver(): boolean {
+  /**
+   * An SSE room subscriber's connection leaves the C server with its descriptor for the C stream
+   * engine (close-delimited), when nothing of the response was written and its request is
+   * complete (what the client sends from then on is dropped).
+   */
+  handOver(res, status, headers, opening, take): boolean {
+    const exchange = res as Exchange;
+    if (exchange.headersSent || exchange.finished || !exchange.complete || exchange.socket.destroyed) return false;
+    const detached = exchange.engine.detach(exchange);
+    if (detached === null) return false;
+    exchange.finished = true;
+    exchange.statusCode = status;
+    exchange.headersSent = true;
+    const [fd] = detached;
+    if (take(fd, true, closeDelimitedHead(status, headers, opening))) return true;
+    // Out of the C server and not taken: the connection is lost, and the response fails as if the
+    // client had left (an event stream's client connects again).
+    closeSync(fd);
     return false;
   },
 };
@@ -646,6 +664,7 @@ class NativeUpgrade implements UpgradeChannel {
     const detached = this.engine.detach(this.exchange);
     if (detached === null) {
       // The client left in the meantime: a socket that is closed already stands for it.
+      this.exchange.destroy();
       const socket = new Socket();
       socket.destroy();
       return { socket, rest: EMPTY };
@@ -744,12 +763,11 @@ export class NativeHttpEngine implements HttpEngine {
 
   /**
    * @internal The connection leaves the C server with its descriptor and the bytes read past the
-   * head; null when it is gone.
+   * head; null when it cannot (it is gone, or output is queued on it), and it stays then.
    */
   detach(exchange: Exchange): [fd: number, rest: Buffer] | null {
-    this.connections.delete(exchange.id);
     const detached = this.handle === null ? null : this.binding.serverDetach(this.handle, exchange.id);
-    if (detached === null) this.destroy(exchange.id);
+    if (detached !== null) this.connections.delete(exchange.id);
     return detached;
   }
 
