@@ -1,7 +1,8 @@
 /**
  * SSE room subscribers (`room.eventSource()` with history: /news/{name} of the conformance app) on
- * each engine. On the native engine they are handed to C after their headers; on node:http they
- * keep their request, response and socket.
+ * each engine. On the native engine they are handed to C after their headers (from node:http, or
+ * from the native HTTP engine: "native-http"); on node:net they keep their request, response and
+ * socket.
  * - Idle: BENCH_SSE_SUBSCRIBERS connections (default 10,000), server RSS (bench/sse-clients.ts).
  * - Fan-out: BENCH_SSE_FANOUT subscribers (default 5,000), 100 broadcasts of a short text (POST
  *   /news/{name}), each once every subscriber got the previous one (bench/sse-fanout-client.ts):
@@ -21,11 +22,16 @@ const fanoutSubscribers = Number(process.env.BENCH_SSE_FANOUT ?? 5_000);
 const repeat = Number(process.env.BENCH_REPEAT ?? 3);
 const port = Number(process.env.BENCH_PORT ?? 9600);
 const settleMs = Number(process.env.BENCH_SETTLE_MS ?? 3_000);
-const engines = ["native", "node"] as const;
+/** Targets: the WebSocket/stream engine, and the HTTP engine the subscribers arrive on. */
+const engines = (["native", "native-http", "node"] as const).filter((e) => process.env.BENCH_PEERS === undefined || process.env.BENCH_PEERS.split(",").includes(e));
+const engineEnv = (engine: (typeof engines)[number]): Record<string, string> => ({
+  CATZILLA_ENGINE: engine === "node" ? "node" : "native",
+  CATZILLA_HTTP_ENGINE: engine === "native-http" ? "native" : "node",
+});
 
 async function measure(engine: (typeof engines)[number]): Promise<Record<string, number>> {
   const server = await startServer(`catzilla ${engine}`, "examples/conformance.ts", {
-    CATZILLA_ENGINE: engine, PORT: String(port), MAX_CONNECTIONS: String(subscribers + 1000),
+    ...engineEnv(engine), PORT: String(port), MAX_CONNECTIONS: String(subscribers + 1000),
   }, MEMORY_SERVER);
   let memory: IdleMemory;
   try {
@@ -58,7 +64,7 @@ async function measure(engine: (typeof engines)[number]): Promise<Record<string,
   }
   // Fan-out on a server with Node.js's own memory settings.
   const fanOutServer = await startServer(`catzilla ${engine}`, "examples/conformance.ts", {
-    CATZILLA_ENGINE: engine, PORT: String(port), MAX_CONNECTIONS: String(fanoutSubscribers + 1000),
+    ...engineEnv(engine), PORT: String(port), MAX_CONNECTIONS: String(fanoutSubscribers + 1000),
   });
   try {
     return {
