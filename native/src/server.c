@@ -995,6 +995,17 @@ int64_t cz_server_write(cz_server_t *s, uint32_t id, const uint8_t *data, size_t
   return wrote(s, c, flags, drain_over);
 }
 
+/* After a piece queued between the output buffers: the chunk's end, the last chunk, the report. */
+static int64_t after_piece(cz_server_t *s, conn_t *c, int chunked, int failed, int flags, size_t drain_over) {
+  if (chunked) failed |= append_out(c, "\r\n", 2);
+  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
+  if (failed) {
+    close_conn(c, s, CZ_SERVER_END_SERVER);
+    return -1;
+  }
+  return wrote(s, c, flags, drain_over);
+}
+
 int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *data, size_t len, int flags, size_t drain_over,
                                  cz_release_t release, void *ctx) {
   conn_t *c = writable(s, id);
@@ -1010,13 +1021,7 @@ int64_t cz_server_write_external(cz_server_t *s, uint32_t id, const uint8_t *dat
     close_conn(c, s, CZ_SERVER_END_SERVER);
     return -1;
   }
-  if (chunked) failed |= append_out(c, "\r\n", 2);
-  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
-  if (failed) {
-    close_conn(c, s, CZ_SERVER_END_SERVER);
-    return -1;
-  }
-  return wrote(s, c, flags, drain_over);
+  return after_piece(s, c, chunked, failed, flags, drain_over);
 }
 
 int64_t cz_server_write_file(cz_server_t *s, uint32_t id, int fd, uint64_t offset, uint64_t len, int flags, size_t drain_over) {
@@ -1031,13 +1036,7 @@ int64_t cz_server_write_file(cz_server_t *s, uint32_t id, int fd, uint64_t offse
     if (failed && copy >= 0) close(copy);
     if (!failed) c->segs_tail->file_fd = copy;
   }
-  if (chunked) failed |= append_out(c, "\r\n", 2);
-  if (flags & CZ_WRITE_LAST) failed |= append_out(c, "0\r\n\r\n", 5);
-  if (failed) {
-    close_conn(c, s, CZ_SERVER_END_SERVER);
-    return -1;
-  }
-  return wrote(s, c, flags, drain_over);
+  return after_piece(s, c, chunked, failed, flags, drain_over);
 }
 
 int cz_server_detach(cz_server_t *s, uint32_t id, uint8_t **rest, size_t *rest_len) {
