@@ -84,11 +84,6 @@ export interface BodyOptions {
 }
 
 /**
- * Writes one streamed body: coalesces small chunks, tells the producer when to wait (a reader
- * slower than the producer holds a bounded amount in the server), notices the client going
- * away, and cuts the connection on failure so the client sees an incomplete body.
- */
-/**
  * Bytes [position, position + length) of a file open as descriptor `fd`, as a body chunk: an
  * engine that sends from descriptors (`BodyWriters.sendsFiles`) sends them without reading them
  * into memory (sendfile(2)). The descriptor may be closed once `pushFile` returned.
@@ -97,6 +92,11 @@ export class FileRegion {
   constructor(readonly fd: number, readonly position: number, readonly length: number) {}
 }
 
+/**
+ * Writes one streamed body: coalesces small chunks, tells the producer when to wait (a reader
+ * slower than the producer holds a bounded amount in the server), notices the client going
+ * away, and cuts the connection on failure so the client sees an incomplete body.
+ */
 export interface BodyWriter {
   /** Body bytes produced so far (before compression). */
   readonly bytes: number;

@@ -15,7 +15,7 @@ export function canHandOver(socket: Socket): boolean {
   return s.encrypted !== true && typeof s._handle?.fd === "number" && s._handle.fd >= 0 && !socket.destroyed;
 }
 
-/** A held socket: its descriptor, and how to give it back to node:net or let node:net's side go. */
+/** A socket node:net stopped reading: its descriptor, and the bytes it read but did not deliver. */
 export interface HeldSocket {
   readonly fd: number;
   /** What node:net read and did not deliver yet, after `head`. */

@@ -13,7 +13,7 @@ const EMPTY = Buffer.alloc(0);
 const QUEUE_ENTRY_MAX = 4096;
 
 /**
- * The native engine in the process: connections adopted from node:net sockets after the upgrade,
+ * The native engine in the process: connections adopted by their descriptor after the upgrade,
  * owned by C from then on. One per process (the addon keeps one engine per Node.js environment);
  * events go to the connection's own `TransportEvents`.
  */

@@ -413,11 +413,7 @@ class NativeBodyWriter implements BodyWriter {
     }
     if (this.framing === "chunked" && data !== null) flags |= HTTP_WRITE.chunk;
     const buffered = exchange.writeBody(data, flags, this.drainOver);
-    if (buffered < 0) {
-      if (this.aborted === null && !this.ended) this.markAborted("disconnect");
-      return;
-    }
-    this.buffered = buffered;
+    if (!this.took(buffered)) return;
     if (this.options.monitorMemory) {
       if (buffered > this.peakBufferedBytes) this.peakBufferedBytes = buffered;
       if (buffered > this.options.stats.peakBufferedBytes) this.options.stats.peakBufferedBytes = buffered;
@@ -458,13 +454,18 @@ class NativeBodyWriter implements BodyWriter {
     this.begin();
     const exchange = this.exchange;
     if (exchange.method === "HEAD" || this.framing === "none") return;
-    const flags = this.framing === "chunked" ? HTTP_WRITE.chunk : 0;
-    const buffered = exchange.writeFile(region, flags, this.drainOver);
+    // What the C side holds of a file costs no memory: not counted as the stream's peak.
+    this.took(exchange.writeFile(region, this.framing === "chunked" ? HTTP_WRITE.chunk : 0, this.drainOver));
+  }
+
+  /** After a write to the C side: the bytes it holds now, or the client is gone (-1). */
+  private took(buffered: number): boolean {
     if (buffered < 0) {
       if (this.aborted === null && !this.ended) this.markAborted("disconnect");
-      return;
+      return false;
     }
     this.buffered = buffered;
+    return true;
   }
 
   /** What is coalesced goes to the C side, which writes it at the end of this turn of the loop. */
@@ -654,8 +655,7 @@ class NativeUpgrade implements UpgradeChannel {
 
   refuse(response: string): void {
     this.answered = true;
-    this.exchange.finished = true;
-    this.engine.write(this.exchange.id, response, HTTP_WRITE.end | HTTP_WRITE.close, NO_DRAIN);
+    this.exchange.writeBody(response, HTTP_WRITE.end | HTTP_WRITE.close);
   }
 
   switchProtocols(take: DescriptorTaker | null): { socket: Socket; rest: Buffer } | null {
