@@ -72,6 +72,13 @@ static napi_value u32(napi_env env, uint32_t v) {
   return out;
 }
 
+/* A connection's buffered bytes (or -1: gone), as write() and buffered() answer. */
+static napi_value number(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_double(env, (double)v, &out);
+  return out;
+}
+
 static napi_value latin1(napi_env env, const char *s, size_t len) {
   napi_value out;
   napi_create_string_latin1(env, len == 0 ? "" : s, len, &out);
@@ -162,6 +169,14 @@ static binding_t *arg_server(napi_env env, napi_value v) {
   }
   return b;
 }
+
+/* The arguments of a call whose first is a server handle: `argc`, `argv` and the server `b`. */
+#define SERVER_ARGS(n)                                               \
+  size_t argc = n;                                                   \
+  napi_value argv[n];                                                \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));       \
+  binding_t *b = arg_server(env, argv[0]);                           \
+  if (b == NULL) return NULL
 
 /* A number option, or `fallback` when it is not given. */
 /* The arguments (handle, number) of most functions: the server, or NULL with an error thrown. */
@@ -263,11 +278,7 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
 
 /* listen(handle, host, port, backlog, reusePort) -> bound port; throws with the errno's code */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
-  if (b == NULL) return NULL;
+  SERVER_ARGS(5);
   char host[64];
   size_t host_len;
   uint32_t port, backlog;
@@ -292,11 +303,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
 
 /* write(handle, id, bytes | string, flags, drainOver) -> buffered bytes, or -1 when the connection is gone */
 static napi_value js_write(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
-  if (b == NULL) return NULL;
+  SERVER_ARGS(5);
   uint32_t id, flags;
   double drain_over;
   if (napi_get_value_uint32(env, argv[1], &id) != napi_ok || napi_get_value_uint32(env, argv[3], &flags) != napi_ok
@@ -347,25 +354,15 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
         free(h);
         return fail(env, "write: data");
       }
-      int64_t buffered = cz_server_write_external(b->server, id, data, len, (int)(flags & 0xff), (size_t)drain_over, release_held, h);
-      napi_value out;
-      napi_create_double(env, (double)buffered, &out);
-      return out;
+      return number(env, cz_server_write_external(b->server, id, data, len, (int)(flags & 0xff), (size_t)drain_over, release_held, h));
     }
   }
-  int64_t buffered = cz_server_write(b->server, id, data, len, (int)(flags & 0xff), (size_t)drain_over);
-  napi_value out;
-  napi_create_double(env, (double)buffered, &out);
-  return out;
+  return number(env, cz_server_write(b->server, id, data, len, (int)(flags & 0xff), (size_t)drain_over));
 }
 
 /* writeFile(handle, id, fd, offset, length, flags, drainOver) -> buffered bytes, or -1 when the connection is gone */
 static napi_value js_write_file(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
-  if (b == NULL) return NULL;
+  SERVER_ARGS(7);
   uint32_t id, fd, flags;
   double offset, length, drain_over;
   if (argc < 7 || napi_get_value_uint32(env, argv[1], &id) != napi_ok || napi_get_value_uint32(env, argv[2], &fd) != napi_ok
@@ -374,10 +371,7 @@ static napi_value js_write_file(napi_env env, napi_callback_info info) {
       || !(offset >= 0 && offset <= 9007199254740991.0) || !(length >= 0 && length <= 9007199254740991.0 - offset)) {
     return fail(env, "writeFile(handle, id, fd, offset, length, flags, drainOver)");
   }
-  int64_t buffered = cz_server_write_file(b->server, id, (int)fd, (uint64_t)offset, (uint64_t)length, (int)(flags & 0xff), (size_t)drain_over);
-  napi_value out;
-  napi_create_double(env, (double)buffered, &out);
-  return out;
+  return number(env, cz_server_write_file(b->server, id, (int)fd, (uint64_t)offset, (uint64_t)length, (int)(flags & 0xff), (size_t)drain_over));
 }
 
 #define ID_CALL(fn, call)                                                   \
@@ -416,9 +410,7 @@ static napi_value js_buffered(napi_env env, napi_callback_info info) {
   uint32_t id;
   binding_t *b = server_and_number(env, info, &id, "serverBuffered(handle, id)");
   if (b == NULL) return NULL;
-  napi_value out;
-  napi_create_double(env, (double)cz_server_buffered(b->server, id), &out);
-  return out;
+  return number(env, cz_server_buffered(b->server, id));
 }
 
 ID_CALL(js_destroy, cz_server_destroy)
@@ -427,11 +419,7 @@ ID_CALL(js_resume, cz_server_resume)
 
 #define SERVER_CALL(fn, call)                                               \
   static napi_value fn(napi_env env, napi_callback_info info) {             \
-    size_t argc = 1;                                                        \
-    napi_value argv[1];                                                     \
-    CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));            \
-    binding_t *b = arg_server(env, argv[0]);                                \
-    if (b == NULL) return NULL;                                             \
+    SERVER_ARGS(1);                                                         \
     call(b->server);                                                        \
     return NULL;                                                            \
   }
@@ -454,11 +442,7 @@ static void set_number(napi_env env, napi_value object, const char *name, double
 }
 
 static napi_value js_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
-  if (b == NULL) return NULL;
+  SERVER_ARGS(1);
   cz_server_stats_t st;
   cz_server_stats(b->server, &st);
   napi_value out;
@@ -475,11 +459,7 @@ static napi_value js_stats(napi_env env, napi_callback_info info) {
 
 /* close(handle): every connection is cut and the server freed; the handle is dead after. */
 static napi_value js_close(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  binding_t *b = arg_server(env, argv[0]);
-  if (b == NULL) return NULL;
+  SERVER_ARGS(1);
   b->closed = 1;
   cz_server_free(b->server);
   b->server = NULL;
