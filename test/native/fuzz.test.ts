@@ -38,7 +38,7 @@ function fuzz(t: TestContext, target: string, sources: string[], seeds: Buffer[]
   const corpus = mkdtempSync(join(tmpdir(), "catzilla-fuzz-"));
   seeds.forEach((seed, i) => writeFileSync(join(corpus, `seed-${i}`), seed));
   try {
-    const run = spawnSync(binary, [corpus, `-max_total_time=${SECONDS}`, "-seed=6455", "-rss_limit_mb=2048", "-print_final_stats=1"], {
+    const run = spawnSync(binary, [corpus, `-max_total_time=${SECONDS}`, "-seed=6455", "-rss_limit_mb=2048", "-print_final_stats=1", `-artifact_prefix=${out}/`], {
       cwd: root, encoding: "utf8", timeout: (SECONDS + 60) * 1000,
     });
     const report = `${run.stderr}`.split("\n").filter((l) => /stat::number_of_executed_units|ERROR|SUMMARY|Done/.test(l)).join("\n");
