@@ -47,6 +47,7 @@ enum {
   C_PARSING = 1 << 12,
   C_KEEP = 1 << 13,      /* the current request lets the connection stay open */
   C_LOOPBACK = 1 << 14,  /* the peer is on this host: file regions are copied, not spliced */
+  C_BLOCKED = 1 << 15,   /* the last flush left output the kernel did not take: EPOLLOUT says when */
 };
 
 /*
@@ -190,7 +191,9 @@ static void set_interest(cz_server_t *s, conn_t *c) {
   int reading = !(c->flags & C_PAUSED) && c->in_len - c->in_off <= s->options.max_pipelined_bytes
                 && c->parser.state != CZ_HTTP_UPGRADED;
   if (reading || (c->flags & C_LINGER)) want |= EPOLLIN;
-  if (queued(c) > 0) want |= EPOLLOUT;
+  /* Output not tried yet waits on the dirty list, which flushes it this turn: asking for
+     EPOLLOUT only after the kernel refused some keeps a response from costing two epoll_ctl. */
+  if (queued(c) > 0 && (c->flags & C_BLOCKED)) want |= EPOLLOUT;
   if (want == c->interest) return;
   struct epoll_event ev = {.events = want, .data.u64 = c->id};
   epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -402,7 +405,12 @@ static void flush(cz_server_t *s, conn_t *c) {
     /* The kernel took less than it was offered: it is full. */
     if ((size_t)n < asked) break;
   }
-  if (queued(c) == 0) output_done(s, c);
+  if (queued(c) == 0) {
+    c->flags &= ~C_BLOCKED;
+    output_done(s, c);
+  } else {
+    c->flags |= C_BLOCKED;
+  }
   if (!(c->flags & C_CLOSING)) set_interest(s, c);
 }
 
