@@ -117,7 +117,8 @@ export class Request<P = Record<string, string | number>, V = {}> {
   /** One header value; repeated headers are joined with ", " (Set-Cookie excepted by node:http). */
   header(name: string): string | undefined {
     const value = this.headers[name.toLowerCase()];
-    return Array.isArray(value) ? value.join(", ") : value;
+    // node:http's record inherits Object.prototype: "constructor" is not a field there either.
+    return typeof value === "string" ? value : Array.isArray(value) ? value.join(", ") : undefined;
   }
 
   /** The query string parameters. */

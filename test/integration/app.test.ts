@@ -50,6 +50,15 @@ describe("routing, requests and responses", () => {
   });
   app.get("/query", (req) => ({ q: req.query.get("q"), all: req.query.getAll("t") }));
   app.get("/cookies", (req) => req.cookies);
+  app.get("/fields", (req) => ({
+    accept: req.header("ACCEPT") ?? null,
+    custom: req.header("x-Custom") ?? null,
+    agent: req.header("user-agent") ?? null,
+    cookie: req.header("cookie") ?? null,
+    // Names that are properties of every object elsewhere are fields (or missing) here.
+    constructor: req.header("constructor") ?? null,
+    toString: req.header("tostring") ?? null,
+  }));
   app.get("/set-cookie", () => new Response("ok").setCookie("session", "a b", { maxAge: 60, sameSite: "Lax" }));
   app.get("/html", () => new HTMLResponse("<h1>hi</h1>"));
   app.get("/bytes", () => new Uint8Array([1, 2, 3]));
@@ -169,6 +178,18 @@ describe("routing, requests and responses", () => {
     assert.deepEqual(await cookies.json(), { a: "1", b: "two", c: "é" });
     const set = await fetch(`${served.url}/set-cookie`);
     assert.equal(set.headers.get("set-cookie"), "session=a%20b; Max-Age=60; Path=/; HttpOnly; SameSite=Lax");
+  });
+
+  test("header fields: any case, repeats joined as node:http joins them, and names Object.prototype has", async () => {
+    const { data } = await rawExchange(served.port, [
+      "GET /fields HTTP/1.1", "Host: a", "Accept: text/html", "aCCept: */*", "X-Custom: one", "x-custom: two",
+      "User-Agent: first", "User-Agent: second", "Cookie: a=1", "cookie: b=2", "toString: yes", "Connection: close", "", "",
+    ].join("\r\n"));
+    const response = splitResponse(data);
+    assert.equal(response.status, 200);
+    assert.deepEqual(JSON.parse(response.body.toString()), {
+      accept: "text/html, */*", custom: "one, two", agent: "first", cookie: "a=1; b=2", constructor: null, toString: "yes",
+    });
   });
 
   test("HTML, bytes, no content and redirects", async () => {
