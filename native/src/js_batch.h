@@ -10,9 +10,15 @@
 #include <node_api.h>
 #include <stddef.h>
 
+/* Handler functions looked up once each: a call costs no property lookup (and no name string). */
+#define CZ_JS_BATCH_FUNCTIONS 8
+
 typedef struct cz_js_batch {
   napi_env env;
   napi_ref handlers; /* the handler object; NULL until set */
+  const char *names[CZ_JS_BATCH_FUNCTIONS]; /* by address: callers pass string literals */
+  napi_ref functions[CZ_JS_BATCH_FUNCTIONS];
+  int function_count;
   napi_ref resource;
   napi_async_context context;
   napi_handle_scope scope;
@@ -22,7 +28,7 @@ typedef struct cz_js_batch {
 
 /* Make the async context the batches run in (`name` as async_hooks sees it). Returns 0 or -1. */
 int cz_js_batch_init(cz_js_batch_t *b, napi_env env, const char *name);
-/* Set (or replace) the handler object. Returns 0 or -1. */
+/* Set (or replace) the handler object; its functions are looked up on first call, once. Returns 0 or -1. */
 int cz_js_batch_set_handlers(cz_js_batch_t *b, napi_value handlers);
 void cz_js_batch_begin(cz_js_batch_t *b);
 void cz_js_batch_end(cz_js_batch_t *b);

@@ -551,6 +551,7 @@ static int p_head(void *user, const cz_http_head_t *head) {
   cz_server_t *s = p->s;
   conn_t *c = p->c;
   s->stats.requests++;
+  int first = !(c->flags & C_KNOWN);
   c->flags = (c->flags & ~(C_RESPONDED | C_BODY_DONE | C_STARTED | C_KEEP)) | C_ACTIVE | C_KNOWN;
   if (head->keep_alive) c->flags |= C_KEEP;
   c->since = now_ms(s);
@@ -560,7 +561,9 @@ static int p_head(void *user, const cz_http_head_t *head) {
   }
   char peer[INET6_ADDRSTRLEN] = "";
   uint16_t port = 0;
-  if (c->peer.ss_family == AF_INET) {
+  if (!first) {
+    /* The caller knows the connection's peer from its first request. */
+  } else if (c->peer.ss_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
     inet_ntop(AF_INET, &a->sin_addr, peer, sizeof peer);
     port = ntohs(a->sin_port);
@@ -569,7 +572,7 @@ static int p_head(void *user, const cz_http_head_t *head) {
     inet_ntop(AF_INET6, &a->sin6_addr, peer, sizeof peer);
     port = ntohs(a->sin6_port);
   }
-  s->events.on_request(s->ctx, c->id, head, peer, port);
+  s->events.on_request(s->ctx, c->id, head, first ? peer : NULL, port);
   /* The handler may have cut the connection. */
   return (c->flags & C_CLOSING) ? 1 : 0;
 }

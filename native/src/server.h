@@ -42,7 +42,8 @@ typedef struct cz_server_events {
   void (*end)(void *ctx);
   /*
    * A request head on connection `id`; pointers are valid during the call. `peer` is the
-   * client's address as text, `port` its port.
+   * client's address as text and `port` its port on the connection's first request, NULL and
+   * 0 on the ones after it.
    */
   void (*on_request)(void *ctx, uint32_t id, const cz_http_head_t *head, const char *peer, uint16_t port);
   /* Body bytes of the current request (valid during the call). */

@@ -4,6 +4,7 @@
  * the handler object inside one callback scope per batch (promise jobs run after each batch, as
  * after any I/O callback):
  *   onRequest(id, method, target, minor, flags, contentLength, rawHeaders, peer, port)
+ *     (peer and port: on a connection's first request only; undefined and 0 after it)
  *   onBody(id, bytes), onBodyEnd(id), onDrain(id), onClose(id, end)
  * `flags` has bit 0 keep-alive, bit 1 upgrade, bit 2 Expect: 100-continue, bit 3 chunked.
  */
@@ -102,7 +103,8 @@ static void b_request(void *ctx, uint32_t id, const cz_http_head_t *head, const 
     napi_set_element(env, argv[6], (uint32_t)(2 * i), latin1(env, h->name, h->name_len));
     napi_set_element(env, argv[6], (uint32_t)(2 * i + 1), latin1(env, h->value, h->value_len));
   }
-  argv[7] = latin1(env, peer, strlen(peer));
+  if (peer != NULL) argv[7] = latin1(env, peer, strlen(peer));
+  else napi_get_undefined(env, &argv[7]);
   argv[8] = u32(env, port);
   call(b, "onRequest", 9, argv);
 }

@@ -159,10 +159,13 @@ export const HTTP_REQUEST = { keepAlive: 1, upgrade: 2, expectContinue: 4, chunk
 export const HTTP_END = ["peer", "server", "timeout", "refused"] as const;
 
 export interface HttpServerHandlers {
-  /** A request head; `contentLength` is -1 when there is none. `rawHeaders`: name, value, ... */
+  /**
+   * A request head; `contentLength` is -1 when there is none. `rawHeaders`: name, value, ...
+   * `peer` and `port` come with a connection's first request only (undefined and 0 after it).
+   */
   onRequest(
     id: number, method: string, target: string, minor: number, flags: number, contentLength: number,
-    rawHeaders: string[], peer: string, port: number,
+    rawHeaders: string[], peer: string | undefined, port: number,
   ): void;
   onBody(id: number, bytes: Buffer): void;
   onBodyEnd(id: number): void;

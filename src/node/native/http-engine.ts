@@ -774,11 +774,12 @@ export class NativeHttpEngine implements HttpEngine {
   }
 
   private request(
-    id: number, method: string, target: string, minor: number, flags: number, length: number, rawHeaders: string[], peer: string, port: number,
+    id: number, method: string, target: string, minor: number, flags: number, length: number, rawHeaders: string[],
+    peer: string | undefined, port: number,
   ): void {
     let connection = this.connections.get(id);
     if (connection === undefined) {
-      connection = new Connection(peer, port);
+      connection = new Connection(peer ?? "", port);
       this.connections.set(id, connection);
     }
     const exchange = new Exchange(this, id, method, target, minor, flags, rawHeaders, connection);
