@@ -3,7 +3,8 @@
  * one and returns its handle; the other functions take that handle. The server's reports reach
  * the handler object inside one callback scope per batch (promise jobs run after each batch, as
  * after any I/O callback):
- *   onRequest(id, method, target, minor, flags, contentLength, rawHeaders, peer, port)
+ *   onRequest(id, method, target, minor, flags, contentLength, fields, peer, port)
+ *     (fields: "name\nvalue\n..." in the order they came, "" for none)
  *     (peer and port: on a connection's first request only; undefined and 0 after it)
  *   onBody(id, bytes), onBodyEnd(id), onDrain(id), onClose(id, end)
  * `flags` has bit 0 keep-alive, bit 1 upgrade, bit 2 Expect: 100-continue, bit 3 chunked.
@@ -86,6 +87,42 @@ static napi_value latin1(napi_env env, const char *s, size_t len) {
   return out;
 }
 
+/* The scratch buffer, at least `n` bytes (made on first use, even for none); NULL when out of memory. */
+static char *scratch(binding_t *b, size_t n) {
+  if (n > b->scratch_cap || b->scratch == NULL) {
+    size_t cap = b->scratch_cap == 0 ? 4096 : b->scratch_cap;
+    while (cap < n) cap *= 2;
+    char *bigger = realloc(b->scratch, cap);
+    if (bigger == NULL) return NULL;
+    b->scratch = bigger;
+    b->scratch_cap = cap;
+  }
+  return b->scratch;
+}
+
+/*
+ * The head's fields as one string, "name\nvalue\nname\nvalue" (the parser lets no LF into a
+ * name or a value): one string for JavaScript to split, instead of an array set element by
+ * element through Node-API.
+ */
+static napi_value joined_fields(binding_t *b, const cz_http_head_t *head) {
+  size_t n = 0;
+  for (size_t i = 0; i < head->header_count; i++) n += head->headers[i].name_len + head->headers[i].value_len + 2;
+  char *text = scratch(b, n);
+  if (text == NULL) return NULL;
+  size_t at = 0;
+  for (size_t i = 0; i < head->header_count; i++) {
+    const cz_http_header_t *h = &head->headers[i];
+    if (i > 0) text[at++] = '\n';
+    memcpy(text + at, h->name, h->name_len);
+    at += h->name_len;
+    text[at++] = '\n';
+    memcpy(text + at, h->value, h->value_len);
+    at += h->value_len;
+  }
+  return latin1(b->env, text, at);
+}
+
 static void b_request(void *ctx, uint32_t id, const cz_http_head_t *head, const char *peer, uint16_t port) {
   binding_t *b = ctx;
   if (b->closed) return;
@@ -97,11 +134,10 @@ static void b_request(void *ctx, uint32_t id, const cz_http_head_t *head, const 
   argv[3] = u32(env, (uint32_t)head->minor);
   argv[4] = u32(env, (uint32_t)((head->keep_alive ? 1 : 0) | (head->upgrade ? 2 : 0) | (head->expect_continue ? 4 : 0) | (head->chunked ? 8 : 0)));
   napi_create_double(env, (double)head->content_length, &argv[5]);
-  napi_create_array_with_length(env, head->header_count * 2, &argv[6]);
-  for (size_t i = 0; i < head->header_count; i++) {
-    const cz_http_header_t *h = &head->headers[i];
-    napi_set_element(env, argv[6], (uint32_t)(2 * i), latin1(env, h->name, h->name_len));
-    napi_set_element(env, argv[6], (uint32_t)(2 * i + 1), latin1(env, h->value, h->value_len));
+  if ((argv[6] = joined_fields(b, head)) == NULL) {
+    /* Out of memory for the fields: the connection goes, the request unseen. */
+    cz_server_destroy(b->server, id);
+    return;
   }
   if (peer != NULL) argv[7] = latin1(env, peer, strlen(peer));
   else napi_get_undefined(env, &argv[7]);
@@ -324,15 +360,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
     if ((latin ? napi_get_value_string_latin1(env, argv[2], NULL, 0, &n) : napi_get_value_string_utf8(env, argv[2], NULL, 0, &n)) != napi_ok) {
       return fail(env, "write: data");
     }
-    if (n + 1 > b->scratch_cap) {
-      size_t cap = b->scratch_cap == 0 ? 4096 : b->scratch_cap;
-      while (cap < n + 1) cap *= 2;
-      char *scratch = realloc(b->scratch, cap);
-      if (scratch == NULL) return fail(env, "write: out of memory");
-      b->scratch = scratch;
-      b->scratch_cap = cap;
-    }
-    text = b->scratch;
+    if ((text = scratch(b, n + 1)) == NULL) return fail(env, "write: out of memory");
     if (latin) napi_get_value_string_latin1(env, argv[2], text, n + 1, &len);
     else napi_get_value_string_utf8(env, argv[2], text, n + 1, &len);
     data = (const uint8_t *)text;

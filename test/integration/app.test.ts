@@ -192,6 +192,13 @@ describe("routing, requests and responses", () => {
     });
   });
 
+  test("a request with no header fields at all (HTTP/1.0 needs no Host) is answered", async () => {
+    const { data } = await rawExchange(served.port, "GET /hello HTTP/1.0\r\n\r\n");
+    const response = splitResponse(data);
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), "Hello, World!");
+  });
+
   test("HTML, bytes, no content and redirects", async () => {
     const html = await fetch(`${served.url}/html`);
     assert.equal(html.headers.get("content-type"), "text/html; charset=utf-8");

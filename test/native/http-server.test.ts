@@ -36,7 +36,8 @@ class Harness {
 
   constructor(readonly binding: NativeBinding, options: HttpServerOptions, onRequest: (req: SeenRequest, h: Harness) => void) {
     this.handle = binding.createHttpServer({
-      onRequest: (id, method, target, minor, flags, _length, headers) => {
+      onRequest: (id, method, target, minor, flags, _length, fields) => {
+        const headers = fields === "" ? [] : fields.split("\n");
         let resolve!: () => void;
         const ended = new Promise<void>((r) => (resolve = r));
         this.bodyEnds.set(id, resolve);

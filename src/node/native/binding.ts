@@ -160,12 +160,13 @@ export const HTTP_END = ["peer", "server", "timeout", "refused"] as const;
 
 export interface HttpServerHandlers {
   /**
-   * A request head; `contentLength` is -1 when there is none. `rawHeaders`: name, value, ...
+   * A request head; `contentLength` is -1 when there is none. `fields`: "name\nvalue\nname\nvalue..."
+   * in the order they came ("" for none; no name or value holds a LF).
    * `peer` and `port` come with a connection's first request only (undefined and 0 after it).
    */
   onRequest(
     id: number, method: string, target: string, minor: number, flags: number, contentLength: number,
-    rawHeaders: string[], peer: string | undefined, port: number,
+    fields: string, peer: string | undefined, port: number,
   ): void;
   onBody(id: number, bytes: Buffer): void;
   onBodyEnd(id: number): void;

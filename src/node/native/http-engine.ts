@@ -745,8 +745,8 @@ export class NativeHttpEngine implements HttpEngine {
     const address = isIP(host) !== 0 ? host : (await lookup(host)).address;
     const binding = this.binding;
     const handle = binding.createHttpServer({
-      onRequest: (id, method, target, minor, flags, length, rawHeaders, peer, peerPort) =>
-        this.request(id, method, target, minor, flags, length, rawHeaders, peer, peerPort),
+      onRequest: (id, method, target, minor, flags, length, fields, peer, peerPort) =>
+        this.request(id, method, target, minor, flags, length, fields === "" ? [] : fields.split("\n"), peer, peerPort),
       onBody: (id, bytes) => this.connections.get(id)?.current?.body(bytes),
       onBodyEnd: (id) => this.connections.get(id)?.current?.bodyEnd(),
       onDrain: (id) => this.connections.get(id)?.current?.writer?.drain(),
