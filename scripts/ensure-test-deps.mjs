@@ -20,7 +20,9 @@ if (!existsSync("/usr/sbin/nginx")) missing.push("nginx");
 if (!existsSync("/usr/sbin/haproxy")) missing.push("haproxy");
 if (spawnSync("/usr/bin/python3", ["-c", "import websockets"]).status !== 0) missing.push("python3-websockets");
 if (process.platform === "linux" && !has("clang")) missing.push("clang", "libclang-rt-14-dev");
+// The cross compiler and the arm64 C library's headers (only a Recommends of the compiler's package).
 if (process.platform === "linux" && !has("aarch64-linux-gnu-gcc")) missing.push("gcc-aarch64-linux-gnu");
+if (process.platform === "linux" && !existsSync("/usr/aarch64-linux-gnu/include/stdio.h")) missing.push("libc6-dev-arm64-cross");
 if (process.platform === "linux" && !has("musl-gcc")) missing.push("musl-tools");
 if (missing.length === 0) process.exit(0);
 
