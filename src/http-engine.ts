@@ -199,8 +199,12 @@ export interface BoundAddress {
 export interface HttpEngine {
   /** Which engine it is, for `stats()` and the log. */
   readonly name: "node" | "native";
-  /** Bind and start accepting. Rejects when the address cannot be bound. */
-  listen(port: number, host: string): Promise<BoundAddress>;
+  /**
+   * Bind and start accepting. Rejects when the address cannot be bound. `shared`: other
+   * processes (workers) listen on the same port, each with a socket of its own (SO_REUSEPORT);
+   * an engine whose workers share one socket through node:cluster ignores it.
+   */
+  listen(port: number, host: string, shared?: boolean): Promise<BoundAddress>;
   /**
    * The most connections the engine may hold: the app's `maxConnections` less the connections
    * another engine took over from it. At least 1.

@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { HttpEngine, HttpEvents } from "../http-engine.js";
 import type { StatsCollector } from "../metrics/stats.js";
-import { ClusterPrimary, announceListening, cluster, clusterBroker } from "../node/cluster.js";
+import { ClusterPrimary, WORKER_PORT_ENV, announceListening, cluster, clusterBroker } from "../node/cluster.js";
 import { NodeHttpEngine } from "../node/http-engine.js";
 import { loadBinding } from "../node/native/binding.js";
 import { NativeHttpEngine } from "../node/native/http-engine.js";
@@ -110,11 +110,14 @@ export class AppServer {
     };
     const engine = (this.engine = this.makeEngine(events));
     this.applyConnectionLimit();
-    const bound = await engine.listen(options.port ?? 8000, options.host ?? "127.0.0.1");
+    // Workers on the native engine bind the port each; the first one's, when the app asked for 0.
+    const shared = cluster.isWorker && engine.name === "native";
+    const inherited = shared && options.port === 0 ? Number(process.env[WORKER_PORT_ENV] ?? 0) : 0;
+    const bound = await engine.listen(inherited || (options.port ?? 8000), options.host ?? "127.0.0.1", shared);
     this.sampler = setInterval(() => app.collector.sample(), 1000).unref();
     this.logEngine();
     this.installSignals();
-    if (cluster.isWorker) announceListening(bound.port, bound.address);
+    if (cluster.isWorker) announceListening(bound.port, bound.address, engine.name);
     return addressOf(bound.address, bound.port);
   }
 
@@ -122,7 +125,7 @@ export class AppServer {
   private makeEngine(events: HttpEvents): HttpEngine {
     const app = this.app;
     const choice = app.config.httpEngine;
-    if (choice !== "node" && !cluster.isWorker) {
+    if (choice !== "node") {
       const loaded = loadBinding();
       if ("binding" in loaded) return new NativeHttpEngine(loaded.binding, app.config, app.collector.connections, events);
       if (choice === "native") {

@@ -12,7 +12,14 @@ type HubMessage =
   | { cz: "appended"; seq: number; id: number }
   | { cz: "read"; seq: number; channel: string; afterId: number; limits: LogLimits }
   | { cz: "entries"; seq: number; lastId: number; entries: LogEntry[] }
-  | { cz: "listening"; port: number; host: string };
+  | { cz: "listening"; port: number; host: string; engine: "node" | "native" };
+
+/**
+ * Where a worker forked after the first listens when the app asked for port 0: the first
+ * worker's port. Workers on node:cluster share the primary's socket and need it not; workers on
+ * the native HTTP engine each bind the port (SO_REUSEPORT) and must agree on it.
+ */
+export const WORKER_PORT_ENV = "CATZILLA_WORKER_PORT";
 
 function isHubMessage(message: unknown): message is HubMessage {
   return typeof message === "object" && message !== null && "cz" in message;
@@ -34,12 +41,20 @@ export class ClusterPrimary {
     cluster.setupPrimary({ serialization: "advanced" });
   }
 
-  /** Fork the workers; resolves with the address once every one of them listens. */
+  /** The environment of the workers forked after the first. */
+  private env: Record<string, string> = {};
+
+  /**
+   * Fork the workers: the first alone (its port is the others' when the app asked for port 0),
+   * then the rest; resolves with the address once every one of them listens.
+   */
   async start(): Promise<{ port: number; host: string }> {
+    const first = await this.fork();
+    if (first.engine === "native") this.env = { [WORKER_PORT_ENV]: String(first.port) };
     const listening: Array<Promise<{ port: number; host: string }>> = [];
-    for (let i = 0; i < this.count; i++) listening.push(this.fork());
-    const addresses = await Promise.all(listening);
-    return addresses[0]!;
+    for (let i = 1; i < this.count; i++) listening.push(this.fork());
+    await Promise.all(listening);
+    return { port: first.port, host: first.host };
   }
 
   /** Stop every worker (SIGTERM: each closes gracefully) and wait for them to exit. */
@@ -60,8 +75,8 @@ export class ClusterPrimary {
     }
   }
 
-  private fork(): Promise<{ port: number; host: string }> {
-    const worker = cluster.fork();
+  private fork(): Promise<{ port: number; host: string; engine: "node" | "native" }> {
+    const worker = cluster.fork(this.env);
     this.subscriptions.set(worker, new Set());
     let listened = false;
     return new Promise((resolve, reject) => {
@@ -70,7 +85,7 @@ export class ClusterPrimary {
         switch (message.cz) {
           case "listening":
             listened = true;
-            resolve({ port: message.port, host: message.host });
+            resolve({ port: message.port, host: message.host, engine: message.engine });
             return;
           case "sub":
             this.subscriptions.get(worker)?.add(message.channel);
@@ -108,9 +123,9 @@ export class ClusterPrimary {
   }
 }
 
-/** In a worker: tell the primary where we listen. */
-export function announceListening(port: number, host: string): void {
-  process.send?.({ cz: "listening", port, host } satisfies HubMessage);
+/** In a worker: tell the primary where we listen, and on which HTTP engine. */
+export function announceListening(port: number, host: string, engine: "node" | "native"): void {
+  process.send?.({ cz: "listening", port, host, engine } satisfies HubMessage);
 }
 
 /** The broker of a worker: room broadcasts go to the other workers through the primary. */

@@ -4,12 +4,20 @@ import { get } from "node:http";
 import WS from "ws";
 import { sleep, startScript, waitFor } from "../helpers.js";
 
+/** The HTTP engine the workers should run: the one this pass of the suite asks for. */
+const expectedEngine = process.env.CATZILLA_HTTP_ENGINE === "native" ? "native" : "node";
+
 function statsPid(port: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const request = get({ host: "127.0.0.1", port, path: "/stats", agent: false }, (res) => {
       let body = "";
       res.on("data", (d) => (body += d));
-      res.on("end", () => resolve((JSON.parse(body) as { pid: number }).pid));
+      res.on("end", () => {
+        const stats = JSON.parse(body) as { pid: number; httpEngine: string };
+        // Workers run the HTTP engine asked for (on the native one each binds the port itself).
+        if (stats.httpEngine !== expectedEngine) reject(new Error(`a worker runs the ${stats.httpEngine} HTTP engine, not ${expectedEngine}`));
+        else resolve(stats.pid);
+      });
     }).on("error", reject);
     // A connection handed to a worker that just died gets no answer.
     request.setTimeout(2_000, () => request.destroy(new Error("no answer within 2 s")));

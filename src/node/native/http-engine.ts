@@ -741,7 +741,7 @@ export class NativeHttpEngine implements HttpEngine {
     this.keepAliveSeconds = Math.max(1, Math.floor(options.keepAliveTimeoutMs / 1000));
   }
 
-  async listen(port: number, host: string): Promise<BoundAddress> {
+  async listen(port: number, host: string, shared = false): Promise<BoundAddress> {
     const address = isIP(host) !== 0 ? host : (await lookup(host)).address;
     const binding = this.binding;
     const handle = binding.createHttpServer({
@@ -764,7 +764,7 @@ export class NativeHttpEngine implements HttpEngine {
       keepAliveTimeoutMs: this.options.keepAliveTimeoutMs,
     });
     try {
-      const bound = binding.serverListen(handle, address, port, 511, false);
+      const bound = binding.serverListen(handle, address, port, 511, shared);
       this.handle = handle;
       return { address, port: bound };
     } catch (error) {
