@@ -559,15 +559,14 @@ static int p_head(void *user, const cz_http_head_t *head) {
   if (head->expect_continue && (head->chunked || head->content_length > 0) && append_out(c, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0) {
     mark_dirty(s, c);
   }
+  /* The caller knows the connection's peer from its first request: it is given once. */
   char peer[INET6_ADDRSTRLEN] = "";
   uint16_t port = 0;
-  if (!first) {
-    /* The caller knows the connection's peer from its first request. */
-  } else if (c->peer.ss_family == AF_INET) {
+  if (first && c->peer.ss_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)&c->peer;
     inet_ntop(AF_INET, &a->sin_addr, peer, sizeof peer);
     port = ntohs(a->sin_port);
-  } else if (c->peer.ss_family == AF_INET6) {
+  } else if (first && c->peer.ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&c->peer;
     inet_ntop(AF_INET6, &a->sin6_addr, peer, sizeof peer);
     port = ntohs(a->sin6_port);

@@ -12,7 +12,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { nativeOrSkip } from "./native-helpers.js";
-import { HTTP_END, HTTP_REQUEST, HTTP_WRITE, type HttpServerHandle, type HttpServerOptions, type NativeBinding } from "../../src/node/native/binding.js";
+import { HTTP_END, HTTP_REQUEST, HTTP_WRITE, splitFields, type HttpServerHandle, type HttpServerOptions, type NativeBinding } from "../../src/node/native/binding.js";
 
 interface SeenRequest {
   id: number;
@@ -37,7 +37,7 @@ class Harness {
   constructor(readonly binding: NativeBinding, options: HttpServerOptions, onRequest: (req: SeenRequest, h: Harness) => void) {
     this.handle = binding.createHttpServer({
       onRequest: (id, method, target, minor, flags, _length, fields) => {
-        const headers = fields === "" ? [] : fields.split("\n");
+        const headers = splitFields(fields);
         let resolve!: () => void;
         const ended = new Promise<void>((r) => (resolve = r));
         this.bodyEnds.set(id, resolve);

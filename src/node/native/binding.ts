@@ -158,6 +158,11 @@ export const HTTP_REQUEST = { keepAlive: 1, upgrade: 2, expectContinue: 4, chunk
 /** Why a connection ended, as onClose reports it (CZ_SERVER_END_*). */
 export const HTTP_END = ["peer", "server", "timeout", "refused"] as const;
 
+/** The raw headers (name, value, ...) of onRequest's `fields`. */
+export function splitFields(fields: string): string[] {
+  return fields === "" ? [] : fields.split("\n");
+}
+
 export interface HttpServerHandlers {
   /**
    * A request head; `contentLength` is -1 when there is none. `fields`: "name\nvalue\nname\nvalue..."

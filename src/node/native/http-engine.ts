@@ -22,7 +22,7 @@ import type { ResolvedAppOptions } from "../../options.js";
 import { MAX_IN_FLIGHT_BYTES, giveSlab, slabSizeFor, takeSlab } from "../slabs.js";
 import { createCompressor } from "../stream-writer.js";
 import { closeDelimitedHead } from "../http-engine.js";
-import { HTTP_REQUEST, HTTP_WRITE, type HttpServerHandle, type NativeBinding } from "./binding.js";
+import { HTTP_REQUEST, HTTP_WRITE, splitFields, type HttpServerHandle, type NativeBinding } from "./binding.js";
 
 /** Body bytes queued for a consumer that does not read before the C side stops reading. */
 const BODY_HIGH_WATER = 64 * 1024;
@@ -746,7 +746,7 @@ export class NativeHttpEngine implements HttpEngine {
     const binding = this.binding;
     const handle = binding.createHttpServer({
       onRequest: (id, method, target, minor, flags, length, fields, peer, peerPort) =>
-        this.request(id, method, target, minor, flags, length, fields === "" ? [] : fields.split("\n"), peer, peerPort),
+        this.request(id, method, target, minor, flags, length, splitFields(fields), peer, peerPort),
       onBody: (id, bytes) => this.connections.get(id)?.current?.body(bytes),
       onBodyEnd: (id) => this.connections.get(id)?.current?.bodyEnd(),
       onDrain: (id) => this.connections.get(id)?.current?.writer?.drain(),
