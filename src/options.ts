@@ -101,8 +101,9 @@ export interface AppOptions {
    * `"native"` (the C server: requests parsed in C, responses written from C; the addon must
    * load, or `listen()` fails) or `"auto"` (native where the addon loaded, node:http otherwise).
    * The `CATZILLA_HTTP_ENGINE` environment variable sets it when this option is not given. With
-   * `workers` > 1 node:http serves (the cluster shares its port).
-   * @default "node"
+   * `workers` > 1 every worker runs the engine chosen (on the native one each binds the port,
+   * SO_REUSEPORT). `stats().httpEngine` says which serves.
+   * @default "auto"
    */
   httpEngine?: HttpEngineChoice;
   /**
@@ -143,7 +144,7 @@ export const DEFAULTS: Readonly<Omit<ResolvedAppOptions, "logger" | "websocket">
   shutdownTimeoutMs: 10_000,
   handleSignals: true,
   engine: "auto",
-  httpEngine: "node",
+  httpEngine: "auto",
 });
 
 const POSITIVE_INTEGERS = [

@@ -136,7 +136,10 @@ export class Catzilla extends Router {
     });
   }
 
-  /** The node:http server, once `listen()` was called (null in the primary of workers). */
+  /**
+   * The node:http server, once `listen()` was called on the node:http engine (null on the native
+   * HTTP engine, and in the primary of workers).
+   */
   get server(): Server | null {
     return this.appServer.nodeServer;
   }

@@ -64,11 +64,11 @@ test("httpEngine: native without the addon fails at listen, naming the way out; 
   assert.match(explicit.out, /native HTTP engine was asked for .* cannot load/);
   assert.match(explicit.out, /httpEngine "auto" or "node"/);
   assert.match(listen({ CATZILLA_ADDON: "/nonexistent/catzilla.node" }, '{ httpEngine: "auto" }').out, /httpEngine=node ok/);
-  assert.match(listen({}).out, /httpEngine=node ok/, "node:http is the default");
+  assert.match(listen({ CATZILLA_ADDON: "/nonexistent/catzilla.node" }).out, /httpEngine=node ok/, "auto, the default, falls back to node:http");
   assert.match(listen({ CATZILLA_HTTP_ENGINE: "fast" }).out, /must be "auto", "native" or "node", got fast/);
 });
 
-test("httpEngine: auto serves on the C server where the addon is built", (t) => {
+test("httpEngine: auto, the default, serves on the C server where the addon is built", (t) => {
   const built = listen({ CATZILLA_HTTP_ENGINE: "native" });
   if (built.status !== 0) {
     if (process.env.CI === "true") assert.fail(`CI=true but the native HTTP engine does not load: ${built.out}`);
@@ -76,4 +76,6 @@ test("httpEngine: auto serves on the C server where the addon is built", (t) => 
   }
   assert.match(built.out, /httpEngine=native ok/);
   assert.match(listen({ CATZILLA_HTTP_ENGINE: "auto" }).out, /httpEngine=native ok/);
+  assert.match(listen({}).out, /httpEngine=native ok/, "auto is the default");
+  assert.match(listen({}, '{ httpEngine: "node" }').out, /httpEngine=node ok/);
 });
