@@ -221,15 +221,21 @@ export class EventSourceResponse extends StreamingResponse<EventItem> {
     this.endStream();
   }
 
-  protected override onStart(writer: BodyWriter, lastEventId: string | undefined): (() => void) | void {
+  /** The heartbeat of a stream this response writes itself, while it runs. */
+  private beat: Heartbeat | null = null;
+
+  protected override onStart(writer: BodyWriter, lastEventId: string | undefined): void {
     writer.shutdownAtOnce = true;
+    // The head went to the engine; an event stream (never sent twice) keeps no header map.
+    this.releaseHeaders();
     this.started(new WriterSink(writer), lastEventId);
-    const stopBeat = this.pingMs === 0 ? undefined
-      : addHeartbeat(this.pingMs, { writer, ping: encodeComment(this.pingComment), seen: writer.bytes });
-    return () => {
-      stopBeat?.();
-      this.stopped();
-    };
+    if (this.pingMs > 0) this.beat = addHeartbeat(this.pingMs, writer, this.pingComment);
+  }
+
+  protected override onStop(): void {
+    if (this.beat !== null) removeHeartbeat(this.pingMs, this.beat);
+    this.beat = null;
+    this.stopped();
   }
 
   private started(sink: WriterSink | NativeStream, lastEventId: string | undefined): void {
@@ -283,8 +289,10 @@ interface Heartbeat {
  * stream costs a set entry, not a timer.
  */
 const heartbeats = new Map<number, Set<Heartbeat>>();
+/** Heartbeat comments by text: streams with the same comment share the string. */
+const pings = new Map<string, string>();
 
-function addHeartbeat(periodMs: number, beat: Heartbeat): () => void {
+function addHeartbeat(periodMs: number, writer: BodyWriter, comment: string): Heartbeat {
   let beats = heartbeats.get(periodMs);
   if (beats === undefined) {
     const set = (beats = new Set());
@@ -293,8 +301,18 @@ function addHeartbeat(periodMs: number, beat: Heartbeat): () => void {
       for (const b of set) beatOnce(b);
     }, periodMs).unref();
   }
+  let ping = pings.get(comment);
+  if (ping === undefined) {
+    ping = encodeComment(comment);
+    if (pings.size < 64) pings.set(comment, ping);
+  }
+  const beat = { writer, ping, seen: writer.bytes };
   beats.add(beat);
-  return () => void beats.delete(beat);
+  return beat;
+}
+
+function removeHeartbeat(periodMs: number, beat: Heartbeat): void {
+  heartbeats.get(periodMs)?.delete(beat);
 }
 
 function beatOnce(beat: Heartbeat): void {

@@ -173,11 +173,11 @@ export class StreamingResponse<T = Chunk> extends Response {
     return toPullIterator<T>(this.produce(controller));
   }
 
-  /**
-   * Called once headers are written; the returned function runs when the stream stops.
-   * @internal
-   */
-  protected onStart(_writer: BodyWriter, _lastEventId: string | undefined): (() => void) | void {}
+  /** Called once headers are written. @internal */
+  protected onStart(_writer: BodyWriter, _lastEventId: string | undefined): void {}
+
+  /** Called when a stream that started stops, however it ends. @internal */
+  protected onStop(): void {}
 
   /** @internal */
   override async send(ctx: SendContext): Promise<void> {
@@ -192,13 +192,13 @@ export class StreamingResponse<T = Chunk> extends Response {
     stats.streams.created++;
     let finished = false;
     let iterator: PullIterator<T> | null = null;
-    let stop: (() => void) | void = undefined;
+    let started = false;
     let resolveDone!: () => void;
     const done = new Promise<void>((resolve) => (resolveDone = resolve));
     const finish = (outcome: Outcome): void => {
       if (finished) return;
       finished = true;
-      stop?.();
+      if (started) this.onStop();
       stats.streams.active--;
       if (outcome === "completed") stats.streams.completed++;
       else stats.streams.aborted++;
@@ -244,7 +244,8 @@ export class StreamingResponse<T = Chunk> extends Response {
     const writeHead = (first: Chunk | FileRegion | undefined, opening?: Chunk): void => {
       res.writeHead(this.status, this.finalHeaders(first).toFlatArray());
       if (opening !== undefined) writer.push(opening);
-      stop = this.onStart(writer, req.lastEventId);
+      started = true;
+      this.onStart(writer, req.lastEventId);
     };
 
     // Until the first chunk exists nothing is sent, so a failure still becomes an error response.
@@ -452,32 +453,47 @@ function toPullIterator<T>(source: ChunkSource<T>): PullIterator<T> {
   throw new TypeError("A stream source must be an iterable, async iterable, Node Readable or ReadableStream");
 }
 
+// Classes, not object literals with closures: a long stream keeps one small object per source.
 function fromSync<T>(it: Iterator<T>): PullIterator<T> {
-  return {
-    isSync: true,
-    next: () => it.next(),
-    async return() {
-      try {
-        it.return?.();
-      } catch {
-        // The source's own cleanup failed; the stream is over either way.
-      }
-    },
-  };
+  return new SyncPull(it);
 }
 
 function fromAsync<T>(it: AsyncIterator<T>): PullIterator<T> {
-  return {
-    isSync: false,
-    next: () => it.next(),
-    async return() {
-      try {
-        await it.return?.();
-      } catch {
-        // As above.
-      }
-    },
-  };
+  return new AsyncPull(it);
+}
+
+class SyncPull<T> implements PullIterator<T> {
+  readonly isSync = true;
+  constructor(private readonly it: Iterator<T>) {}
+
+  next(): IteratorResult<T> {
+    return this.it.next();
+  }
+
+  async return(): Promise<void> {
+    try {
+      this.it.return?.();
+    } catch {
+      // The source's own cleanup failed; the stream is over either way.
+    }
+  }
+}
+
+class AsyncPull<T> implements PullIterator<T> {
+  readonly isSync = false;
+  constructor(private readonly it: AsyncIterator<T>) {}
+
+  next(): Promise<IteratorResult<T>> {
+    return this.it.next();
+  }
+
+  async return(): Promise<void> {
+    try {
+      await this.it.return?.();
+    } catch {
+      // As above.
+    }
+  }
 }
 
 function sizeOf(chunk: Chunk | FileRegion): number {

@@ -236,6 +236,8 @@ class Exchange implements IncomingRequest, ResponseSink {
   private serializeHead(streamed: boolean): string {
     const status = this.statusCode;
     const headers = this.head ?? [];
+    // The head is text from here on: a long stream keeps none of it.
+    this.head = null;
     let text = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\n`;
     let length = false;
     let date = false;
