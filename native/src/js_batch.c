@@ -35,6 +35,14 @@ void cz_js_batch_end(cz_js_batch_t *b) {
   b->handler_object = NULL;
 }
 
+void cz_js_batch_checkpoint(cz_js_batch_t *b) {
+  napi_env env = b->env;
+  napi_close_callback_scope(env, b->callback_scope);
+  napi_value resource;
+  napi_get_reference_value(env, b->resource, &resource);
+  napi_open_callback_scope(env, resource, b->context, &b->callback_scope);
+}
+
 /* handlers[name], from the ones looked up already or looked up now; 0 or -1. */
 static int function_of(cz_js_batch_t *b, const char *name, napi_value *fn) {
   napi_env env = b->env;

@@ -1,7 +1,7 @@
 /*
  * Reports from C to a JavaScript handler object, in batches: every batch runs inside one handle
  * scope and one callback scope, so that promise jobs and nextTicks run after each batch, as
- * after any I/O callback. The WebSocket engine's glue (addon.c) and the HTTP server's
+ * after any I/O callback, or at a checkpoint inside it. The WebSocket engine's glue (addon.c) and the HTTP server's
  * (server_binding.c) report through it.
  */
 #ifndef CZ_JS_BATCH_H
@@ -32,6 +32,11 @@ int cz_js_batch_init(cz_js_batch_t *b, napi_env env, const char *name);
 int cz_js_batch_set_handlers(cz_js_batch_t *b, napi_value handlers);
 void cz_js_batch_begin(cz_js_batch_t *b);
 void cz_js_batch_end(cz_js_batch_t *b);
+/*
+ * Inside a batch: run the promise jobs and nextTicks queued so far, as the end of the batch would,
+ * and go on in the same batch.
+ */
+void cz_js_batch_checkpoint(cz_js_batch_t *b);
 /* Call handlers[name](...argv) inside a batch; what it throws is the process's uncaught exception. */
 void cz_js_batch_call(cz_js_batch_t *b, const char *name, size_t argc, napi_value *argv);
 void cz_js_batch_destroy(cz_js_batch_t *b);

@@ -105,6 +105,7 @@ struct cz_server {
   int handles_open;
   int batch_depth;
   int freeing;
+  int reported; /* a request or body bytes were reported since after_reads last ran */
   int free_requested; /* cz_server_free was called inside a batch: it runs when the batch ends */
   conn_t **slots;
   uint16_t *generations;
@@ -571,6 +572,7 @@ static int p_head(void *user, const cz_http_head_t *head) {
     inet_ntop(AF_INET6, &a->sin6_addr, peer, sizeof peer);
     port = ntohs(a->sin6_port);
   }
+  s->reported = 1;
   s->events.on_request(s->ctx, c->id, head, first ? peer : NULL, port);
   /* The handler may have cut the connection. */
   return (c->flags & C_CLOSING) ? 1 : 0;
@@ -580,7 +582,10 @@ static int p_body(void *user, const uint8_t *data, size_t len) {
   parse_ctx_t *p = user;
   conn_t *c = p->c;
   /* A body whose response already ended is read and dropped. */
-  if (!(c->flags & C_RESPONDED)) p->s->events.on_body(p->s->ctx, c->id, data, len);
+  if (!(c->flags & C_RESPONDED)) {
+    p->s->reported = 1;
+    p->s->events.on_body(p->s->ctx, c->id, data, len);
+  }
   return (c->flags & (C_CLOSING | C_PAUSED)) ? 1 : 0;
 }
 
@@ -591,6 +596,7 @@ static int p_end(void *user) {
   conn_t *c = p->c;
   c->flags |= C_BODY_DONE;
   if (!(c->flags & C_RESPONDED)) {
+    p->s->reported = 1;
     p->s->events.on_body_end(p->s->ctx, c->id);
     /* The next pipelined request waits for this response. */
     if (!(c->flags & C_RESPONDED)) return 1;
@@ -754,6 +760,16 @@ static void accept_some(cz_server_t *s) {
   update_ref(s);
 }
 
+/*
+ * A connection's input is parsed and its requests (or body bytes) were reported: what they
+ * queued runs now, before the next connection's requests, not after all of the batch's.
+ */
+static void after_reads(cz_server_t *s) {
+  if (!s->reported) return;
+  s->reported = 0;
+  if (s->events.after_reads != NULL) s->events.after_reads(s->ctx);
+}
+
 /* Parse again the connections whose response ended, then flush: until nothing is left, or a bound. */
 static void settle(cz_server_t *s) {
   for (int round = 0; round < SETTLE_ROUNDS && (s->resume_len > 0 || s->dirty != NULL); round++) {
@@ -763,6 +779,7 @@ static void settle(cz_server_t *s) {
       if (c == NULL) continue;
       c->flags &= ~C_RESUME;
       feed(s, c);
+      after_reads(s);
     }
     if (count > 0) {
       s->resume_len -= count;
@@ -795,6 +812,7 @@ static void on_ready(uv_poll_t *poller, int status, int events) {
     if (got & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
       if (c->interest & EPOLLIN) {
         read_conn(s, c);
+        after_reads(s);
       } else if (got & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
         /* Not reading (paused, or the pipeline is full), and the peer is gone. */
         close_conn(c, s, CZ_SERVER_END_PEER);

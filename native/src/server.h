@@ -54,6 +54,12 @@ typedef struct cz_server_events {
   void (*on_drain)(void *ctx, uint32_t id);
   /* A connection that had a request reported ended (once); `end` is CZ_SERVER_END_*. */
   void (*on_close)(void *ctx, uint32_t id, int end);
+  /*
+   * Inside a batch, after a connection's input was read and parsed and a request or body bytes
+   * of it were reported: what the reports queued (promise jobs) may run now, before the next connection's
+   * requests, as node:http runs them after each socket's read. Optional.
+   */
+  void (*after_reads)(void *ctx);
 } cz_server_events_t;
 
 cz_server_t *cz_server_new(uv_loop_t *loop, const cz_server_options_t *options, const cz_server_events_t *events, void *ctx);

@@ -64,6 +64,11 @@ static void b_end(void *ctx) {
   if (--b->depth == 0 && b->closed) cz_js_batch_destroy(&b->js);
 }
 
+static void b_after_reads(void *ctx) {
+  binding_t *b = ctx;
+  if (!b->closed) cz_js_batch_checkpoint(&b->js);
+}
+
 static void call(binding_t *b, const char *name, size_t argc, napi_value *argv) {
   cz_js_batch_call(&b->js, name, argc, argv);
 }
@@ -176,7 +181,7 @@ static void b_close(void *ctx, uint32_t id, int end) {
   call(b, "onClose", 2, argv);
 }
 
-static const cz_server_events_t server_events = {b_begin, b_end, b_request, b_body, b_body_end, b_drain, b_close};
+static const cz_server_events_t server_events = {b_begin, b_end, b_request, b_body, b_body_end, b_drain, b_close, b_after_reads};
 
 /* ---- arguments ---- */
 

@@ -509,3 +509,71 @@ describe("mistakes are caught where they are made", () => {
     assert.equal(started, false);
   });
 });
+
+describe("turns of the event loop", () => {
+  /** A keep-alive connection that reads one response at a time (Content-Length bodies). */
+  async function keepAlive(port: number): Promise<{ send(path: string): void; response(): Promise<string>; socket: Socket }> {
+    const socket = connect(port, "127.0.0.1");
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    let data = "";
+    let waiting: (() => void) | null = null;
+    socket.setEncoding("latin1");
+    socket.on("data", (d: string) => {
+      data += d;
+      waiting?.();
+    });
+    const complete = (): string | null => {
+      const end = data.indexOf("\r\n\r\n");
+      if (end < 0) return null;
+      const length = Number(/\r\ncontent-length: (\d+)/i.exec(data.slice(0, end))?.[1] ?? 0);
+      if (data.length < end + 4 + length) return null;
+      const body = data.slice(end + 4, end + 4 + length);
+      data = data.slice(end + 4 + length);
+      return body;
+    };
+    return {
+      socket,
+      send: (path) => void socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`),
+      response: async () => {
+        for (;;) {
+          const body = complete();
+          if (body !== null) return body;
+          await new Promise<void>((resolve) => (waiting = resolve));
+        }
+      },
+    };
+  }
+
+  test("a request's promise jobs run before the next connection's request reaches the app, as on node:http", { timeout: 10_000 }, async () => {
+    // Requests that arrive in the same read of the loop used to be handed to the app one after
+    // another before any of their promise jobs ran, so every async handler of the batch was in
+    // flight at once (and its objects outlived the young generation's collections).
+    const app = testApp();
+    const log: string[] = [];
+    app.get("/warm", () => "warm");
+    app.get("/step/{name}", async (req) => {
+      log.push(`start ${req.params.name}`);
+      await null;
+      log.push(`after ${req.params.name}`);
+      return "ok";
+    });
+    const { port } = await app.listen({ port: 0, host: "127.0.0.1" });
+    const clients = await Promise.all(["a", "b", "c"].map(() => keepAlive(port)));
+    try {
+      // Every connection is accepted and idle first, so that the steps below arrive together.
+      for (const client of clients) client.send("/warm");
+      assert.deepEqual(await Promise.all(clients.map((c) => c.response())), ["warm", "warm", "warm"]);
+      // Written in one turn: the server reads all three in one turn of its loop.
+      clients.forEach((client, i) => client.send(`/step/${"abc"[i]}`));
+      assert.deepEqual(await Promise.all(clients.map((c) => c.response())), ["ok", "ok", "ok"]);
+      assert.equal(log.length, 6);
+      for (let i = 0; i < log.length; i += 2) {
+        const name = log[i]!.split(" ")[1];
+        assert.deepEqual([log[i], log[i + 1]], [`start ${name}`, `after ${name}`], `promise jobs interleaved: ${log.join(", ")}`);
+      }
+    } finally {
+      for (const client of clients) client.socket.destroy();
+      await app.close();
+    }
+  });
+});
