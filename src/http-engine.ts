@@ -41,6 +41,8 @@ export interface RequestConnection {
   readonly destroyed: boolean;
   /** Called once the connection closed (the client went away, or the response ended it). */
   once(event: "close", listener: () => void): unknown;
+  /** The listener `once` added is not called after all (its request is done). */
+  off(event: "close", listener: () => void): unknown;
 }
 
 /**

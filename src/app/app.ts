@@ -385,6 +385,7 @@ export class Catzilla extends Router {
   private settle(exchange: Exchange): void {
     if (exchange.settled) return;
     exchange.settled = true;
+    exchange.req.responseDone();
     this.collector.http.active--;
     this.collector.countResponse(exchange.res.statusCode);
     if (exchange.scope !== null) {

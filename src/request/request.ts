@@ -159,11 +159,32 @@ export class Request<P = Record<string, string | number>, V = {}> {
   get signal(): AbortSignal {
     if (this.abortController === undefined) {
       const controller = (this.abortController = new AbortController());
-      const res = this.source.socket;
-      if (res.destroyed) controller.abort(new ClientDisconnectError());
-      else res.once("close", () => controller.abort(new ClientDisconnectError()));
+      const socket = this.source.socket;
+      if (socket.destroyed || this.responded) {
+        if (!this.responded) controller.abort(new ClientDisconnectError());
+      } else {
+        const listener = (): void => controller.abort(new ClientDisconnectError());
+        this.closeListener = listener;
+        socket.once("close", listener);
+      }
     }
     return this.abortController.signal;
+  }
+
+  /** What `signal` listens to on the connection until the response is done. */
+  private closeListener: (() => void) | null = null;
+  private responded = false;
+
+  /**
+   * @internal The response is done (sent, streamed to its end, or cut): a keep-alive connection
+   * that closes later is no disconnect of this request, and it keeps no listener of it.
+   */
+  responseDone(): void {
+    this.responded = true;
+    const listener = this.closeListener;
+    if (listener === null) return;
+    this.closeListener = null;
+    this.incoming?.socket.off("close", listener);
   }
 
   /**

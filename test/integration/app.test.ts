@@ -510,7 +510,7 @@ describe("mistakes are caught where they are made", () => {
   });
 });
 
-describe("turns of the event loop", () => {
+describe("keep-alive connections and turns of the event loop", () => {
   /** A keep-alive connection that reads one response at a time (Content-Length bodies). */
   async function keepAlive(port: number): Promise<{ send(path: string): void; response(): Promise<string>; socket: Socket }> {
     const socket = connect(port, "127.0.0.1");
@@ -573,6 +573,46 @@ describe("turns of the event loop", () => {
       }
     } finally {
       for (const client of clients) client.socket.destroy();
+      await app.close();
+    }
+  });
+
+  test("req.signal fires when the client leaves during the response, never for a response already done", { timeout: 10_000 }, async () => {
+    const app = testApp();
+    let fired = 0;
+    let inFlight: AbortSignal | null = null;
+    app.get("/signal", (req) => {
+      req.signal.addEventListener("abort", () => fired++);
+      return "done";
+    });
+    app.get("/wait", async (req) => {
+      inFlight = req.signal;
+      await new Promise((resolve) => req.signal.addEventListener("abort", resolve));
+      return "never";
+    });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => void warnings.push(warning.name);
+    process.on("warning", onWarning);
+    const { port } = await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      // Many requests on one keep-alive connection, each done before the next: the connection
+      // keeps no listener of theirs, and their signals stay quiet when it closes.
+      const client = await keepAlive(port);
+      for (let i = 0; i < 25; i++) {
+        client.send("/signal");
+        assert.equal(await client.response(), "done");
+      }
+      client.socket.destroy();
+      const waiting = await keepAlive(port);
+      waiting.send("/wait");
+      await waitFor(() => inFlight !== null, 3_000, "the waiting request");
+      waiting.socket.destroy();
+      await waitFor(() => inFlight!.aborted, 3_000, "the signal of the request in flight");
+      assert.ok(inFlight!.reason instanceof Error && /disconnect/i.test(String(inFlight!.reason)), String(inFlight!.reason));
+      assert.equal(fired, 0);
+      assert.deepEqual(warnings.filter((name) => name === "MaxListenersExceededWarning"), []);
+    } finally {
+      process.off("warning", onWarning);
       await app.close();
     }
   });

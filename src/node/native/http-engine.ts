@@ -118,6 +118,13 @@ class Connection implements RequestConnection {
     return this;
   }
 
+  off(_event: "close", listener: () => void): this {
+    const listeners = this.listeners;
+    const at = listeners === null ? -1 : listeners.lastIndexOf(listener);
+    if (at >= 0) listeners!.splice(at, 1);
+    return this;
+  }
+
   ended(): void {
     this.destroyed = true;
     const listeners = this.listeners;
