@@ -1,8 +1,8 @@
 /*
  * Reports from C to a JavaScript handler object, in batches: every batch runs inside one handle
  * scope and one callback scope, so that promise jobs and nextTicks run after each batch, as
- * after any I/O callback, or at a checkpoint inside it. The WebSocket engine's glue (addon.c) and the HTTP server's
- * (server_binding.c) report through it.
+ * after any I/O callback, or at a checkpoint inside it. The WebSocket engine's glue (addon.c)
+ * and the HTTP server's (server_binding.c) report through it.
  */
 #ifndef CZ_JS_BATCH_H
 #define CZ_JS_BATCH_H

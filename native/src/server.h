@@ -56,8 +56,8 @@ typedef struct cz_server_events {
   void (*on_close)(void *ctx, uint32_t id, int end);
   /*
    * Inside a batch, after a connection's input was read and parsed and a request or body bytes
-   * of it were reported: what the reports queued (promise jobs) may run now, before the next connection's
-   * requests, as node:http runs them after each socket's read. Optional.
+   * of it were reported: what the reports queued (promise jobs) may run now, before the next
+   * connection's requests, as node:http runs them after each socket's read. Optional.
    */
   void (*after_reads)(void *ctx);
 } cz_server_events_t;
