@@ -160,12 +160,14 @@ export class Request<P = Record<string, string | number>, V = {}> {
     if (this.abortController === undefined) {
       const controller = (this.abortController = new AbortController());
       const socket = this.source.socket;
-      if (socket.destroyed || this.responded) {
-        if (!this.responded) controller.abort(new ClientDisconnectError());
-      } else {
-        const listener = (): void => controller.abort(new ClientDisconnectError());
-        this.closeListener = listener;
-        socket.once("close", listener);
+      // Once the response is done the signal never fires.
+      if (!this.responded) {
+        if (socket.destroyed) controller.abort(new ClientDisconnectError());
+        else {
+          const listener = (): void => controller.abort(new ClientDisconnectError());
+          this.closeListener = listener;
+          socket.once("close", listener);
+        }
       }
     }
     return this.abortController.signal;
